@@ -1,0 +1,360 @@
+"""A real Apache Kafka broker (KRaft, one node) for local runs and tests, without Docker.
+
+The jars come from Maven Central through deploy/kafka/pom.xml and run on the machine's Java.
+Used only when KAFKA_BOOTSTRAP_SERVERS is not given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import concurrent.futures
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+# Newest Kafka that aiokafka 0.14.0 was proven against (tests/integration/test_kafka_broker.py):
+# idempotent producer with acks=all, consumer groups with manual commits, admin create_topics.
+KAFKA_VERSION = "4.4.0"
+
+# Unlimited retention: the events topic is a replayable log, not a buffer.
+TOPIC_CONFIG: dict[str, str] = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "cleanup.policy": "delete",
+    "min.insync.replicas": "1",
+}
+
+_DEPLOY_KAFKA = Path(__file__).resolve().parent.parent / "kafka"
+_POM = _DEPLOY_KAFKA / "pom.xml"
+_LOG4J2 = _DEPLOY_KAFKA / "log4j2.properties"
+_HOST = "127.0.0.1"
+_ALTERNATIVES = "or set KAFKA_BOOTSTRAP_SERVERS to a running broker, or use `docker compose up`"
+
+
+class MissingPrerequisite(RuntimeError):
+    """Java 17+ or Maven is missing; the message is one line saying what to do."""
+
+
+def _java_major(java: str) -> int:
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if match is None:
+        return 0
+    major = int(match.group(1))
+    # Java 8 and older report themselves as "1.x".
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def _require_java() -> str:
+    java = shutil.which("java")
+    if java is None or _java_major(java) < 17:
+        raise MissingPrerequisite(
+            f"Kafka {KAFKA_VERSION} needs Java 17 or newer on PATH "
+            f"(e.g. `apt-get install openjdk-17-jre-headless`), {_ALTERNATIVES}"
+        )
+    return java
+
+
+def _require_mvn() -> str:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise MissingPrerequisite(
+            f"fetching Kafka {KAFKA_VERSION}'s jars needs Maven on PATH "
+            f"(e.g. `apt-get install maven`), {_ALTERNATIVES}"
+        )
+    return mvn
+
+
+def ensure_jars(cache_root: Path) -> Path:
+    """Return `<cache_root>/kafka-<version>/libs`, fetching the jars on the first call."""
+    _require_java()
+    home = cache_root / f"kafka-{KAFKA_VERSION}"
+    libs = home / "libs"
+    complete = home / "download-complete"
+    if complete.exists():
+        return libs
+    mvn = _require_mvn()
+    home.mkdir(parents=True, exist_ok=True)
+    # Two test sessions may start at once; one downloads, the other waits and reuses.
+    with (home / "download.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if complete.exists():
+            return libs
+        # A folder without the marker is an interrupted download: start it over.
+        shutil.rmtree(libs, ignore_errors=True)
+        result = subprocess.run(
+            [
+                mvn, "-B", "-q", "-f", str(_POM), "dependency:copy-dependencies",
+                f"-Dkafka.version={KAFKA_VERSION}", "-DincludeScope=runtime", f"-DoutputDirectory={libs}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0 or not (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+            raise RuntimeError(
+                f"mvn could not fetch Kafka {KAFKA_VERSION} (exit {result.returncode}):\n{tail}"
+            )
+        complete.write_text(KAFKA_VERSION + "\n")
+    return libs
+
+
+def _free_ports(count: int) -> list[int]:
+    # Keep every socket open until all are chosen, so the ports differ from each other.
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((_HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _cluster_id() -> str:
+    # Kafka's Uuid text form (URL-safe base64, no padding); Kafka itself never hands out one
+    # starting with "-" since it would read as a command-line option. Saves a JVM start.
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((_HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def _metadata_ok(bootstrap: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        return bool(cluster.get("brokers"))
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await admin.close()
+
+
+def _probe(bootstrap: str) -> bool:
+    # A fresh event loop in a worker thread, so start() also works when called from async code.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _metadata_ok(bootstrap)).result()
+
+
+class LocalKafka:
+    """One KRaft broker+controller process whose whole state lives in `data_dir`."""
+
+    def __init__(
+        self, data_dir: Path, cache_root: Path, port: int | None = None, controller_port: int | None = None
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.cache_root = cache_root.resolve()
+        self._requested = (port, controller_port)
+        self._ports: tuple[int, int] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._console: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{_HOST}:{self._resolve_ports()[0]}"
+
+    @property
+    def log_dir(self) -> Path:
+        """Broker logs (server.log) and the JVM's console output (console.log)."""
+        return self.data_dir / "logs"
+
+    def _resolve_ports(self) -> tuple[int, int]:
+        # A formatted data dir is tied to its controller address, and clients remember the
+        # bootstrap address: a restart on the same data dir reuses the ports chosen first.
+        if self._ports is None:
+            saved = self.data_dir / "ports.json"
+            stored: dict[str, int] = json.loads(saved.read_text()) if saved.exists() else {}
+            fresh = _free_ports(2)
+            port = self._requested[0] or stored.get("port") or fresh[0]
+            controller = self._requested[1] or stored.get("controller_port") or fresh[1]
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps({"port": port, "controller_port": controller}) + "\n")
+            self._ports = (port, controller)
+        return self._ports
+
+    def _write_properties(self) -> Path:
+        port, controller = self._resolve_ports()
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{_HOST}:{controller}",
+            # An empty host would bind every interface and advertise the host name.
+            "listeners": f"PLAINTEXT://{_HOST}:{port},CONTROLLER://{_HOST}:{controller}",
+            "advertised.listeners": f"PLAINTEXT://{_HOST}:{port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir / "kraft-logs"),
+            "num.partitions": "1",
+            # One node: internal topics cannot have more replicas than brokers.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "min.insync.replicas": "1",
+            # Tests join consumer groups often; the default 3 s delay per join adds up.
+            "group.initial.rebalance.delay.ms": "0",
+            # The project creates its topics explicitly; a typo must not invent a topic.
+            "auto.create.topics.enable": "false",
+        }
+        path = self.data_dir / "server.properties"
+        path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        return path
+
+    def _java_command(self, java: str, libs: Path, main: str, *args: str) -> list[str]:
+        return [
+            java,
+            f"-Dlog4j2.configurationFile={_LOG4J2}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
+        ]
+
+    def _format_once(self, java: str, libs: Path, properties: Path) -> None:
+        if (self.data_dir / "kraft-logs" / "meta.properties").exists():
+            return
+        command = self._java_command(
+            java, libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties)
+        )
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+    def _log_tail(self, lines: int = 40) -> str:
+        parts = []
+        for name in ("console.log", "server.log"):
+            path = self.log_dir / name
+            if path.exists():
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path} ---\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def start(self, timeout: float = 60) -> str:
+        """Start the broker (formatting a new data dir first) and return its bootstrap address."""
+        if self._process is not None and self._process.poll() is None:
+            return self.bootstrap_servers
+        java = _require_java()
+        libs = ensure_jars(self.cache_root)
+        properties = self._write_properties()
+        self._format_once(java, libs, properties)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._console = (self.log_dir / "console.log").open("ab")
+        command = self._java_command(java, libs, "kafka.Kafka", str(properties))
+        command[1:1] = ["-Xms256m", "-Xmx1g"]
+        # Own session: a Ctrl-C meant for the caller does not kill the broker mid-test.
+        self._process = subprocess.Popen(
+            command,
+            cwd=self.data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        atexit.register(self.stop)
+        deadline = time.monotonic() + timeout
+        port = self._resolve_ports()[0]
+        while True:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._release()
+                raise RuntimeError(f"Kafka exited with code {code} while starting:\n{self._log_tail()}")
+            if _port_open(port) and _probe(self.bootstrap_servers):
+                return self.bootstrap_servers
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"Kafka not ready after {timeout:.0f} s:\n{self._log_tail()}")
+            time.sleep(0.2)
+
+    def _signal(self, signum: int) -> None:
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signum)
+
+    def _release(self) -> None:
+        atexit.unregister(self.stop)
+        self._process = None
+        if self._console is not None:
+            self._console.close()
+            self._console = None
+
+    def stop(self) -> None:
+        """Shut down cleanly (SIGTERM, up to 20 s), then SIGKILL if it still runs."""
+        if self._process is None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self._process.wait()
+        self._release()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: the next start() recovers the logs."""
+        if self._process is None:
+            return
+        self._signal(signal.SIGKILL)
+        self._process.wait()
+        self._release()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+async def ensure_topic(
+    bootstrap: str, name: str, partitions: int, config: dict[str, str] | None = None
+) -> None:
+    """Create topic `name` (replication factor 1) unless it exists; an existing one is left as it is."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})]
+        )
+    finally:
+        await admin.close()
+    for topic_error in response.topic_errors:
+        code = int(topic_error[1])
+        if code not in (0, TopicAlreadyExistsError.errno):
+            message = topic_error[2] if len(topic_error) > 2 else ""
+            raise for_code(code)(f"creating topic {name!r}: {message}")

@@ -1,0 +1,208 @@
+"""`decide(command, state) -> events`: the registry's rules, as a pure function.
+
+Facts that need the store (does a referenced agreement exist?) are looked up by the
+handler beforehand and passed in `Known`, so this module never does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.changes import (
+    AddObligation,
+    AddParty,
+    Change,
+    ChangeTerm,
+    RemoveParty,
+    ReviseObligation,
+    WithdrawObligation,
+)
+from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
+from schemas.common import Outcome, Role
+from schemas.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
+from services.registry.domain import periods
+from services.registry.domain.errors import Conflict, Rejected, Violation
+from services.registry.domain.rules import (
+    obligation_violations,
+    obligations_violations,
+    party_violations,
+    term_violations,
+)
+from services.registry.domain.state import AgreementState, apply_change
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the handler found in the store for this command."""
+
+    agreement_id: str = ""
+    existing_agreements: frozenset[str] = field(default_factory=frozenset)
+
+
+def decide(command: Command, state: AgreementState | None, known: Known) -> list[Event]:
+    if isinstance(command, SignAgreement):
+        return [_sign(command, known)]
+    if state is None:
+        raise Conflict("the agreement does not exist")
+    if isinstance(command, AmendAgreement):
+        return [_amend(command, state)]
+    if isinstance(command, ReportProgress):
+        return [_report(command, state)]
+    if isinstance(command, CloseTerm):
+        return [_close(command, state, known)]
+    raise TypeError(f"unknown command {type(command).__name__}")
+
+
+def _sign(command: SignAgreement, known: Known) -> AgreementSigned:
+    violations = party_violations(command.parties)
+    party_ids = {p.party_id for p in command.parties}
+    violations += obligations_violations(command.obligations, party_ids)
+    violations += term_violations(command.signed_on, command.term)
+    parent = command.parent_agreement_id
+    if parent is not None and parent not in known.existing_agreements:
+        violations.append(Violation(("parent_agreement_id",), f"no agreement {parent!r} is registered"))
+    if violations:
+        raise Rejected(violations)
+    return AgreementSigned(agreement_id=known.agreement_id, **command.model_dump())
+
+
+def _ensure_open(state: AgreementState, action: str) -> None:
+    if state.status == "closed":
+        raise Conflict(f"the agreement's term is closed; it cannot be {action}")
+
+
+def _amend(command: AmendAgreement, state: AgreementState) -> AgreementAmended:
+    _ensure_open(state, "amended")
+    violations: list[Violation] = []
+    amended = state
+    for index, change in enumerate(command.changes):
+        found = _change_violations(change, amended, ("changes", index))
+        violations += found
+        if not found:
+            amended = apply_change(amended, change)
+    if not violations:
+        violations += _whole_agreement_violations(amended)
+    if violations:
+        raise Rejected(violations)
+    return AgreementAmended(**command.model_dump())
+
+
+def _change_violations(change: Change, state: AgreementState, loc: tuple[str | int, ...]) -> list[Violation]:
+    """Is this change possible on the agreement as the earlier changes left it?"""
+    obligations, parties = state.obligations, state.parties
+    if isinstance(change, AddObligation):
+        ob = change.obligation
+        if ob.obligation_id in obligations:
+            return [Violation((*loc, "obligation", "obligation_id"), f"{ob.obligation_id!r} already exists")]
+        return obligation_violations(ob, set(parties), (*loc, "obligation"))
+    if isinstance(change, ReviseObligation | WithdrawObligation):
+        current = obligations.get(change.obligation_id)
+        if current is None:
+            return [Violation((*loc, "obligation_id"), f"no obligation {change.obligation_id!r}")]
+        if current.status != "active":
+            return [Violation((*loc, "obligation_id"), f"obligation {change.obligation_id!r} is withdrawn")]
+        if isinstance(change, ReviseObligation):
+            named = change.model_dump(exclude={"op", "obligation_id"}, exclude_none=True)
+            return obligation_violations(current.obligation.model_copy(update=named), set(parties), loc)
+        return []
+    if isinstance(change, AddParty):
+        if change.party.party_id in parties:
+            return [Violation((*loc, "party", "party_id"), f"{change.party.party_id!r} is already a party")]
+        return []
+    if isinstance(change, RemoveParty):
+        if change.party_id not in parties:
+            return [Violation((*loc, "party_id"), f"{change.party_id!r} is not a party")]
+        still = sorted(
+            o.obligation_id
+            for o in obligations.values()
+            if o.status == "active"
+            and (
+                o.obligation.lead_party_id == change.party_id
+                or change.party_id in o.obligation.supporting_party_ids
+            )
+        )
+        if still:
+            return [
+                Violation(
+                    (*loc, "party_id"),
+                    f"{change.party_id!r} still leads or supports active obligations: {', '.join(still)}",
+                )
+            ]
+        return []
+    if isinstance(change, ChangeTerm):
+        return term_violations(state.signed_on, change.term, (*loc, "term", "end"))
+    return []
+
+
+def _whole_agreement_violations(state: AgreementState) -> list[Violation]:
+    """The signing rules on the agreement as all the changes leave it."""
+    found = party_violations(list(state.parties.values()), ("changes",))
+    if not any(o.status == "active" for o in state.obligations.values()):
+        found.append(Violation(("changes",), "the agreement would have no active obligation left"))
+    return found
+
+
+def _report(command: ReportProgress, state: AgreementState) -> ProgressReported:
+    _ensure_open(state, "reported on")
+    violations: list[Violation] = []
+    current = state.obligations.get(command.obligation_id)
+    if current is None:
+        raise Rejected([Violation(("obligation_id",), f"no obligation {command.obligation_id!r}")])
+    if current.status != "active":
+        violations.append(
+            Violation(
+                ("obligation_id",), f"obligation {command.obligation_id!r} is withdrawn; it takes no reports"
+            )
+        )
+    ob = current.obligation
+    if command.party_id != ob.lead_party_id and command.party_id not in ob.supporting_party_ids:
+        violations.append(
+            Violation(("party_id",), f"{command.party_id!r} neither leads nor supports {ob.obligation_id!r}")
+        )
+    if not periods.matches_cadence(command.period, ob.cadence):
+        violations.append(
+            Violation(
+                ("period",),
+                f"a {ob.cadence.value} obligation reports periods like {periods.EXAMPLES[ob.cadence]!r}",
+            )
+        )
+    elif not periods.overlaps(command.period, state.term.start, state.term.end):
+        violations.append(
+            Violation(
+                ("period",), f"{command.period} is outside the term {state.term.start}–{state.term.end}"
+            )
+        )
+    if command.reported_on < state.signed_on:
+        violations.append(
+            Violation(("reported_on",), f"reported_on is before the agreement was signed ({state.signed_on})")
+        )
+    if violations:
+        raise Rejected(violations)
+    return ProgressReported(**command.model_dump())
+
+
+def _close(command: CloseTerm, state: AgreementState, known: Known) -> TermClosed:
+    _ensure_open(state, "closed again")
+    violations: list[Violation] = []
+    if command.closed_on < state.signed_on:
+        violations.append(Violation(("closed_on",), f"closed_on is before signed_on ({state.signed_on})"))
+    successor = command.successor_agreement_id
+    if command.outcome is Outcome.SUPERSEDED and successor is None:
+        violations.append(
+            Violation(("successor_agreement_id",), "a superseded agreement must name its successor")
+        )
+    if successor is not None:
+        if successor == state.agreement_id:
+            violations.append(Violation(("successor_agreement_id",), "an agreement cannot succeed itself"))
+        elif successor not in known.existing_agreements:
+            violations.append(
+                Violation(("successor_agreement_id",), f"no agreement {successor!r} is registered")
+            )
+    if violations:
+        raise Rejected(violations)
+    return TermClosed(**command.model_dump())
+
+
+def lead_of(state: AgreementState) -> str | None:
+    leads = [p.party_id for p in state.parties.values() if p.role is Role.LEAD]
+    return leads[0] if leads else None
