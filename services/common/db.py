@@ -1,0 +1,81 @@
+"""PostgreSQL access shared by both services: pools and forward-only SQL migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# Serialises concurrent starts of several service instances on one database.
+_MIGRATION_LOCK = 0x636F6F72  # "coor"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """A pool that retries the first connection for a while: the database may still be starting."""
+    for attempt in range(60):
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+            assert pool is not None
+            return pool
+        except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
+            log.warning("database not reachable yet", attempt=attempt, error=str(exc))
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"could not connect to PostgreSQL at {redact(dsn)}")
+
+
+def redact(dsn: str) -> str:
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return dsn
+
+
+async def migrate(pool: asyncpg.Pool, component: str, folder: Path) -> list[str]:
+    """Applies the folder's `NNN_name.sql` files not yet applied, each in its own transaction."""
+    applied: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS public.schema_migrations (
+                       component text NOT NULL, name text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now(),
+                       PRIMARY KEY (component, name))"""
+            )
+            done = {
+                r["name"]
+                for r in await conn.fetch(
+                    "SELECT name FROM public.schema_migrations WHERE component = $1", component
+                )
+            }
+            # A handful of small files read once at start: not worth a thread.
+            scripts = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.sql"))}  # noqa: ASYNC240
+            for name, sql in scripts.items():
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO public.schema_migrations (component, name) VALUES ($1, $2)",
+                        component,
+                        name,
+                    )
+                applied.append(name)
+                log.info("migration applied", component=component, migration=name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+def jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
