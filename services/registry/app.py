@@ -1,0 +1,54 @@
+"""Builds the registry's FastAPI application around a database pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.common import observability
+from services.common.db import create_pool, migrate
+from services.registry.api import install_errors, router
+from services.registry.handler import CommandHandler
+from services.registry.settings import RegistrySettings
+from services.registry.store import PostgresEventStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: RegistrySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        )
+        await migrate(pool, "registry", MIGRATIONS)
+        app.state.pool = pool
+        app.state.handler = CommandHandler(PostgresEventStore(pool), retries=settings.concurrency_retries)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="Coordination Agreement Registry — commands",
+        version="1.0.0",
+        description="Sign, amend, report on and close coordination agreements. Every act is an immutable event.",
+        lifespan=lifespan,
+    )
+
+    async def ready() -> bool:
+        pool = getattr(app.state, "pool", None)
+        if pool is None:
+            return False
+        try:
+            return bool(await pool.fetchval("SELECT 1"))
+        except Exception:
+            return False
+
+    observability.install(app, "registry", ready)
+    install_errors(app)
+    app.include_router(router)
+    return app
