@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 def _run_as() -> dict[str, int]:
-    """uid/gid to drop to when we are root."""
+    """uid/gid to drop to when we are root (empty when we are not)."""
     if os.geteuid() != 0:
         return {}
     try:
@@ -103,7 +103,8 @@ class LocalPostgres:
             ],
             check=True,
             capture_output=True,
-            **ids,  # type: ignore[arg-type]
+            user=ids.get("user"),
+            group=ids.get("group"),
         )
 
     def start(self, timeout: float = 30) -> str:
@@ -143,7 +144,8 @@ class LocalPostgres:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **ids,  # type: ignore[arg-type]
+            user=ids.get("user"),
+            group=ids.get("group"),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
