@@ -9,8 +9,12 @@ from typing import Any
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 log = structlog.get_logger(__name__)
+
+# A bare connection or one borrowed from a pool: both run the same queries.
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 # Serialises concurrent starts of several service instances on one database.
 _MIGRATION_LOCK = 0x636F6F72  # "coor"

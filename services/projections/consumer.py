@@ -1,0 +1,151 @@
+"""The projection worker: a Kafka consumer-group member that owns the read models' offsets.
+
+Offsets live in PostgreSQL, written in the same transaction as the read-model rows the
+batch produced; on (re)assignment the worker seeks to them. Kafka's own committed
+offsets are never trusted, so a crash anywhere replays at most an uncommitted batch,
+whose events the sequence check then skips or applies exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge
+
+from services.projections.readmodels import Outcome, apply
+
+log = structlog.get_logger(__name__)
+
+EVENTS = Counter("projection_events_total", "Events seen by the projection", ["outcome"])
+PARKED = Gauge("projection_parked_events", "Events waiting for a missing predecessor")
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: ProjectionWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Nothing to flush: every batch committed its offsets with its rows.
+        log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker.seek_to_stored(assigned)
+
+
+class ProjectionWorker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bootstrap_servers: str,
+        topic: str,
+        group: str,
+        *,
+        max_records: int = 500,
+        client_id: str = "projections",
+    ) -> None:
+        self.pool = pool
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.group = group
+        self.max_records = max_records
+        self.client_id = client_id
+        self.consumer: AIOKafkaConsumer | None = None
+        self.applied = 0
+
+    async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
+        assert self.consumer is not None
+        rows = await self.pool.fetch(
+            "SELECT partition, next_offset FROM projections.offsets WHERE consumer_group = $1 AND topic = $2",
+            self.group,
+            self.topic,
+        )
+        stored = {r["partition"]: r["next_offset"] for r in rows}
+        for tp in assigned:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consumes until `stop` is set; rebuilds the consumer after broker or database failures."""
+        while not stop.is_set():
+            try:
+                await self._consume(stop)
+            except (KafkaError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                log.warning("projection worker failed; restarting", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group,
+            client_id=self.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self.max_records,
+        )
+        self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
+        await self.consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                if batches:
+                    await self.apply_batch(batches)
+        finally:
+            await self.consumer.stop()
+
+    async def apply_batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        counts = dict.fromkeys(Outcome, 0)
+        async with self.pool.acquire() as conn, conn.transaction():
+            for tp, records in batches.items():
+                for record in records:
+                    result = await apply(conn, record.value)
+                    counts[result.outcome] += 1
+                    counts[Outcome.APPLIED] += result.resumed
+                await conn.execute(
+                    """INSERT INTO projections.offsets (consumer_group, topic, partition, next_offset)
+                       VALUES ($1, $2, $3, $4)
+                       ON CONFLICT (consumer_group, topic, partition)
+                       DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+                    self.group,
+                    tp.topic,
+                    tp.partition,
+                    records[-1].offset + 1,
+                )
+            parked = await conn.fetchval("SELECT count(*) FROM projections.parked")
+        for outcome, count in counts.items():
+            if count:
+                EVENTS.labels(outcome.value).inc(count)
+        PARKED.set(parked)
+        self.applied += counts[Outcome.APPLIED]
+        if counts[Outcome.PARKED]:
+            log.warning("events parked behind a gap", parked=counts[Outcome.PARKED], waiting=parked)
+
+    async def lag(self) -> int | None:
+        """Records on the topic not yet applied, summed over the partitions this worker owns."""
+        consumer = self.consumer
+        if consumer is None:
+            return None
+        assigned = consumer.assignment()
+        if not assigned:
+            return 0
+        try:
+            ends = await consumer.end_offsets(list(assigned))
+        except KafkaError:
+            return None
+        rows = await self.pool.fetch(
+            "SELECT partition, next_offset FROM projections.offsets WHERE consumer_group = $1 AND topic = $2",
+            self.group,
+            self.topic,
+        )
+        stored = {r["partition"]: r["next_offset"] for r in rows}
+        return int(sum(max(0, end - stored.get(tp.partition, 0)) for tp, end in ends.items()))

@@ -1,0 +1,32 @@
+"""The projections service's configuration: one settings object, read from the environment."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProjectionSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROJECTIONS_", extra="ignore")
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias=AliasChoices("PROJECTIONS_DATABASE_URL", "DATABASE_URL"),
+    )
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("PROJECTIONS_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    topic: str = "agreements.events.v1"
+    consumer_group: str = "projections.v1"
+    host: str = "127.0.0.1"
+    port: int = 8001
+    # Run the Kafka consumer inside the API process (one process locally); extra
+    # workers can run `python -m services.projections.worker` in the same group.
+    run_consumer: bool = True
+    batch_max_records: int = 500
+    min_position_wait_seconds: float = 5.0
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    log_level: str = "INFO"
+    json_logs: bool = True

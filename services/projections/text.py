@@ -1,0 +1,11 @@
+"""Search text: case and Vietnamese diacritics folded away, so `chuyen doi so` finds `Chuyển đổi số`."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.casefold().split())
