@@ -190,8 +190,8 @@ class LocalKafka:
         return self.data_dir / "logs"
 
     def _resolve_ports(self) -> tuple[int, int]:
-        # A formatted data dir is tied to its controller address, and clients remember the
-        # bootstrap address: a restart on the same data dir reuses the ports chosen first.
+        # Clients and the services' settings hold the bootstrap address, so a restart on the
+        # same data dir reuses the ports chosen the first time.
         if self._ports is None:
             saved = self.data_dir / "ports.json"
             stored: dict[str, int] = json.loads(saved.read_text()) if saved.exists() else {}
@@ -224,6 +224,10 @@ class LocalKafka:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "min.insync.replicas": "1",
+            # After a crash (kill()) the restarted broker cannot register until the dead
+            # incarnation's session expires: 9 s by default, about 3 s with these.
+            "broker.heartbeat.interval.ms": "500",
+            "broker.session.timeout.ms": "3000",
             # Tests join consumer groups often; the default 3 s delay per join adds up.
             "group.initial.rebalance.delay.ms": "0",
             # The project creates its topics explicitly; a typo must not invent a topic.
@@ -233,48 +237,49 @@ class LocalKafka:
         path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         return path
 
-    def _java_command(self, java: str, libs: Path, main: str, *args: str) -> list[str]:
+    def _jvm_flags(self, libs: Path) -> list[str]:
         return [
-            java,
             f"-Dlog4j2.configurationFile={_LOG4J2}",
             f"-Dkafka.logs.dir={self.log_dir}",
             "-cp",
             f"{libs}/*",
-            main,
-            *args,
         ]
 
     def _format_once(self, java: str, libs: Path, properties: Path) -> None:
         if (self.data_dir / "kraft-logs" / "meta.properties").exists():
             return
-        command = self._java_command(
-            java, libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties)
-        )
+        command = [java, *self._jvm_flags(libs), "kafka.tools.StorageTool", "format"]
+        command += ["-t", _cluster_id(), "-c", str(properties)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
-    def _log_tail(self, lines: int = 40) -> str:
+    def _log_tail(self, lines: int = 20) -> str:
         parts = []
         for name in ("console.log", "server.log"):
             path = self.log_dir / name
             if path.exists():
-                text = path.read_text(errors="replace").splitlines()[-lines:]
-                parts.append(f"--- {path} ---\n" + "\n".join(text))
+                # Stack frames are indented; the headlines and "Caused by:" lines say what went wrong.
+                text = [
+                    line for line in path.read_text(errors="replace").splitlines() if line[:1] not in "\t "
+                ]
+                if text:
+                    parts.append(f"--- {path} ---\n" + "\n".join(text[-lines:]))
         return "\n".join(parts)
 
     def start(self, timeout: float = 60) -> str:
         """Start the broker (formatting a new data dir first) and return its bootstrap address."""
         if self._process is not None and self._process.poll() is None:
             return self.bootstrap_servers
+        if self._process is not None:  # died on its own since the last start()
+            self._release()
         java = _require_java()
         libs = ensure_jars(self.cache_root)
         properties = self._write_properties()
         self._format_once(java, libs, properties)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._console = (self.log_dir / "console.log").open("ab")
-        command = self._java_command(java, libs, "kafka.Kafka", str(properties))
-        command[1:1] = ["-Xms256m", "-Xmx1g"]
+        command = [java, "-Xms256m", "-Xmx1g", *self._jvm_flags(libs), "kafka.Kafka", str(properties)]
         # Own session: a Ctrl-C meant for the caller does not kill the broker mid-test.
         self._process = subprocess.Popen(
             command,
@@ -346,8 +351,8 @@ async def ensure_topic(
 ) -> None:
     """Create topic `name` (replication factor 1) unless it exists; an existing one is left as it is."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
+        await admin.start()
         response = await admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})]
         )
