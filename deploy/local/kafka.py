@@ -219,6 +219,8 @@ class LocalKafka:
             "num.partitions": "1",
             # One node: internal topics cannot have more replicas than brokers.
             "offsets.topic.replication.factor": "1",
+            # 50 partitions by default: slow to create on first use, pointless on one node.
+            "offsets.topic.num.partitions": "6",
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "share.coordinator.state.topic.replication.factor": "1",

@@ -57,6 +57,7 @@ class ProjectionWorker:
         self.client_id = client_id
         self.consumer: AIOKafkaConsumer | None = None
         self.applied = 0
+        self.seen = 0
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
@@ -66,11 +67,15 @@ class ProjectionWorker:
             self.topic,
         )
         stored = {r["partition"]: r["next_offset"] for r in rows}
+        fresh = []
         for tp in assigned:
             if tp.partition in stored:
                 self.consumer.seek(tp, stored[tp.partition])
             else:
-                await self.consumer.seek_to_beginning(tp)
+                fresh.append(tp)
+        if fresh:
+            # One call for all: each call waits for an offset lookup round trip.
+            await self.consumer.seek_to_beginning(*fresh)
         log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -127,6 +132,7 @@ class ProjectionWorker:
                 EVENTS.labels(outcome.value).inc(count)
         PARKED.set(parked)
         self.applied += counts[Outcome.APPLIED]
+        self.seen += sum(len(records) for records in batches.values())
         if counts[Outcome.PARKED]:
             log.warning("events parked behind a gap", parked=counts[Outcome.PARKED], waiting=parked)
 
