@@ -41,6 +41,7 @@ def problem(
     errors: Sequence[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
     title: str | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + (kind or TITLES.get(status, "error").lower().replace(" ", "-")),
@@ -50,6 +51,7 @@ def problem(
     }
     if errors is not None:
         body["errors"] = list(errors)
+    body.update(extensions or {})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -115,7 +115,11 @@ def install_errors(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status = {NotFound: 404, Conflict: 409, PreconditionFailed: 412}.get(type(exc), 409)
-        return problem(status, exc.detail)
+        extensions = None
+        if isinstance(exc, Conflict) and exc.existing_agreement_id:
+            # RFC 9457 extension member: lets a caller retrying a signing find its agreement.
+            extensions = {"existing_agreement_id": exc.existing_agreement_id}
+        return problem(status, exc.detail, extensions=extensions)
 
     @app.exception_handler(BadIfMatch)
     async def _bad_if_match(request: Request, exc: BadIfMatch) -> JSONResponse:

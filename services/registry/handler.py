@@ -130,7 +130,8 @@ class CommandHandler:
         except DuplicateDocument as exc:
             raise Conflict(
                 f"document {command.document_number!r} is already signed in {command.locality!r}"
-                f" (agreement {exc.agreement_id})"
+                f" (agreement {exc.agreement_id})",
+                existing_agreement_id=exc.agreement_id,
             ) from None
         return CommandResult(agreement_id, len(events), positions[-1], "active")
 

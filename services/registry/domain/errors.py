@@ -32,6 +32,10 @@ class Rejected(DomainError):
 class Conflict(DomainError):
     """The command contradicts the agreement's current state (HTTP 409)."""
 
+    def __init__(self, detail: str, existing_agreement_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.existing_agreement_id = existing_agreement_id
+
 
 class NotFound(DomainError):
     """No agreement with that id (HTTP 404)."""

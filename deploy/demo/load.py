@@ -1,0 +1,56 @@
+"""Loads the demo agreements (from the five articles) and their lives through the public API.
+
+Safe to run again: an agreement already signed (409 with `existing_agreement_id`) is
+reused, and the lifecycle of an agreement is replayed only when it was signed by this run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).parent
+PATHS = {"amend": "amendments", "report": "progress-reports", "close": "close"}
+
+
+def _resolve(body: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    resolved = dict(body)
+    for field in ("parent_agreement_id", "successor_agreement_id"):
+        value = resolved.get(field)
+        if isinstance(value, str) and value.startswith("@"):
+            resolved[field] = ids[value[1:]]
+    return resolved
+
+
+def load(base_url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    agreements = json.loads((HERE / "agreements.json").read_text(encoding="utf-8"))
+    lifecycle = json.loads((HERE / "lifecycle.json").read_text(encoding="utf-8"))
+    ids: dict[str, str] = {}
+    new: set[str] = set()
+    last_position = 0
+    with httpx.Client(base_url=base_url, headers=headers or {}, timeout=30) as client:
+        for item in agreements:
+            response = client.post("/v1/agreements", json=_resolve(item["body"], ids))
+            if response.status_code == 201:
+                ids[item["key"]] = response.json()["agreement_id"]
+                last_position = max(last_position, response.json()["position"])
+                new.add(item["key"])
+            elif response.status_code == 409 and "existing_agreement_id" in response.json():
+                ids[item["key"]] = response.json()["existing_agreement_id"]
+            else:
+                raise RuntimeError(f"demo agreement {item['key']} refused: {response.status_code} {response.text}")
+        applied = 0
+        for entry in lifecycle:
+            if entry["agreement"] not in new:
+                continue
+            agreement_id = ids[entry["agreement"]]
+            url = f"/v1/agreements/{agreement_id}/{PATHS[entry['action']]}"
+            response = client.post(url, json=_resolve(entry["body"], ids))
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"demo {entry['action']} on {entry['agreement']} refused: {response.text}")
+            last_position = max(last_position, response.json()["position"])
+            applied += 1
+    return {"agreements": ids, "signed_now": len(new), "lifecycle_applied": applied, "last_position": last_position}
