@@ -41,7 +41,9 @@ def load(base_url: str, headers: dict[str, str] | None = None) -> dict[str, Any]
             elif response.status_code == 409 and "existing_agreement_id" in response.json():
                 ids[item["key"]] = response.json()["existing_agreement_id"]
             else:
-                raise RuntimeError(f"demo agreement {item['key']} refused: {response.status_code} {response.text}")
+                raise RuntimeError(
+                    f"demo agreement {item['key']} refused: {response.status_code} {response.text}"
+                )
         applied = 0
         for entry in lifecycle:
             if entry["agreement"] not in new:
@@ -53,4 +55,9 @@ def load(base_url: str, headers: dict[str, str] | None = None) -> dict[str, Any]
                 raise RuntimeError(f"demo {entry['action']} on {entry['agreement']} refused: {response.text}")
             last_position = max(last_position, response.json()["position"])
             applied += 1
-    return {"agreements": ids, "signed_now": len(new), "lifecycle_applied": applied, "last_position": last_position}
+    return {
+        "agreements": ids,
+        "signed_now": len(new),
+        "lifecycle_applied": applied,
+        "last_position": last_position,
+    }

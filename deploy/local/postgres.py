@@ -48,7 +48,9 @@ def _run_as() -> dict[str, int]:
     try:
         entry = pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True
+        )
         entry = pwd.getpwnam(SYSTEM_USER)
     return {"user": entry.pw_uid, "group": entry.pw_gid}
 

@@ -21,12 +21,12 @@ import httpx
 from deploy.demo.load import load
 from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, MissingPrerequisite, ensure_topic
 from deploy.local.postgres import LocalPostgres
+from deploy.local.topics import PARTITIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / ".local"
 CACHE = ROOT / ".cache"
 TOPIC = "agreements.events.v1"
-PARTITIONS = 6
 REGISTRY_PORT = int(os.environ.get("REGISTRY_PORT", "8000"))
 PROJECTIONS_PORT = int(os.environ.get("PROJECTIONS_PORT", "8001"))
 
@@ -52,7 +52,9 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -
 def wait_position(base: str, position: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = httpx.get(f"{base}/v1/agreements", params={"min_position": position, "limit": 1}, timeout=10)
+        response = httpx.get(
+            f"{base}/v1/agreements", params={"min_position": position, "limit": 1}, timeout=10
+        )
         if response.status_code == 200:
             return
     raise RuntimeError(f"projections did not catch up with position {position}")
@@ -92,7 +94,9 @@ def run() -> int:
         ):
             log = (logs / f"{name}.log").open("ab")
             processes.append(
-                subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.Popen(
+                    [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
             )
         registry = f"http://127.0.0.1:{REGISTRY_PORT}"
         projections = f"http://127.0.0.1:{PROJECTIONS_PORT}"

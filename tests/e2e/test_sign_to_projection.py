@@ -9,11 +9,17 @@ from tests.support.stack import Stack
 
 async def test_signing_reaches_kafka_and_the_party_obligations(stack: Stack) -> None:
     body = sign_body(title="Chương trình phối hợp thực hiện tín dụng chính sách xã hội")
-    response = await stack.registry.post("/v1/agreements", json=body, headers={"X-Correlation-ID": "corr-e2e-1"})
+    response = await stack.registry.post(
+        "/v1/agreements", json=body, headers={"X-Correlation-ID": "corr-e2e-1"}
+    )
     assert response.status_code == 201, response.text
     signed = response.json()
 
-    [record] = [r for r in await read_topic(stack.bootstrap, stack.topic, 1) if r.key.decode() == signed["agreement_id"]]
+    [record] = [
+        r
+        for r in await read_topic(stack.bootstrap, stack.topic, 1)
+        if r.key.decode() == signed["agreement_id"]
+    ]
     event = decode(record)
     assert event["type"] == "vn.gov.coordination.AgreementSigned.v1"
     assert event["position"] == signed["position"] and event["correlationid"] == "corr-e2e-1"
@@ -24,7 +30,10 @@ async def test_signing_reaches_kafka_and_the_party_obligations(stack: Stack) -> 
     )
     assert obligations.status_code == 200, obligations.text
     mine = [o for o in obligations.json()["obligations"] if o["agreement_id"] == signed["agreement_id"]]
-    assert {(o["obligation_id"], o["role"]) for o in mine} == {("nhan-dao", "supporter"), ("tuyen-truyen", "lead")}
+    assert {(o["obligation_id"], o["role"]) for o in mine} == {
+        ("nhan-dao", "supporter"),
+        ("tuyen-truyen", "lead"),
+    }
     for item in mine:
         assert item["document_number"] == body["document_number"]
         assert item["agreement_title"] == body["title"]

@@ -49,7 +49,9 @@ def worker(stack: Stack) -> ProjectionWorker:
 
 async def read_model(stack: Stack) -> dict[str, Any]:
     return {
-        "offsets": await stack.pool.fetch("SELECT partition, next_offset FROM projections.offsets ORDER BY 1"),
+        "offsets": await stack.pool.fetch(
+            "SELECT partition, next_offset FROM projections.offsets ORDER BY 1"
+        ),
         "applied": await stack.pool.fetchval("SELECT count(*) FROM projections.applied"),
         "history": await stack.pool.fetchval("SELECT count(*) FROM projections.party_history"),
         "obligations": await stack.pool.fetch(

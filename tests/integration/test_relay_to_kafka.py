@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 
 from schemas.envelope import CONTENT_TYPE, canonical_json, envelope_hash
@@ -30,7 +31,7 @@ async def test_topic_holds_the_cloudevents_with_sequence_hash_and_prevhash(stack
         "vn.gov.coordination.ProgressReported.v1",
     ]
     assert events[0]["prevhash"] == ""
-    for previous, current in zip(events, events[1:], strict=False):
+    for previous, current in itertools.pairwise(events):
         assert current["prevhash"] == previous["hash"]
     for event, record in zip(events, records, strict=True):
         assert event["hash"] == envelope_hash(event), "hash recomputed from the Kafka record itself"

@@ -41,7 +41,9 @@ async def test_diacritics_round_trip_exactly_in_every_field(stack: Stack) -> Non
         assert state[key] == body[key]
     assert state["parties"] == body["parties"]
     assert state["legal_basis"] == body["legal_basis"]
-    assert [{k: v for k, v in o.items() if k != "status"} for o in state["obligations"]] == body["obligations"]
+    assert [{k: v for k, v in o.items() if k != "status"} for o in state["obligations"]] == body[
+        "obligations"
+    ]
     events = (await stack.registry.get(f"/v1/agreements/{signed['agreement_id']}/events")).json()["events"]
     assert events[0]["data"]["title"] == body["title"]
 
@@ -111,7 +113,9 @@ async def test_bad_signing_is_a_problem_with_the_field_path_and_writes_nothing(
 
 async def test_malformed_json_is_a_problem(stack: Stack) -> None:
     response = await stack.registry.post(
-        "/v1/agreements", content=b'{"title": "Ch\xc6\xb0\xc6\xa1ng', headers={"content-type": "application/json"}
+        "/v1/agreements",
+        content=b'{"title": "Ch\xc6\xb0\xc6\xa1ng',
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -129,7 +133,9 @@ async def test_same_document_in_same_locality_is_409_and_elsewhere_fine(stack: S
 
 
 async def test_parent_must_exist(stack: Stack) -> None:
-    missing = await stack.registry.post("/v1/agreements", json=sign_body(parent_agreement_id="no-such-agreement"))
+    missing = await stack.registry.post(
+        "/v1/agreements", json=sign_body(parent_agreement_id="no-such-agreement")
+    )
     assert missing.status_code == 422
     assert ["body", "parent_agreement_id"] in [e["loc"] for e in missing.json()["errors"]]
     parent = await stack.sign(sign_body(kind="regulation"))

@@ -6,6 +6,7 @@ A subclass provides the `store` fixture (an empty store).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ class EventStoreContract:
         assert positions == sorted(positions) and len(set(positions)) == 4
         chain = [e.envelope() for e in events]
         assert chain[0].prevhash == ""
-        for previous, current in zip(chain, chain[1:], strict=False):
+        for previous, current in itertools.pairwise(chain):
             assert current.prevhash == previous.hash
             assert current.computed_hash() == current.hash
 
@@ -65,11 +66,15 @@ class EventStoreContract:
         claim = DocumentClaim("Hòa Bình", "25/NDPH-MTTQ-HCTĐ")
         await store.append("a-doc-1", 0, envelopes_for("a-doc-1", 0), claim)
         with pytest.raises(DuplicateDocument) as caught:
-            await store.append("a-doc-2", 0, envelopes_for("a-doc-2", 0), DocumentClaim(" hòa  BÌNH ", claim.document_number))
+            await store.append(
+                "a-doc-2", 0, envelopes_for("a-doc-2", 0), DocumentClaim(" hòa  BÌNH ", claim.document_number)
+            )
         assert caught.value.agreement_id == "a-doc-1"
         assert await store.load("a-doc-2") == []
         # Another province may use the same number.
-        await store.append("a-doc-3", 0, envelopes_for("a-doc-3", 0), DocumentClaim("Lào Cai", claim.document_number))
+        await store.append(
+            "a-doc-3", 0, envelopes_for("a-doc-3", 0), DocumentClaim("Lào Cai", claim.document_number)
+        )
 
     async def test_existing(self, store: EventStore) -> None:
         await store.append("a-known", 0, envelopes_for("a-known", 0))

@@ -21,7 +21,12 @@ def signed() -> AgreementState:
 
 def amend(state: AgreementState, *changes: dict[str, Any]) -> AgreementState:
     command = AmendAgreement.model_validate(
-        {"document_number": "12/QĐ-MTTQ-BTT", "reason": "Bổ sung", "effective_on": "2024-03-01", "changes": changes}
+        {
+            "document_number": "12/QĐ-MTTQ-BTT",
+            "reason": "Bổ sung",
+            "effective_on": "2024-03-01",
+            "changes": changes,
+        }
     )
     for event in decide(command, state, Known("a-1")):
         state = evolve(state, event)
@@ -69,7 +74,9 @@ def test_one_bad_change_rejects_the_whole_amendment(signed: AgreementState) -> N
 
 
 def test_a_party_still_leading_cannot_be_removed(signed: AgreementState) -> None:
-    assert amend_locs(signed, {"op": "remove_party", "party_id": "hctd-hoa-binh"}) == [("changes", 0, "party_id")]
+    assert amend_locs(signed, {"op": "remove_party", "party_id": "hctd-hoa-binh"}) == [
+        ("changes", 0, "party_id")
+    ]
 
 
 def test_removing_the_lead_party_breaks_the_one_lead_rule(signed: AgreementState) -> None:
@@ -82,7 +89,9 @@ def test_removing_the_lead_party_breaks_the_one_lead_rule(signed: AgreementState
 
 
 def test_moving_a_lead_onto_a_supporter_is_refused(signed: AgreementState) -> None:
-    locs = amend_locs(signed, {"op": "revise_obligation", "obligation_id": "nhan-dao", "lead_party_id": "hctd-hoa-binh"})
+    locs = amend_locs(
+        signed, {"op": "revise_obligation", "obligation_id": "nhan-dao", "lead_party_id": "hctd-hoa-binh"}
+    )
     assert locs == [("changes", 0, "supporting_party_ids", 0)]
 
 
@@ -159,7 +168,9 @@ def test_superseded_names_an_existing_successor(signed: AgreementState) -> None:
         close(signed, outcome="superseded")
     with pytest.raises(Rejected):
         close(signed, outcome="superseded", successor_agreement_id="unknown")
-    closed = close(signed, Known("a-1", frozenset({"a-2"})), outcome="superseded", successor_agreement_id="a-2")
+    closed = close(
+        signed, Known("a-1", frozenset({"a-2"})), outcome="superseded", successor_agreement_id="a-2"
+    )
     assert closed.closure is not None and closed.closure.successor_agreement_id == "a-2"
 
 

@@ -36,4 +36,9 @@ def test_overlap_with_a_term() -> None:
 
 
 def test_later_periods_sort_later() -> None:
-    assert sorted(["2024-Q3", "2023", "2024-Q1", "2024"], key=periods.sort_key) == ["2023", "2024-Q1", "2024-Q3", "2024"]
+    assert sorted(["2024-Q3", "2023", "2024-Q1", "2024"], key=periods.sort_key) == [
+        "2023",
+        "2024-Q1",
+        "2024-Q3",
+        "2024",
+    ]
