@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from schemas.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
+from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from services.common import problems
 from services.common.problems import problem
 from services.registry.domain.errors import Conflict, DomainError, NotFound, PreconditionFailed, Rejected
 from services.registry.domain.serialize import state_to_json
-from services.registry.handler import CommandContext, CommandHandler, CommandResult
+from services.registry.handler import CommandContext, CommandHandler
+from services.registry.idempotency import (
+    MAX_KEY_LENGTH,
+    ClaimLost,
+    IdempotencyStore,
+    KeyInFlight,
+    KeyReused,
+    StoredResponse,
+    fingerprint,
+)
 
 router = APIRouter(prefix="/v1")
 ANONYMOUS_ACTOR = "anonymous"
@@ -25,6 +36,7 @@ def handler_of(request: Request) -> CommandHandler:
 
 
 Handler = Annotated[CommandHandler, Depends(handler_of)]
+AgreementId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def parse_if_match(value: str | None) -> int | None:
@@ -53,45 +65,109 @@ def context(request: Request, expected_version: int | None = None) -> CommandCon
     )
 
 
-def result_response(result: CommandResult, status_code: int, location: bool = False) -> JSONResponse:
-    headers = {"ETag": f'"{result.version}"'}
+def result_response(body: dict[str, Any], status_code: int, location: bool = False) -> JSONResponse:
+    headers = {"ETag": f'"{body["version"]}"'}
     if location:
-        headers["Location"] = f"/v1/agreements/{result.agreement_id}"
-    return JSONResponse(result.body(), status_code=status_code, headers=headers)
+        headers["Location"] = f"/v1/agreements/{body['agreement_id']}"
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="Same key and body: the first response again, without a new event.",
+    ),
+]
+
+
+async def run_command(
+    request: Request,
+    handler: CommandHandler,
+    command: Command,
+    status_code: int,
+    *,
+    key: str | None,
+    agreement_id: str | None = None,
+    if_match: str | None = None,
+) -> JSONResponse:
+    """Hands the command to the handler, behind its Idempotency-Key when there is one."""
+    ctx = context(request, parse_if_match(if_match))
+    location = isinstance(command, SignAgreement)
+    if key is None:
+        result = await handler.handle(command, ctx, agreement_id)
+        return result_response(result.body(), status_code, location)
+    keys: IdempotencyStore = request.app.state.idempotency
+    body = json.loads(await request.body())
+    claim = await keys.begin(ctx.actor, key, fingerprint(request.method, request.url.path, if_match, body))
+    if isinstance(claim, StoredResponse):
+        if claim.status_code >= 400:
+            return JSONResponse(
+                claim.body,
+                status_code=claim.status_code,
+                media_type=problems.PROBLEM_JSON,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        response = result_response(claim.body, claim.status_code, location)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    try:
+        result = await handler.handle(command, ctx, agreement_id, replace(claim, status_code=status_code))
+    except DomainError as exc:
+        refusal = domain_problem(exc)
+        await keys.finish_refusal(claim, refusal.status_code, json.loads(bytes(refusal.body)))
+        return refusal
+    except ClaimLost:
+        raise KeyInFlight(key) from None
+    except BaseException:
+        await keys.abandon(claim)
+        raise
+    return result_response(result.body(), status_code, location)
 
 
 @router.post("/agreements", status_code=201, summary="Sign an agreement")
-async def sign(body: SignAgreement, request: Request, handler: Handler) -> JSONResponse:
-    result = await handler.handle(body, context(request))
-    return result_response(result, 201, location=True)
+async def sign(
+    body: SignAgreement, request: Request, handler: Handler, key: IdempotencyKey = None
+) -> JSONResponse:
+    return await run_command(request, handler, body, 201, key=key)
 
 
 @router.post("/agreements/{agreement_id}/amendments", summary="Amend an agreement")
 async def amend(
-    agreement_id: str,
+    agreement_id: AgreementId,
     body: AmendAgreement,
     request: Request,
     handler: Handler,
-    if_match: Annotated[str | None, Header()] = None,
+    key: IdempotencyKey = None,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=40)] = None,
 ) -> JSONResponse:
-    result = await handler.handle(body, context(request, parse_if_match(if_match)), agreement_id)
-    return result_response(result, 200)
+    return await run_command(
+        request, handler, body, 200, key=key, agreement_id=agreement_id, if_match=if_match
+    )
 
 
 @router.post("/agreements/{agreement_id}/progress-reports", status_code=201, summary="Report progress")
-async def report(agreement_id: str, body: ReportProgress, request: Request, handler: Handler) -> JSONResponse:
-    result = await handler.handle(body, context(request), agreement_id)
-    return result_response(result, 201)
+async def report(
+    agreement_id: AgreementId,
+    body: ReportProgress,
+    request: Request,
+    handler: Handler,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    return await run_command(request, handler, body, 201, key=key, agreement_id=agreement_id)
 
 
 @router.post("/agreements/{agreement_id}/close", summary="Close an agreement's term")
-async def close(agreement_id: str, body: CloseTerm, request: Request, handler: Handler) -> JSONResponse:
-    result = await handler.handle(body, context(request), agreement_id)
-    return result_response(result, 200)
+async def close(
+    agreement_id: AgreementId, body: CloseTerm, request: Request, handler: Handler, key: IdempotencyKey = None
+) -> JSONResponse:
+    return await run_command(request, handler, body, 200, key=key, agreement_id=agreement_id)
 
 
 @router.get("/agreements/{agreement_id}", summary="Current state, from the event store")
-async def get_agreement(agreement_id: str, handler: Handler) -> Response:
+async def get_agreement(agreement_id: AgreementId, handler: Handler) -> Response:
     loaded = await handler.load(agreement_id)
     if loaded.state is None:
         raise NotFound(f"no agreement {agreement_id!r}")
@@ -99,27 +175,29 @@ async def get_agreement(agreement_id: str, handler: Handler) -> Response:
 
 
 @router.get("/agreements/{agreement_id}/events", summary="The agreement's events, in sequence order")
-async def get_events(agreement_id: str, handler: Handler) -> dict[str, Any]:
+async def get_events(agreement_id: AgreementId, handler: Handler) -> dict[str, Any]:
     envelopes = await handler.envelopes(agreement_id)
     return {"events": [e.to_json() for e in envelopes]}
+
+
+def domain_problem(exc: DomainError) -> JSONResponse:
+    if isinstance(exc, Rejected):
+        errors = [{"loc": ["body", *v.loc], "msg": v.msg} for v in exc.violations]
+        return problem(422, exc.detail, kind="rule-violated", errors=errors)
+    status = {NotFound: 404, Conflict: 409, PreconditionFailed: 412}.get(type(exc), 409)
+    extensions = None
+    if isinstance(exc, Conflict) and exc.existing_agreement_id:
+        # RFC 9457 extension member: lets a caller retrying a signing find its agreement.
+        extensions = {"existing_agreement_id": exc.existing_agreement_id}
+    return problem(status, exc.detail, extensions=extensions)
 
 
 def install_errors(app: FastAPI) -> None:
     problems.install(app)
 
-    @app.exception_handler(Rejected)
-    async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
-        errors = [{"loc": ["body", *v.loc], "msg": v.msg} for v in exc.violations]
-        return problem(422, exc.detail, kind="rule-violated", errors=errors)
-
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        status = {NotFound: 404, Conflict: 409, PreconditionFailed: 412}.get(type(exc), 409)
-        extensions = None
-        if isinstance(exc, Conflict) and exc.existing_agreement_id:
-            # RFC 9457 extension member: lets a caller retrying a signing find its agreement.
-            extensions = {"existing_agreement_id": exc.existing_agreement_id}
-        return problem(status, exc.detail, extensions=extensions)
+        return domain_problem(exc)
 
     @app.exception_handler(BadIfMatch)
     async def _bad_if_match(request: Request, exc: BadIfMatch) -> JSONResponse:
@@ -127,4 +205,22 @@ def install_errors(app: FastAPI) -> None:
             400,
             f'If-Match must be a version in quotes, like "3" (got {exc.value!r})',
             errors=[{"loc": ["header", "if-match"], "msg": "not a version"}],
+        )
+
+    @app.exception_handler(KeyInFlight)
+    async def _in_flight(request: Request, exc: KeyInFlight) -> JSONResponse:
+        return problem(
+            409,
+            "a request with this Idempotency-Key is still being processed; retry later",
+            kind="idempotency-key-in-flight",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(KeyReused)
+    async def _reused(request: Request, exc: KeyReused) -> JSONResponse:
+        return problem(
+            422,
+            "this Idempotency-Key was already used with a different request",
+            kind="idempotency-key-reused",
+            errors=[{"loc": ["header", "idempotency-key"], "msg": "already used with a different request"}],
         )

@@ -12,6 +12,7 @@ from services.common import observability
 from services.common.db import create_pool, migrate
 from services.registry.api import install_errors, router
 from services.registry.handler import CommandHandler
+from services.registry.idempotency import IdempotencyStore
 from services.registry.settings import RegistrySettings
 from services.registry.store import PostgresEventStore
 
@@ -27,6 +28,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         await migrate(pool, "registry", MIGRATIONS)
         app.state.pool = pool
         app.state.handler = CommandHandler(PostgresEventStore(pool), retries=settings.concurrency_retries)
+        app.state.idempotency = IdempotencyStore(pool)
         try:
             yield
         finally:

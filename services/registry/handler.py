@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -18,6 +18,7 @@ from schemas.events import Event
 from services.registry.domain.decide import Known, decide
 from services.registry.domain.errors import Conflict, NotFound, PreconditionFailed
 from services.registry.domain.state import AgreementState, evolve
+from services.registry.idempotency import Completion
 from services.registry.store import (
     ConcurrencyError,
     DocumentClaim,
@@ -99,17 +100,21 @@ class CommandHandler:
         return [e.envelope() for e in events]
 
     async def handle(
-        self, command: Command, context: CommandContext, agreement_id: str | None = None
+        self,
+        command: Command,
+        context: CommandContext,
+        agreement_id: str | None = None,
+        completion: Completion | None = None,
     ) -> CommandResult:
         if isinstance(command, SignAgreement):
-            return await self._sign(command, context)
+            return await self._sign(command, context, completion)
         assert agreement_id is not None
         # A command that lost a race is decided again on the newer state, unless the
         # caller pinned the version it saw (If-Match): then losing means 412.
         attempts = 1 if context.expected_version is not None else self.retries + 1
         for attempt in range(attempts):
             try:
-                return await self._decide_and_append(command, context, agreement_id)
+                return await self._decide_and_append(command, context, agreement_id, completion)
             except ConcurrencyError:
                 if context.expected_version is not None:
                     raise PreconditionFailed(
@@ -118,7 +123,9 @@ class CommandHandler:
                 log.info("concurrent append, deciding again", agreement_id=agreement_id, attempt=attempt)
         raise Conflict("the agreement is being changed by other requests right now; retry the command")
 
-    async def _sign(self, command: SignAgreement, context: CommandContext) -> CommandResult:
+    async def _sign(
+        self, command: SignAgreement, context: CommandContext, completion: Completion | None
+    ) -> CommandResult:
         agreement_id = self.new_id()
         refs = [command.parent_agreement_id] if command.parent_agreement_id else []
         known = Known(agreement_id, frozenset(await self.store.existing(refs)))
@@ -126,7 +133,7 @@ class CommandHandler:
         envelopes = self._seal(events, agreement_id, 0, "", context)
         claim = DocumentClaim(command.locality, command.document_number)
         try:
-            positions = await self.store.append(agreement_id, 0, envelopes, claim)
+            positions = await self.store.append(agreement_id, 0, envelopes, claim, completion)
         except DuplicateDocument as exc:
             raise Conflict(
                 f"document {command.document_number!r} is already signed in {command.locality!r}"
@@ -136,7 +143,7 @@ class CommandHandler:
         return CommandResult(agreement_id, len(events), positions[-1], "active")
 
     async def _decide_and_append(
-        self, command: Command, context: CommandContext, agreement_id: str
+        self, command: Command, context: CommandContext, agreement_id: str, completion: Completion | None
     ) -> CommandResult:
         loaded = await self.load(agreement_id)
         state = loaded.state
@@ -154,10 +161,12 @@ class CommandHandler:
         known = Known(agreement_id, frozenset(await self.store.existing(refs)))
         events = decide(command, state, known)
         envelopes = self._seal(events, agreement_id, state.version, loaded.last_hash, context)
-        positions = await self.store.append(agreement_id, state.version, envelopes)
         new_state = state
         for event in events:
             new_state = evolve(new_state, event)
+        if completion is not None:
+            completion = replace(completion, agreement_status=new_state.status)
+        positions = await self.store.append(agreement_id, state.version, envelopes, None, completion)
         return CommandResult(agreement_id, new_state.version, positions[-1], new_state.status)
 
     def _seal(

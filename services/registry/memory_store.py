@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from schemas.envelope import Envelope, canonical_json
+from services.registry.idempotency import Completion
 from services.registry.store import (
     ConcurrencyError,
     DocumentClaim,
@@ -20,6 +21,7 @@ class InMemoryEventStore:
         self.streams: dict[str, list[StoredEvent]] = {}
         self.outbox: list[int] = []
         self.documents: dict[tuple[str, str], str] = {}
+        self.responses: dict[tuple[str, str], tuple[int, dict[str, object]]] = {}
         self._position = 0
         self._lock = asyncio.Lock()
 
@@ -32,6 +34,7 @@ class InMemoryEventStore:
         expected_version: int,
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
+        completion: Completion | None = None,
     ) -> list[int]:
         for offset, envelope in enumerate(envelopes, start=1):
             if envelope.sequence != expected_version + offset or envelope.subject != agreement_id:
@@ -53,6 +56,9 @@ class InMemoryEventStore:
                 self.outbox.append(self._position)
                 positions.append(self._position)
             self.streams[agreement_id] = stream
+            if completion is not None:
+                body = completion.response(agreement_id, len(stream), positions[-1])
+                self.responses[(completion.client_id, completion.key)] = (completion.status_code, body)
             return positions
 
     async def existing(self, agreement_ids: Sequence[str]) -> set[str]:

@@ -15,6 +15,7 @@ from typing import Protocol
 import asyncpg
 
 from schemas.envelope import Envelope, canonical_json
+from services.registry.idempotency import ClaimLost, Completion
 
 OUTBOX_CHANNEL = "registry_outbox"
 
@@ -61,8 +62,13 @@ class EventStore(Protocol):
         expected_version: int,
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
+        completion: Completion | None = None,
     ) -> list[int]:
-        """Appends after `expected_version`; returns the positions. Raises ConcurrencyError."""
+        """Appends after `expected_version`; returns the positions. Raises ConcurrencyError.
+
+        With `completion`, the command's response is recorded for its Idempotency-Key in
+        the same transaction.
+        """
         ...
 
     async def existing(self, agreement_ids: Sequence[str]) -> set[str]: ...
@@ -89,6 +95,7 @@ class PostgresEventStore:
         expected_version: int,
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
+        completion: Completion | None = None,
     ) -> list[int]:
         for offset, envelope in enumerate(envelopes, start=1):
             if envelope.sequence != expected_version + offset or envelope.subject != agreement_id:
@@ -136,6 +143,20 @@ class PostgresEventStore:
                 if exc.constraint_name == "events_pkey":
                     raise ConcurrencyError(agreement_id) from exc
                 raise
+            if completion is not None:
+                body = completion.response(agreement_id, expected_version + len(envelopes), max(positions))
+                updated = await conn.execute(
+                    """UPDATE registry.idempotency_keys
+                       SET status_code = $4, response = $5::text::jsonb, completed_at = now()
+                       WHERE client_id = $1 AND key = $2 AND token = $3::uuid AND status_code IS NULL""",
+                    completion.client_id,
+                    completion.key,
+                    completion.token,
+                    completion.status_code,
+                    json.dumps(body),
+                )
+                if updated != "UPDATE 1":
+                    raise ClaimLost(completion.key)
             # Delivered at commit: wakes the relay without polling.
             await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
         return sorted(positions)
