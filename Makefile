@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-faults lint bench lock clean-local
+.PHONY: run test test-unit test-faults lint bench lock clean-local schemas
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy schemas services deploy
+
+# Regenerates schemas/jsonschema/*.json and schemas/asyncapi.yaml from the event models.
+schemas: $(STAMP)
+	$(PY) -m schemas.export
 
 bench: $(STAMP)
 	$(PY) -m bench.run

@@ -51,3 +51,10 @@ Change = Annotated[
     AddObligation | ReviseObligation | WithdrawObligation | AddParty | RemoveParty | ChangeTerm,
     Field(discriminator="op"),
 ]
+
+
+CHANGE_OPS: frozenset[str] = frozenset(
+    op
+    for model in (AddObligation, ReviseObligation, WithdrawObligation, AddParty, RemoveParty, ChangeTerm)
+    for op in model.model_fields["op"].annotation.__args__  # type: ignore[union-attr]
+)

@@ -55,22 +55,34 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _field_path(loc: Sequence[Any], union_tags: frozenset[str]) -> list[Any]:
+    """pydantic puts a discriminated union's tag in the path (changes.0.change_term.term);
+    the caller's JSON has no such level, so it is dropped (changes.0.term)."""
+    path: list[Any] = []
+    for part in loc:
+        if part in union_tags and path and isinstance(path[-1], int):
+            continue
+        path.append(part)
+    return path
+
+
+def _validation_errors(exc: RequestValidationError, union_tags: frozenset[str]) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors():
         msg = str(error.get("msg", "invalid"))
         # pydantic prefixes the messages of our own validators; the caller does not need that.
         msg = msg.removeprefix("Value error, ")
-        errors.append({"loc": list(error.get("loc", ())), "msg": msg, "type": error.get("type")})
+        loc = _field_path(error.get("loc", ()), union_tags)
+        errors.append({"loc": loc, "msg": msg, "type": error.get("type")})
     return errors
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, union_tags: frozenset[str] = frozenset()) -> None:
     """Every error leaves as problem+json, never as FastAPI's default shape."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
+        errors = _validation_errors(exc, union_tags)
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem(422, detail or "the request is not valid", kind="validation", errors=errors)
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 
+from schemas.changes import CHANGE_OPS
 from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from services.common import problems
 from services.common.problems import problem
@@ -193,7 +194,7 @@ def domain_problem(exc: DomainError) -> JSONResponse:
 
 
 def install_errors(app: FastAPI) -> None:
-    problems.install(app)
+    problems.install(app, CHANGE_OPS)
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:

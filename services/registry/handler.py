@@ -5,7 +5,10 @@ No HTTP and no SQL here: the routes build a command and a context, the store is 
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -88,6 +91,14 @@ class CommandHandler:
         self.retries = retries
         self.clock = clock
         self.new_id = new_id
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock_for(self, agreement_id: str) -> asyncio.Lock:
+        lock = self._locks.get(agreement_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[agreement_id] = lock
+        return lock
 
     async def load(self, agreement_id: str) -> Loaded:
         events = await self.store.load(agreement_id)
@@ -114,13 +125,18 @@ class CommandHandler:
         attempts = 1 if context.expected_version is not None else self.retries + 1
         for attempt in range(attempts):
             try:
-                return await self._decide_and_append(command, context, agreement_id, completion)
+                # Commands on one agreement queue up inside this process instead of racing
+                # each other; the primary key still decides races between processes.
+                async with self._lock_for(agreement_id):
+                    return await self._decide_and_append(command, context, agreement_id, completion)
             except ConcurrencyError:
                 if context.expected_version is not None:
                     raise PreconditionFailed(
                         f"the agreement changed after version {context.expected_version}"
                     ) from None
                 log.info("concurrent append, deciding again", agreement_id=agreement_id, attempt=attempt)
+                # Jittered backoff spreads instances that keep colliding on one agreement.
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
         raise Conflict("the agreement is being changed by other requests right now; retry the command")
 
     async def _sign(
