@@ -24,11 +24,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A pool that retries the first connection for a while: the database may still be starting."""
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, schema: str | None = None
+) -> asyncpg.Pool:
+    """A pool that retries the first connection for a while: the database may still be starting.
+
+    With `schema`, unqualified table names resolve in that schema (read models live in
+    `projections`, or in a shadow schema the audit tool rebuilds).
+    """
+    server_settings = {"search_path": f'"{schema}", public'} if schema else None
     for attempt in range(60):
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, init=_init_connection, server_settings=server_settings
+            )
             assert pool is not None
             return pool
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
@@ -44,8 +53,14 @@ def redact(dsn: str) -> str:
     return dsn
 
 
-async def migrate(pool: asyncpg.Pool, component: str, folder: Path) -> list[str]:
-    """Applies the folder's `NNN_name.sql` files not yet applied, each in its own transaction."""
+async def migrate(pool: asyncpg.Pool, component: str, folder: Path, schema: str | None = None) -> list[str]:
+    """Applies the folder's `NNN_name.sql` files not yet applied, each in its own transaction.
+
+    With `schema`, the files run with that schema first on the search_path (created if
+    missing), and are recorded per schema: the same files build any number of copies.
+    """
+    if schema is not None and schema != component:
+        component = f"{component}@{schema}"
     applied: list[str] = []
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
@@ -68,6 +83,9 @@ async def migrate(pool: asyncpg.Pool, component: str, folder: Path) -> list[str]
                 if name in done:
                     continue
                 async with conn.transaction():
+                    if schema is not None:
+                        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                        await conn.execute(f"SET LOCAL search_path TO \"{schema}\", public")
                     await conn.execute(sql)
                     await conn.execute(
                         "INSERT INTO public.schema_migrations (component, name) VALUES ($1, $2)",

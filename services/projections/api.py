@@ -124,7 +124,7 @@ async def projection_status(request: Request, pool: Pool) -> dict[str, Any]:
 
 
 async def _position(pool: asyncpg.Pool) -> int:
-    return int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM projections.applied"))
+    return int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM applied"))
 
 
 def _decode_cursor(cursor: str | None) -> int:

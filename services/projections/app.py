@@ -23,9 +23,12 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(
-            settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+            settings.database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            schema=settings.read_schema,
         )
-        await migrate(pool, "projections", MIGRATIONS)
+        await migrate(pool, "projections", MIGRATIONS, schema=settings.read_schema)
         app.state.pool = pool
         app.state.settings = settings
         stop = asyncio.Event()

@@ -62,7 +62,7 @@ class ProjectionWorker:
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
         rows = await self.pool.fetch(
-            "SELECT partition, next_offset FROM projections.offsets WHERE consumer_group = $1 AND topic = $2",
+            "SELECT partition, next_offset FROM offsets WHERE consumer_group = $1 AND topic = $2",
             self.group,
             self.topic,
         )
@@ -117,7 +117,7 @@ class ProjectionWorker:
                     counts[result.outcome] += 1
                     counts[Outcome.APPLIED] += result.resumed
                 await conn.execute(
-                    """INSERT INTO projections.offsets (consumer_group, topic, partition, next_offset)
+                    """INSERT INTO offsets (consumer_group, topic, partition, next_offset)
                        VALUES ($1, $2, $3, $4)
                        ON CONFLICT (consumer_group, topic, partition)
                        DO UPDATE SET next_offset = EXCLUDED.next_offset""",
@@ -126,7 +126,7 @@ class ProjectionWorker:
                     tp.partition,
                     records[-1].offset + 1,
                 )
-            parked = await conn.fetchval("SELECT count(*) FROM projections.parked")
+            parked = await conn.fetchval("SELECT count(*) FROM parked")
         for outcome, count in counts.items():
             if count:
                 EVENTS.labels(outcome.value).inc(count)
@@ -149,7 +149,7 @@ class ProjectionWorker:
         except KafkaError:
             return None
         rows = await self.pool.fetch(
-            "SELECT partition, next_offset FROM projections.offsets WHERE consumer_group = $1 AND topic = $2",
+            "SELECT partition, next_offset FROM offsets WHERE consumer_group = $1 AND topic = $2",
             self.group,
             self.topic,
         )

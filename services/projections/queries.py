@@ -16,7 +16,7 @@ async def party_obligations(pool: asyncpg.Pool, party_id: str, status: str) -> l
     rows = await pool.fetch(
         """SELECT agreement_id, document_number, agreement_title, obligation_id, title, role, cadence,
                   status, latest_report::text AS latest_report
-           FROM projections.party_obligations
+           FROM party_obligations
            WHERE party_id = $1 AND ($2 = 'all' OR status = 'active')
            ORDER BY document_number, agreement_id, obligation_id""",
         party_id,
@@ -31,7 +31,7 @@ async def party_obligations(pool: asyncpg.Pool, party_id: str, status: str) -> l
 async def party_history(pool: asyncpg.Pool, party_id: str, after: int, limit: int) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         """SELECT event_id, type, agreement_id, sequence, position, recorded_at, summary
-           FROM projections.party_history
+           FROM party_history
            WHERE party_id = $1 AND position > $2
            ORDER BY position LIMIT $3""",
         party_id,
@@ -67,7 +67,7 @@ async def agreements(
     limit: int,
 ) -> list[tuple[int, dict[str, Any]]]:
     rows = await pool.fetch(
-        """SELECT * FROM projections.agreements
+        """SELECT * FROM agreements
            WHERE first_position > $1
              AND ($2::text IS NULL OR $2 = ANY(party_ids))
              AND ($3::text IS NULL OR locality_key = $3)
@@ -86,7 +86,7 @@ async def agreements(
 
 async def agreement(pool: asyncpg.Pool, agreement_id: str) -> dict[str, Any] | None:
     state = await pool.fetchval(
-        "SELECT state::text FROM projections.agreements WHERE agreement_id = $1", agreement_id
+        "SELECT state::text FROM agreements WHERE agreement_id = $1", agreement_id
     )
     return json.loads(state) if state else None
 
@@ -98,11 +98,11 @@ async def overdue(pool: asyncpg.Pool, period: str) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         """SELECT o.party_id AS lead_party_id, o.agreement_id, o.document_number, o.agreement_title,
                   o.obligation_id, o.title, o.cadence
-           FROM projections.party_obligations o
+           FROM party_obligations o
            WHERE o.role = 'lead' AND o.status = 'active' AND o.cadence = ANY($1::text[])
              AND o.term_start <= $3 AND o.term_end >= $2
              AND NOT EXISTS (
-                 SELECT 1 FROM projections.reports r
+                 SELECT 1 FROM reports r
                  WHERE r.agreement_id = o.agreement_id AND r.obligation_id = o.obligation_id
                    AND r.party_id = o.party_id AND r.period = $4)
            ORDER BY o.document_number, o.agreement_id, o.obligation_id""",
@@ -116,19 +116,19 @@ async def overdue(pool: asyncpg.Pool, period: str) -> list[dict[str, Any]]:
 
 async def has_applied(pool: asyncpg.Pool, position: int) -> bool:
     return bool(
-        await pool.fetchval("SELECT EXISTS (SELECT 1 FROM projections.applied WHERE position = $1)", position)
+        await pool.fetchval("SELECT EXISTS (SELECT 1 FROM applied WHERE position = $1)", position)
     )
 
 
 async def status(pool: asyncpg.Pool, group: str) -> dict[str, Any]:
     row = await pool.fetchrow(
-        """SELECT (SELECT max(position) FROM projections.applied) AS last_position,
-                  (SELECT count(*) FROM projections.applied) AS applied,
-                  (SELECT count(*) FROM projections.parked) AS parked,
-                  (SELECT max(applied_at) FROM projections.applied) AS last_applied_at"""
+        """SELECT (SELECT max(position) FROM applied) AS last_position,
+                  (SELECT count(*) FROM applied) AS applied,
+                  (SELECT count(*) FROM parked) AS parked,
+                  (SELECT max(applied_at) FROM applied) AS last_applied_at"""
     )
     offsets = await pool.fetch(
-        "SELECT partition, next_offset FROM projections.offsets WHERE consumer_group = $1 ORDER BY partition",
+        "SELECT partition, next_offset FROM offsets WHERE consumer_group = $1 ORDER BY partition",
         group,
     )
     assert row is not None

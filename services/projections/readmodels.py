@@ -40,14 +40,14 @@ class Applied:
 async def apply(conn: Connection, message: bytes | str) -> Applied:
     envelope = Envelope.model_validate_json(message)
     last = await conn.fetchval(
-        "SELECT last_sequence FROM projections.streams WHERE agreement_id = $1 FOR UPDATE", envelope.subject
+        "SELECT last_sequence FROM streams WHERE agreement_id = $1 FOR UPDATE", envelope.subject
     )
     last = last or 0
     if envelope.sequence <= last:
         return Applied(Outcome.DUPLICATE)
     if envelope.sequence > last + 1:
         await conn.execute(
-            """INSERT INTO projections.parked (agreement_id, sequence, position, message)
+            """INSERT INTO parked (agreement_id, sequence, position, message)
                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
             envelope.subject,
             envelope.sequence,
@@ -59,7 +59,7 @@ async def apply(conn: Connection, message: bytes | str) -> Applied:
     resumed = 0
     while True:
         parked = await conn.fetchrow(
-            "DELETE FROM projections.parked WHERE agreement_id = $1 AND sequence = $2 RETURNING message",
+            "DELETE FROM parked WHERE agreement_id = $1 AND sequence = $2 RETURNING message",
             envelope.subject,
             envelope.sequence + 1,
         )
@@ -73,7 +73,7 @@ async def apply(conn: Connection, message: bytes | str) -> Applied:
 async def _apply_next(conn: Connection, envelope: Envelope) -> None:
     agreement_id, position = envelope.subject, envelope.position or 0
     row = await conn.fetchrow(
-        "SELECT state FROM projections.agreements WHERE agreement_id = $1", agreement_id
+        "SELECT state FROM agreements WHERE agreement_id = $1", agreement_id
     )
     before = state_from_json(row["state"]) if row else None
     event = envelope.event()
@@ -84,7 +84,7 @@ async def _apply_next(conn: Connection, envelope: Envelope) -> None:
         await _write_report(conn, after, event.obligation_id, event.party_id, event.period)
     recorded_at = datetime.fromisoformat(envelope.time)
     await conn.executemany(
-        """INSERT INTO projections.party_history
+        """INSERT INTO party_history
                (party_id, position, event_id, type, agreement_id, sequence, recorded_at, summary)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
         [
@@ -102,7 +102,7 @@ async def _apply_next(conn: Connection, envelope: Envelope) -> None:
         ],
     )
     await conn.execute(
-        """INSERT INTO projections.streams (agreement_id, last_sequence, last_position, last_hash)
+        """INSERT INTO streams (agreement_id, last_sequence, last_position, last_hash)
            VALUES ($1, $2, $3, $4)
            ON CONFLICT (agreement_id) DO UPDATE
            SET last_sequence = EXCLUDED.last_sequence, last_position = EXCLUDED.last_position,
@@ -113,7 +113,7 @@ async def _apply_next(conn: Connection, envelope: Envelope) -> None:
         envelope.hash,
     )
     await conn.execute(
-        "INSERT INTO projections.applied (position, agreement_id, sequence) VALUES ($1, $2, $3)",
+        "INSERT INTO applied (position, agreement_id, sequence) VALUES ($1, $2, $3)",
         position,
         agreement_id,
         envelope.sequence,
@@ -123,7 +123,7 @@ async def _apply_next(conn: Connection, envelope: Envelope) -> None:
 async def _write_agreement(conn: Connection, state: AgreementState, position: int) -> None:
     doc = state_to_json(state)
     await conn.execute(
-        """INSERT INTO projections.agreements
+        """INSERT INTO agreements
                (agreement_id, version, first_position, last_position, document_number, kind, title,
                 locality, locality_key, status, signed_on, term_start, term_end, party_ids, search_text, state)
            VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
@@ -170,7 +170,7 @@ def latest_report(state: AgreementState, obligation_id: str, party_id: str) -> d
 async def _write_party_obligations(conn: Connection, state: AgreementState) -> None:
     """Rewrites the agreement's rows: a moved lead leaves one list and joins another."""
     await conn.execute(
-        "DELETE FROM projections.party_obligations WHERE agreement_id = $1", state.agreement_id
+        "DELETE FROM party_obligations WHERE agreement_id = $1", state.agreement_id
     )
     rows = []
     for item in state.obligations.values():
@@ -196,7 +196,7 @@ async def _write_party_obligations(conn: Connection, state: AgreementState) -> N
                 )
             )
     await conn.executemany(
-        """INSERT INTO projections.party_obligations
+        """INSERT INTO party_obligations
                (party_id, agreement_id, obligation_id, document_number, agreement_title, title, role,
                 cadence, status, term_start, term_end, latest_report)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb)""",
@@ -209,7 +209,7 @@ async def _write_report(
 ) -> None:
     report = state.reports[(obligation_id, party_id, period)]
     await conn.execute(
-        """INSERT INTO projections.reports
+        """INSERT INTO reports
                (agreement_id, obligation_id, party_id, period, status, completion_percent, reported_on, sequence)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT (agreement_id, obligation_id, party_id, period) DO UPDATE SET

@@ -19,6 +19,8 @@ class ProjectionSettings(BaseSettings):
     )
     topic: str = "agreements.events.v1"
     consumer_group: str = "projections.v1"
+    # The schema holding the read models (the audit tool swaps a rebuilt one in).
+    read_schema: str = Field("projections", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     host: str = "127.0.0.1"
     port: int = 8001
     # Run the Kafka consumer inside the API process (one process locally); extra

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from services.common.db import migrate
+from services.common.db import create_pool, migrate
 from services.projections.app import MIGRATIONS
 from services.projections.consumer import ProjectionWorker
 from tests.support.builders import report_body, sign_body
@@ -28,8 +28,11 @@ class Record:
 @pytest.fixture
 async def registry_only(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
     async with running_stack(database_url, kafka_bootstrap, topic, projections=False) as running:
-        await migrate(running.pool, "projections", MIGRATIONS)
+        read_pool = await create_pool(database_url, min_size=1, max_size=3, schema="projections")
+        await migrate(read_pool, "projections", MIGRATIONS, schema="projections")
+        running.read_pool = read_pool
         yield running
+        await read_pool.close()
 
 
 async def one_agreement_records(stack: Stack, reports: int = 2) -> tuple[str, list[Any]]:
@@ -44,7 +47,7 @@ async def one_agreement_records(stack: Stack, reports: int = 2) -> tuple[str, li
 
 
 def worker(stack: Stack) -> ProjectionWorker:
-    return ProjectionWorker(stack.pool, stack.bootstrap, stack.topic, "g-test")
+    return ProjectionWorker(stack.read_pool, stack.bootstrap, stack.topic, "g-test")
 
 
 async def read_model(stack: Stack) -> dict[str, Any]:

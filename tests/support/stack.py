@@ -56,6 +56,7 @@ class Stack:
     registry: httpx.AsyncClient = field(init=False)
     projections: httpx.AsyncClient = field(init=False)
     pool: asyncpg.Pool = field(init=False)
+    read_pool: asyncpg.Pool = field(init=False)
 
     async def wait_for_position(self, position: int, timeout: float = 30) -> None:
         deadline = asyncio.get_running_loop().time() + timeout

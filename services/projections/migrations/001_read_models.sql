@@ -1,9 +1,10 @@
--- Read models, built only from the Kafka topic. Each consumer batch updates them and the
+-- Read models, built only from the Kafka topic. Unqualified names: the migration runs with
+-- search_path set to the target schema (the live `projections`, or an audit shadow).
+-- Each consumer batch updates them and the
 -- consumer's partition offsets in one transaction.
-CREATE SCHEMA IF NOT EXISTS projections;
 
 -- Where each partition resumes: the offset of the next record to read.
-CREATE TABLE projections.offsets (
+CREATE TABLE offsets (
     consumer_group text    NOT NULL,
     topic          text    NOT NULL,
     partition      integer NOT NULL,
@@ -12,7 +13,7 @@ CREATE TABLE projections.offsets (
 );
 
 -- The last sequence applied per agreement: the next event must carry last_sequence + 1.
-CREATE TABLE projections.streams (
+CREATE TABLE streams (
     agreement_id  text    PRIMARY KEY,
     last_sequence integer NOT NULL,
     last_position bigint  NOT NULL,
@@ -20,7 +21,7 @@ CREATE TABLE projections.streams (
 );
 
 -- Every event applied, by its store position (read-your-writes waits on this).
-CREATE TABLE projections.applied (
+CREATE TABLE applied (
     position     bigint      PRIMARY KEY,
     agreement_id text        NOT NULL,
     sequence     integer     NOT NULL,
@@ -28,7 +29,7 @@ CREATE TABLE projections.applied (
 );
 
 -- Events that arrived ahead of a missing predecessor; applied when the gap fills.
-CREATE TABLE projections.parked (
+CREATE TABLE parked (
     agreement_id text        NOT NULL,
     sequence     integer     NOT NULL,
     position     bigint      NOT NULL,
@@ -37,7 +38,7 @@ CREATE TABLE projections.parked (
     PRIMARY KEY (agreement_id, sequence)
 );
 
-CREATE TABLE projections.agreements (
+CREATE TABLE agreements (
     agreement_id     text        PRIMARY KEY,
     version          integer     NOT NULL,
     first_position   bigint      NOT NULL,
@@ -56,10 +57,10 @@ CREATE TABLE projections.agreements (
     state            jsonb       NOT NULL,
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX agreements_first_position ON projections.agreements (first_position);
-CREATE INDEX agreements_party_ids ON projections.agreements USING gin (party_ids);
+CREATE INDEX agreements_first_position ON agreements (first_position);
+CREATE INDEX agreements_party_ids ON agreements USING gin (party_ids);
 
-CREATE TABLE projections.party_obligations (
+CREATE TABLE party_obligations (
     party_id        text    NOT NULL,
     agreement_id    text    NOT NULL,
     obligation_id   text    NOT NULL,
@@ -74,9 +75,9 @@ CREATE TABLE projections.party_obligations (
     latest_report   jsonb,
     PRIMARY KEY (party_id, agreement_id, obligation_id)
 );
-CREATE INDEX party_obligations_agreement ON projections.party_obligations (agreement_id);
+CREATE INDEX party_obligations_agreement ON party_obligations (agreement_id);
 
-CREATE TABLE projections.reports (
+CREATE TABLE reports (
     agreement_id       text    NOT NULL,
     obligation_id      text    NOT NULL,
     party_id           text    NOT NULL,
@@ -88,7 +89,7 @@ CREATE TABLE projections.reports (
     PRIMARY KEY (agreement_id, obligation_id, party_id, period)
 );
 
-CREATE TABLE projections.party_history (
+CREATE TABLE party_history (
     party_id     text        NOT NULL,
     position     bigint      NOT NULL,
     event_id     text        NOT NULL,
