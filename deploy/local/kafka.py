@@ -25,20 +25,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 
 # Newest Kafka that aiokafka 0.14.0 was proven against (tests/integration/test_kafka_broker.py):
 # idempotent producer with acks=all, consumer groups with manual commits, admin create_topics.
 KAFKA_VERSION = "4.4.0"
 
 # Unlimited retention: the events topic is a replayable log, not a buffer.
-TOPIC_CONFIG: dict[str, str] = {
-    "retention.ms": "-1",
-    "retention.bytes": "-1",
-    "cleanup.policy": "delete",
-    "min.insync.replicas": "1",
-}
 
 _DEPLOY_KAFKA = Path(__file__).resolve().parent.parent / "kafka"
 _POM = _DEPLOY_KAFKA / "pom.xml"
@@ -348,20 +344,11 @@ class LocalKafka:
         self.stop()
 
 
-async def ensure_topic(
-    bootstrap: str, name: str, partitions: int, config: dict[str, str] | None = None
-) -> None:
-    """Create topic `name` (replication factor 1) unless it exists; an existing one is left as it is."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-        response = await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})]
-        )
-    finally:
-        await admin.close()
-    for topic_error in response.topic_errors:
-        code = int(topic_error[1])
-        if code not in (0, TopicAlreadyExistsError.errno):
-            message = topic_error[2] if len(topic_error) > 2 else ""
-            raise for_code(code)(f"creating topic {name!r}: {message}")
+__all__ = [
+    "KAFKA_VERSION",
+    "TOPIC_CONFIG",
+    "LocalKafka",
+    "MissingPrerequisite",
+    "ensure_jars",
+    "ensure_topic",
+]

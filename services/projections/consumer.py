@@ -14,15 +14,20 @@ from typing import Any
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
+from services.common.db import Connection
+from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 from services.projections.readmodels import Outcome, apply
 
 log = structlog.get_logger(__name__)
 
 EVENTS = Counter("projection_events_total", "Events seen by the projection", ["outcome"])
+DEAD_LETTERS = Counter("projection_dead_letters_total", "Records that could not be applied")
+# Infrastructure failures restart the worker; anything else about one record dead-letters it.
+INFRASTRUCTURE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, KafkaError)
 PARKED = Gauge("projection_parked_events", "Events waiting for a missing predecessor")
 
 
@@ -56,6 +61,9 @@ class ProjectionWorker:
         self.max_records = max_records
         self.client_id = client_id
         self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.dead_letter_topic = f"{topic}.dlq"
+        self.dead_lettered = 0
         self.applied = 0
         self.seen = 0
 
@@ -83,7 +91,7 @@ class ProjectionWorker:
         while not stop.is_set():
             try:
                 await self._consume(stop)
-            except (KafkaError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            except INFRASTRUCTURE_ERRORS as exc:
                 log.warning("projection worker failed; restarting", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
@@ -99,21 +107,34 @@ class ProjectionWorker:
             max_poll_records=self.max_records,
         )
         self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
-        await self.consumer.start()
+        await ensure_topic(self.bootstrap_servers, self.dead_letter_topic, 1, TOPIC_CONFIG)
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await self.producer.start()
         try:
+            await self.consumer.start()
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 if batches:
                     await self.apply_batch(batches)
         finally:
             await self.consumer.stop()
+            await self.producer.stop()
+            self.producer = None
 
     async def apply_batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
         counts = dict.fromkeys(Outcome, 0)
         async with self.pool.acquire() as conn, conn.transaction():
             for tp, records in batches.items():
                 for record in records:
-                    result = await apply(conn, record.value)
+                    try:
+                        # A savepoint: a record that fails leaves the rest of the batch intact.
+                        async with conn.transaction():
+                            result = await apply(conn, record.value)
+                    except INFRASTRUCTURE_ERRORS:
+                        raise
+                    except Exception as exc:
+                        await self._dead_letter(conn, tp, record, exc)
+                        continue
                     counts[result.outcome] += 1
                     counts[Outcome.APPLIED] += result.resumed
                 await conn.execute(
@@ -135,6 +156,39 @@ class ProjectionWorker:
         self.seen += sum(len(records) for records in batches.values())
         if counts[Outcome.PARKED]:
             log.warning("events parked behind a gap", parked=counts[Outcome.PARKED], waiting=parked)
+
+    async def _dead_letter(self, conn: Connection, tp: TopicPartition, record: Any, exc: Exception) -> None:
+        """Keeps the record and why it failed, in the database and on the dead-letter topic.
+
+        Published before the batch commits: a crash in between dead-letters it twice, never zero times.
+        """
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        key = record.key.decode("utf-8", "replace") if record.key else None
+        log.error(
+            "record dead-lettered", partition=tp.partition, offset=record.offset, key=key, reason=reason
+        )
+        await conn.execute(
+            """INSERT INTO dead_letters (topic, partition, record_offset, key, reason, message)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+            tp.topic,
+            tp.partition,
+            record.offset,
+            key,
+            reason,
+            bytes(record.value),
+        )
+        if self.producer is not None:
+            await self.producer.send_and_wait(
+                self.dead_letter_topic,
+                value=bytes(record.value),
+                key=record.key,
+                headers=[
+                    ("dlq-reason", reason.encode()),
+                    ("dlq-source", f"{tp.topic}/{tp.partition}/{record.offset}".encode()),
+                ],
+            )
+        DEAD_LETTERS.inc()
+        self.dead_lettered += 1
 
     async def lag(self) -> int | None:
         """Records on the topic not yet applied, summed over the partitions this worker owns."""

@@ -85,9 +85,7 @@ async def agreements(
 
 
 async def agreement(pool: asyncpg.Pool, agreement_id: str) -> dict[str, Any] | None:
-    state = await pool.fetchval(
-        "SELECT state::text FROM agreements WHERE agreement_id = $1", agreement_id
-    )
+    state = await pool.fetchval("SELECT state::text FROM agreements WHERE agreement_id = $1", agreement_id)
     return json.loads(state) if state else None
 
 
@@ -115,9 +113,7 @@ async def overdue(pool: asyncpg.Pool, period: str) -> list[dict[str, Any]]:
 
 
 async def has_applied(pool: asyncpg.Pool, position: int) -> bool:
-    return bool(
-        await pool.fetchval("SELECT EXISTS (SELECT 1 FROM applied WHERE position = $1)", position)
-    )
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM applied WHERE position = $1)", position))
 
 
 async def status(pool: asyncpg.Pool, group: str) -> dict[str, Any]:
@@ -125,6 +121,7 @@ async def status(pool: asyncpg.Pool, group: str) -> dict[str, Any]:
         """SELECT (SELECT max(position) FROM applied) AS last_position,
                   (SELECT count(*) FROM applied) AS applied,
                   (SELECT count(*) FROM parked) AS parked,
+                  (SELECT count(*) FROM dead_letters) AS dead_letters,
                   (SELECT max(applied_at) FROM applied) AS last_applied_at"""
     )
     offsets = await pool.fetch(
@@ -136,6 +133,7 @@ async def status(pool: asyncpg.Pool, group: str) -> dict[str, Any]:
         "last_position": row["last_position"] or 0,
         "applied_events": row["applied"],
         "parked_events": row["parked"],
+        "dead_letters": row["dead_letters"],
         "last_applied_at": row["last_applied_at"].isoformat() if row["last_applied_at"] else None,
         "offsets": {str(r["partition"]): r["next_offset"] for r in offsets},
     }

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from services.common.db import create_pool, migrate
+from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 from services.projections.app import MIGRATIONS
 from services.projections.consumer import ProjectionWorker
 from tests.support.builders import report_body, sign_body
@@ -23,6 +25,7 @@ from tests.support.stack import Stack, running_stack
 class Record:
     value: bytes
     offset: int
+    key: bytes | None = None
 
 
 @pytest.fixture
@@ -61,22 +64,52 @@ async def read_model(stack: Stack) -> dict[str, Any]:
             "SELECT party_id, obligation_id, latest_report::text FROM projections.party_obligations ORDER BY 1, 2"
         ),
         "parked": await stack.pool.fetchval("SELECT count(*) FROM projections.parked"),
+        "dead": await stack.pool.fetchval("SELECT count(*) FROM projections.dead_letters"),
     }
 
 
 async def test_a_failing_batch_commits_neither_rows_nor_offsets(registry_only: Stack) -> None:
+    """Rows and offsets share one transaction: when the offset write fails, no row survives."""
     stack = registry_only
     _, records = await one_agreement_records(stack)
     tp = TopicPartition(stack.topic, records[0].partition)
-    poison = Record(b'{"not": "an envelope"}', records[-1].offset + 1)
-    with pytest.raises(Exception):  # noqa: B017 - any failure must roll the batch back
-        await worker(stack).apply_batch({tp: [*records, poison]})
+    await stack.read_pool.execute(
+        "ALTER TABLE offsets ADD CONSTRAINT refuse CHECK (next_offset < 0) NOT VALID"
+    )
+    with pytest.raises(asyncpg.CheckViolationError):
+        await worker(stack).apply_batch({tp: records})
     state = await read_model(stack)
     assert state["offsets"] == [] and state["applied"] == 0 and state["obligations"] == []
+    await stack.read_pool.execute("ALTER TABLE offsets DROP CONSTRAINT refuse")
     await worker(stack).apply_batch({tp: records})
     state = await read_model(stack)
     assert [tuple(r) for r in state["offsets"]] == [(tp.partition, records[-1].offset + 1)]
     assert state["applied"] == 3
+
+
+async def test_a_record_that_cannot_be_applied_is_dead_lettered_and_the_rest_goes_on(
+    registry_only: Stack,
+) -> None:
+    stack = registry_only
+    _, records = await one_agreement_records(stack)
+    tp = TopicPartition(stack.topic, records[0].partition)
+    poison = Record(b'{"not": "an envelope"}', records[1].offset, key=b"broken")
+    live = worker(stack)
+    live.producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    await ensure_topic(stack.bootstrap, live.dead_letter_topic, 1, TOPIC_CONFIG)
+    await live.producer.start()
+    try:
+        await live.apply_batch({tp: [records[0], poison]})
+    finally:
+        await live.producer.stop()
+    state = await read_model(stack)
+    assert state["applied"] == 1 and live.dead_lettered == 1
+    [dead] = await stack.read_pool.fetch("SELECT key, reason, record_offset FROM dead_letters")
+    assert dead["key"] == "broken" and "ValidationError" in dead["reason"]
+    [published] = await read_topic(stack.bootstrap, live.dead_letter_topic, 1)
+    assert published.value == poison.value and dict(published.headers)["dlq-reason"].startswith(
+        b"ValidationError"
+    )
 
 
 async def test_redelivered_events_take_effect_once(registry_only: Stack) -> None:

@@ -1,0 +1,32 @@
+"""Topic administration shared by the services, the local stack and the tests."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+TOPIC_CONFIG: dict[str, str] = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "cleanup.policy": "delete",
+    "min.insync.replicas": "1",
+}
+
+
+async def ensure_topic(
+    bootstrap: str, name: str, partitions: int, config: dict[str, str] | None = None
+) -> None:
+    """Create topic `name` (replication factor 1) unless it exists; an existing one is left as it is."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        response = await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})]
+        )
+    finally:
+        await admin.close()
+    for topic_error in response.topic_errors:
+        code = int(topic_error[1])
+        if code not in (0, TopicAlreadyExistsError.errno):
+            message = topic_error[2] if len(topic_error) > 2 else ""
+            raise for_code(code)(f"creating topic {name!r}: {message}")
