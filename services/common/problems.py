@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
 TYPE_BASE = "https://coordination-registry.gov.vn/problems/"
 log = structlog.get_logger(__name__)
 
@@ -93,5 +102,16 @@ def install(app: FastAPI, union_tags: frozenset[str] = frozenset()) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, UNAVAILABLE):
+            # The database is restarting or unreachable. The command may or may not have
+            # committed if the connection dropped during COMMIT: retry with the same
+            # Idempotency-Key to get exactly one effect.
+            log.warning("database unavailable", path=request.url.path, error=repr(exc))
+            return problem(
+                503,
+                "the database is unavailable; retry the request (with the same Idempotency-Key)",
+                kind="unavailable",
+                headers={"Retry-After": "1"},
+            )
         log.exception("unhandled error", path=request.url.path)
         return problem(500, "an unexpected error occurred; nothing was recorded", kind="internal")
