@@ -1,0 +1,82 @@
+"""The fault suite's own PostgreSQL and Kafka (it stops and restarts them), and its figures table."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
+from deploy.local.postgres import LocalPostgres
+from services.common.db import create_pool, migrate
+from services.registry.app import MIGRATIONS
+from tests.faults.harness import Env
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS: list[dict[str, Any]] = []
+
+
+def record(scenario: str, figure: str, value: object, expected: str = "") -> None:
+    """One figure of the table printed at the end of `make test-faults`."""
+    RESULTS.append({"scenario": scenario, "figure": figure, "value": value, "expected": expected})
+    print(f"  [{scenario}] {figure}: {value} {expected}")
+
+
+@dataclass
+class Infra:
+    postgres: LocalPostgres
+    kafka: LocalKafka
+    url: str
+    bootstrap: str
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    postgres = LocalPostgres(tmp_path_factory.mktemp("faults-postgres"))
+    kafka = LocalKafka(tmp_path_factory.mktemp("faults-kafka"), ROOT / ".cache")
+    url = postgres.start()
+    bootstrap = kafka.start()
+    try:
+        yield Infra(postgres, kafka, url, bootstrap)
+    finally:
+        kafka.stop()
+        postgres.stop()
+
+
+@pytest.fixture
+async def env(infra: Infra, tmp_path: Path) -> AsyncIterator[Env]:
+    name = f"f_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(infra.url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    database_url = infra.url.rsplit("/", 1)[0] + f"/{name}"
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    await ensure_topic(infra.bootstrap, topic, 6, TOPIC_CONFIG)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    await migrate(pool, "registry", MIGRATIONS)
+    await pool.close()
+    scenario = Env(database_url, infra.bootstrap, topic, tmp_path)
+    try:
+        yield scenario
+    finally:
+        scenario.stop_all()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not RESULTS:
+        return
+    lines = ["| scenario | figure | value | expected |", "|---|---|---|---|"]
+    lines += [f"| {r['scenario']} | {r['figure']} | {r['value']} | {r['expected']} |" for r in RESULTS]
+    table = "\n".join(lines)
+    terminalreporter.write_sep("=", "fault suite figures")
+    terminalreporter.write_line(table)
+    out = ROOT / ".local" / "faults"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.md").write_text(table + "\n", encoding="utf-8")
+    (out / "latest.json").write_text(json.dumps(RESULTS, indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,307 @@
+"""Real processes to kill, real servers to stop, and the checks every fault scenario ends with."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.commands import ReportProgress, SignAgreement
+from services.common.db import create_pool, migrate
+from services.projections.app import MIGRATIONS as READ_MIGRATIONS
+from services.projections.readmodels import apply
+from services.registry.handler import CommandContext, CommandHandler
+from services.registry.relay import RELAY_LOCK
+from services.registry.store import PostgresEventStore
+from tests.support.builders import report_body, sign_body
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALE = float(os.environ.get("FAULTS_SCALE", "1"))
+CTX = CommandContext(actor="fault-suite", correlation_id="faults", causation_id="faults")
+
+
+def scaled(n: int, minimum: int = 1) -> int:
+    return max(minimum, int(n * SCALE))
+
+
+@dataclass
+class Service:
+    """A service process started with `python -m module`; `kill()` is a real SIGKILL."""
+
+    name: str
+    module: str
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env={**os.environ, **self.env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class Env:
+    """One scenario's database, topic and processes."""
+
+    database_url: str
+    bootstrap: str
+    topic: str
+    logs: Path
+    group: str = field(default_factory=lambda: f"projections-{uuid.uuid4().hex[:6]}")
+    services: list[Service] = field(default_factory=list)
+
+    def service_env(self, name: str) -> dict[str, str]:
+        separator = "&" if "?" in self.database_url else "?"
+        return {
+            "DATABASE_URL": f"{self.database_url}{separator}application_name={name}",
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "REGISTRY_TOPIC": self.topic,
+            "PROJECTIONS_TOPIC": self.topic,
+            "PROJECTIONS_CONSUMER_GROUP": self.group,
+            "REGISTRY_JSON_LOGS": "true",
+            "PROJECTIONS_JSON_LOGS": "true",
+        }
+
+    def relay(self, name: str) -> Service:
+        service = Service(
+            name, "services.registry.relay_main", self.service_env(name), self.logs / f"{name}.log"
+        )
+        self.services.append(service)
+        return service.start()
+
+    def worker(self, name: str) -> Service:
+        service = Service(
+            name, "services.projections.worker", self.service_env(name), self.logs / f"{name}.log"
+        )
+        self.services.append(service)
+        return service.start()
+
+    def stop_all(self) -> None:
+        for service in self.services:
+            service.stop()
+
+
+async def relay_leader(pool: asyncpg.Pool) -> str | None:
+    """The application_name of the session holding the relay's advisory lock."""
+    name: str | None = await pool.fetchval(
+        """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'advisory' AND l.granted
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = $1""",
+        RELAY_LOCK,
+    )
+    return name
+
+
+@dataclass
+class Load:
+    """Commands decided by the real handler over the real store (no HTTP: the store is the subject)."""
+
+    pool: asyncpg.Pool
+    agreements: list[str] = field(default_factory=list)
+    accepted: int = 0
+    refused: int = 0
+
+    async def run(self, commands: int, concurrency: int = 16, signings_share: float = 0.2) -> None:
+        handler = CommandHandler(PostgresEventStore(self.pool))
+        signings = max(1, int(commands * signings_share))
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(commands):
+            queue.put_nowait(index)
+
+        async def one(index: int) -> None:
+            if index < signings or not self.agreements:
+                result = await handler.handle(SignAgreement.model_validate(sign_body()), CTX)
+                self.agreements.append(result.agreement_id)
+            else:
+                agreement = random.choice(self.agreements)
+                body = report_body(
+                    period=random.choice(["2023", "2024", "2025", "2026", "2027"]),
+                    completion_percent=random.randint(0, 100),
+                )
+                await handler.handle(ReportProgress.model_validate(body), CTX, agreement)
+            self.accepted += 1
+
+        async def worker() -> None:
+            while not queue.empty():
+                index = queue.get_nowait()
+                try:
+                    await one(index)
+                except Exception:
+                    self.refused += 1
+
+        # Signings first, so the reports have agreements to land on.
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def store_messages(pool: asyncpg.Pool) -> dict[tuple[str, int], bytes]:
+    rows = await pool.fetch("SELECT agreement_id, sequence, position, envelope FROM registry.events")
+    result = {}
+    for row in rows:
+        envelope = json.loads(row["envelope"])
+        envelope["position"] = row["position"]
+        result[(row["agreement_id"], row["sequence"])] = json.dumps(
+            envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    return result
+
+
+async def topic_records(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of the topic, up to the end offsets at the time of the call."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
+            for tp, batch in batches.items():
+                records.extend(r for r in batch if r.offset < ends[tp])
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return records
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class TopicCheck:
+    store_events: int
+    topic_records: int
+    lost: int
+    duplicates: int
+    out_of_order: int
+    foreign: int
+
+
+async def compare_topic_with_store(pool: asyncpg.Pool, bootstrap: str, topic: str) -> TopicCheck:
+    store = await store_messages(pool)
+    records = await topic_records(bootstrap, topic)
+    seen: dict[tuple[str, int], int] = defaultdict(int)
+    order: dict[str, list[int]] = defaultdict(list)
+    foreign = 0
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        envelope = json.loads(record.value)
+        key = (envelope["subject"], envelope["sequence"])
+        if store.get(key) != record.value:
+            foreign += 1
+            continue
+        if seen[key] == 0:
+            order[key[0]].append(key[1])
+        seen[key] += 1
+    lost = sum(1 for key in store if seen[key] == 0)
+    duplicates = sum(count - 1 for count in seen.values() if count > 1)
+    out_of_order = sum(1 for sequences in order.values() if sequences != sorted(sequences))
+    return TopicCheck(len(store), len(records), lost, duplicates, out_of_order, foreign)
+
+
+async def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> float:
+    """Waits for an async predicate; returns the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if await predicate():
+            return time.monotonic() - started
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+async def outbox_empty(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM registry.outbox") == 0
+
+
+async def projection_caught_up(pool: asyncpg.Pool) -> bool:
+    stored = await pool.fetchval("SELECT count(*) FROM registry.events")
+    applied = (
+        await pool.fetchval("SELECT count(*) FROM projections.applied")
+        if await pool.fetchval("SELECT to_regclass('projections.applied') IS NOT NULL")
+        else -1
+    )
+    return bool(stored == applied)
+
+
+READ_TABLES = {
+    "agreements": "agreement_id, version, status, state::text",
+    "party_obligations": "party_id, agreement_id, obligation_id, role, status, cadence, latest_report::text",
+    "reports": "agreement_id, obligation_id, party_id, period, status, completion_percent, sequence",
+    "party_history": "party_id, position, event_id, type, agreement_id, sequence, summary",
+    "streams": "agreement_id, last_sequence, last_position, last_hash",
+    "applied": "position, agreement_id, sequence",
+}
+
+
+async def rebuild_from_store(database_url: str, schema: str) -> None:
+    """A fresh copy of the read models, from the store, through the live projection code."""
+    pool = await create_pool(database_url, min_size=1, max_size=2, schema=schema)
+    try:
+        await migrate(pool, "projections", READ_MIGRATIONS, schema=schema)
+        rows = await pool.fetch("SELECT position, envelope FROM registry.events ORDER BY position")
+        async with pool.acquire() as conn, conn.transaction():
+            for row in rows:
+                envelope = json.loads(row["envelope"])
+                envelope["position"] = row["position"]
+                await apply(conn, json.dumps(envelope, ensure_ascii=False))
+    finally:
+        await pool.close()
+
+
+async def read_model_differences(pool: asyncpg.Pool, live: str, fresh: str) -> int:
+    """Rows present in one schema and not the other, over every read-model table."""
+    total = 0
+    for table, columns in READ_TABLES.items():
+        total += await pool.fetchval(
+            f"""SELECT count(*) FROM (
+                    (SELECT {columns} FROM "{live}".{table} EXCEPT ALL SELECT {columns} FROM "{fresh}".{table})
+                    UNION ALL
+                    (SELECT {columns} FROM "{fresh}".{table} EXCEPT ALL SELECT {columns} FROM "{live}".{table})
+                ) AS difference"""
+        )
+    return int(total)
+
+
+async def live_vs_rebuild(database_url: str, pool: asyncpg.Pool) -> int:
+    shadow = f"rebuild_{uuid.uuid4().hex[:8]}"
+    await rebuild_from_store(database_url, shadow)
+    return await read_model_differences(pool, "projections", shadow)
