@@ -68,7 +68,7 @@ def fingerprint(method: str, path: str, if_match: str | None, body: Any) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, pool: asyncpg.Pool, stale_after: float = 60.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, stale_after: float = 15.0) -> None:
         self.pool = pool
         self.stale_after = stale_after
 
