@@ -137,6 +137,17 @@ class ProjectionWorker:
                         continue
                     counts[result.outcome] += 1
                     counts[Outcome.APPLIED] += result.resumed
+                    # The command's correlation id, from the HTTP request through Kafka to here.
+                    log.info(
+                        "event projected",
+                        outcome=result.outcome.value,
+                        agreement_id=result.agreement_id,
+                        sequence=result.sequence,
+                        position=result.position,
+                        correlation_id=result.correlation_id,
+                        partition=tp.partition,
+                        offset=record.offset,
+                    )
                 await conn.execute(
                     """INSERT INTO offsets (consumer_group, topic, partition, next_offset)
                        VALUES ($1, $2, $3, $4)

@@ -35,6 +35,16 @@ class Applied:
     outcome: Outcome
     # Parked successors applied because this event filled their gap.
     resumed: int = 0
+    agreement_id: str = ""
+    sequence: int = 0
+    position: int = 0
+    correlation_id: str = ""
+
+
+def _applied(outcome: Outcome, envelope: Envelope, resumed: int = 0) -> Applied:
+    return Applied(
+        outcome, resumed, envelope.subject, envelope.sequence, envelope.position or 0, envelope.correlationid
+    )
 
 
 async def apply(conn: Connection, message: bytes | str) -> Applied:
@@ -44,7 +54,7 @@ async def apply(conn: Connection, message: bytes | str) -> Applied:
     )
     last = last or 0
     if envelope.sequence <= last:
-        return Applied(Outcome.DUPLICATE)
+        return _applied(Outcome.DUPLICATE, envelope)
     if envelope.sequence > last + 1:
         await conn.execute(
             """INSERT INTO parked (agreement_id, sequence, position, message)
@@ -54,9 +64,9 @@ async def apply(conn: Connection, message: bytes | str) -> Applied:
             envelope.position or 0,
             message if isinstance(message, str) else message.decode("utf-8"),
         )
-        return Applied(Outcome.PARKED)
+        return _applied(Outcome.PARKED, envelope)
     await _apply_next(conn, envelope)
-    resumed = 0
+    first, resumed = envelope, 0
     while True:
         parked = await conn.fetchrow(
             "DELETE FROM parked WHERE agreement_id = $1 AND sequence = $2 RETURNING message",
@@ -64,7 +74,7 @@ async def apply(conn: Connection, message: bytes | str) -> Applied:
             envelope.sequence + 1,
         )
         if parked is None:
-            return Applied(Outcome.APPLIED, resumed)
+            return _applied(Outcome.APPLIED, first, resumed)
         envelope = Envelope.model_validate_json(parked["message"])
         await _apply_next(conn, envelope)
         resumed += 1
@@ -72,9 +82,7 @@ async def apply(conn: Connection, message: bytes | str) -> Applied:
 
 async def _apply_next(conn: Connection, envelope: Envelope) -> None:
     agreement_id, position = envelope.subject, envelope.position or 0
-    row = await conn.fetchrow(
-        "SELECT state FROM agreements WHERE agreement_id = $1", agreement_id
-    )
+    row = await conn.fetchrow("SELECT state FROM agreements WHERE agreement_id = $1", agreement_id)
     before = state_from_json(row["state"]) if row else None
     event = envelope.event()
     after = evolve(before, event)
@@ -169,9 +177,7 @@ def latest_report(state: AgreementState, obligation_id: str, party_id: str) -> d
 
 async def _write_party_obligations(conn: Connection, state: AgreementState) -> None:
     """Rewrites the agreement's rows: a moved lead leaves one list and joins another."""
-    await conn.execute(
-        "DELETE FROM party_obligations WHERE agreement_id = $1", state.agreement_id
-    )
+    await conn.execute("DELETE FROM party_obligations WHERE agreement_id = $1", state.agreement_id)
     rows = []
     for item in state.obligations.values():
         ob = item.obligation

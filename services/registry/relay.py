@@ -144,5 +144,11 @@ class OutboxRelay:
             "DELETE FROM registry.outbox WHERE position = ANY($1::bigint[])", [e.position for e in events]
         )
         PUBLISHED.inc(len(events))
+        log.info(
+            "batch published",
+            events=len(events),
+            first_position=events[0].position,
+            last_position=events[-1].position,
+        )
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(events)
