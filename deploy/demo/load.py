@@ -2,6 +2,8 @@
 
 Safe to run again: an agreement already signed (409 with `existing_agreement_id`) is
 reused, and the lifecycle of an agreement is replayed only when it was signed by this run.
+Calls carry a bearer token: the caller's `headers`, or else a demo token minted with the
+development key (every demo party, every scope; see `deploy.tokens`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from deploy.tokens import demo_token
 
 HERE = Path(__file__).parent
 PATHS = {"amend": "amendments", "report": "progress-reports", "close": "close"}
@@ -31,7 +35,9 @@ def load(base_url: str, headers: dict[str, str] | None = None) -> dict[str, Any]
     ids: dict[str, str] = {}
     new: set[str] = set()
     last_position = 0
-    with httpx.Client(base_url=base_url, headers=headers or {}, timeout=30) as client:
+    if headers is None or not any(name.lower() == "authorization" for name in headers):
+        headers = {**(headers or {}), "Authorization": f"Bearer {demo_token()}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         for item in agreements:
             response = client.post("/v1/agreements", json=_resolve(item["body"], ids))
             if response.status_code == 201:

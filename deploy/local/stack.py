@@ -22,6 +22,7 @@ from deploy.demo.load import load
 from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, MissingPrerequisite, ensure_topic
 from deploy.local.postgres import LocalPostgres
 from deploy.local.topics import PARTITIONS
+from deploy.tokens import demo_token
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / ".local"
@@ -49,11 +50,14 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -
     raise RuntimeError(f"{url} did not become ready in {timeout}s")
 
 
-def wait_position(base: str, position: int, timeout: float = 60) -> None:
+def wait_position(base: str, position: int, headers: dict[str, str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = httpx.get(
-            f"{base}/v1/agreements", params={"min_position": position, "limit": 1}, timeout=10
+            f"{base}/v1/agreements",
+            params={"min_position": position, "limit": 1},
+            headers=headers,
+            timeout=10,
         )
         if response.status_code == 200:
             return
@@ -102,17 +106,29 @@ def run() -> int:
         projections = f"http://127.0.0.1:{PROJECTIONS_PORT}"
         wait_http(f"{registry}/readyz", processes[0])
         wait_http(f"{projections}/readyz", processes[2])
-        summary = load(registry)
+        # Development mode: the services trust the development key, which this token is signed with.
+        token = demo_token()
+        headers = {"Authorization": f"Bearer {token}"}
+        summary = load(registry, headers)
         if summary["last_position"]:
-            wait_position(projections, summary["last_position"])
+            wait_position(projections, summary["last_position"], headers)
         say(
             f"demo data: {len(summary['agreements'])} agreements ({summary['signed_now']} signed now, "
             f"{summary['lifecycle_applied']} amendments/reports/closings applied)"
         )
         say(f"registry (commands):  {registry}/docs")
         say(f"projections (queries): {projections}/docs")
-        say(f"try: curl -s {projections}/v1/parties/mttq-hoa-binh/obligations")
-        say(f"     curl -s '{projections}/v1/agreements?q=vi%20nguoi%20ngheo'")
+        say("demo token (client demo-client, every demo party, every scope, 12 h; development key only):")
+        print(f"export TOKEN={token}", flush=True)
+        say(
+            "more: python -m deploy.tokens demo  |  python -m deploy.tokens mint --sub ID --scope ... --party ..."
+        )
+        say(
+            f'try: curl -s -H "Authorization: Bearer $TOKEN" {projections}/v1/parties/mttq-hoa-binh/obligations'
+        )
+        say(
+            f"     curl -s -H \"Authorization: Bearer $TOKEN\" '{projections}/v1/agreements?q=vi%20nguoi%20ngheo'"
+        )
         say("logs in .local/logs; press Ctrl-C to stop")
         stop = {"now": False}
 

@@ -36,7 +36,11 @@ async def create_pool(
     for attempt in range(60):
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, init=_init_connection, server_settings=server_settings
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
+                server_settings=server_settings,
             )
             assert pool is not None
             return pool
@@ -85,7 +89,7 @@ async def migrate(pool: asyncpg.Pool, component: str, folder: Path, schema: str 
                 async with conn.transaction():
                     if schema is not None:
                         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                        await conn.execute(f"SET LOCAL search_path TO \"{schema}\", public")
+                        await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
                     await conn.execute(sql)
                     await conn.execute(
                         "INSERT INTO public.schema_migrations (component, name) VALUES ($1, $2)",

@@ -1,21 +1,35 @@
-"""The projections' query API (CONTRACT.md, query side). Eventually consistent; `min_position` waits."""
+"""The projections' query API (CONTRACT.md, query side). Eventually consistent; `min_position` waits.
+
+Every query needs a bearer token with the `agreements:read` scope (`services.common.auth`).
+Reads are not limited to the client's own parties: agreements are documents shared among
+the government systems that sign and check them (docs/SECURITY.md, API1).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.common import problems
+from services.common import auth, problems
 from services.projections import queries
 from services.projections.settings import ProjectionSettings
 from services.registry.domain import periods
 
-router = APIRouter(prefix="/v1")
+# Positions are PostgreSQL bigints: a larger number is no position at all (422, not a 500).
+MAX_POSITION = 2**63 - 1
+_CURSOR = re.compile(r"^[0-9]{1,19}$")
+router = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(auth.require(auth.READ))],
+    responses=auth.documented_errors(400, 401, 403, 404, 422, 429, 503),
+)
 PartyId = Annotated[str, Path(pattern=r"^[a-z0-9._-]{1,64}$")]
 Period = Annotated[
     str, Query(pattern=r"^\d{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$", examples=["2024", "2024-Q3"])
@@ -33,7 +47,9 @@ class NotYetApplied(Exception):
         self.position = position
 
 
-async def read_your_writes(request: Request, min_position: Annotated[int | None, Query(ge=1)] = None) -> None:
+async def read_your_writes(
+    request: Request, min_position: Annotated[int | None, Query(ge=1, le=MAX_POSITION)] = None
+) -> None:
     """Waits until the projection has applied the event at `min_position` (503 after the wait)."""
     if min_position is None:
         return
@@ -106,7 +122,12 @@ async def get_agreement(agreement_id: Annotated[str, Path(max_length=64)], pool:
 
 @router.get("/reports/overdue", dependencies=[Consistent])
 async def overdue(period: Period, pool: Pool) -> dict[str, Any]:
-    periods.bounds(period)
+    try:
+        periods.bounds(period)
+    except ValueError:  # a year the calendar cannot hold (0000, or a period ending after 9999)
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "period"), "msg": "not a period of the calendar"}]
+        ) from None
     return {"period": period, "obligations": await queries.overdue(pool, period)}
 
 
@@ -130,7 +151,8 @@ async def _position(pool: asyncpg.Pool) -> int:
 def _decode_cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not cursor.isdigit():
+    # ASCII digits only (str.isdigit also takes "²"), and within bigint (found by fuzzing).
+    if not _CURSOR.match(cursor) or int(cursor) > MAX_POSITION:
         raise HTTPException(400, "cursor must be a value returned as next_cursor")
     return int(cursor)
 

@@ -1,19 +1,36 @@
-"""The registry's HTTP API (CONTRACT.md, command side). Routes are thin: build a command, hand it on."""
+"""The registry's HTTP API (CONTRACT.md, command side). Routes are thin: build a command, hand it on.
+
+Every route needs a bearer token with its scope (`services.common.auth`); the commands also
+check that the client acts for the right party (CONTRACT.md, "Clients"):
+
+- sign: the client holds the new agreement's lead party;
+- amend, close: the client holds one of the agreement's *current* parties (as of the
+  state the command is decided on: a party added by an amendment may amend, a removed
+  one no longer may);
+- report progress: the client holds the reporting `party_id` (that this party leads or
+  supports the obligation is a domain rule, 422).
+The token's `sub` is the event's `actor` and the scope of Idempotency-Key records.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from schemas.changes import CHANGE_OPS
 from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
-from services.common import problems
+from schemas.common import Role
+from services.common import auth, problems
+from services.common.auth import Client, Forbidden, documented_errors
 from services.common.problems import problem
+from services.registry.domain import periods
 from services.registry.domain.errors import Conflict, DomainError, NotFound, PreconditionFailed, Rejected
 from services.registry.domain.serialize import state_to_json
 from services.registry.handler import CommandContext, CommandHandler
@@ -28,7 +45,7 @@ from services.registry.idempotency import (
 )
 
 router = APIRouter(prefix="/v1")
-ANONYMOUS_ACTOR = "anonymous"
+_VERSION = re.compile(r"^[0-9]{1,18}$")
 
 
 def handler_of(request: Request) -> CommandHandler:
@@ -38,13 +55,20 @@ def handler_of(request: Request) -> CommandHandler:
 
 Handler = Annotated[CommandHandler, Depends(handler_of)]
 AgreementId = Annotated[str, Path(min_length=1, max_length=64)]
+Signer = Annotated[Client, Depends(auth.require(auth.SIGN))]
+Amender = Annotated[Client, Depends(auth.require(auth.AMEND))]
+Reporter = Annotated[Client, Depends(auth.require(auth.REPORT))]
+Closer = Annotated[Client, Depends(auth.require(auth.CLOSE))]
+Reader = Depends(auth.require(auth.READ))
+COMMAND_ERRORS = documented_errors(400, 401, 403, 404, 409, 412, 413, 422, 429)
+READ_ERRORS = documented_errors(401, 403, 404, 422, 429)
 
 
 def parse_if_match(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not _VERSION.match(text):  # ASCII digits: str.isdigit() also takes "²", which int() refuses
         raise BadIfMatch(value)
     return int(text)
 
@@ -57,9 +81,9 @@ class BadIfMatch(Exception):
         self.value = value
 
 
-def context(request: Request, expected_version: int | None = None) -> CommandContext:
+def context(request: Request, client: Client, expected_version: int | None = None) -> CommandContext:
     return CommandContext(
-        actor=ANONYMOUS_ACTOR,
+        actor=client.client_id,
         correlation_id=getattr(request.state, "correlation_id", str(uuid.uuid4())),
         causation_id=str(uuid.uuid4()),
         expected_version=expected_version,
@@ -90,12 +114,13 @@ async def run_command(
     command: Command,
     status_code: int,
     *,
+    client: Client,
     key: str | None,
     agreement_id: str | None = None,
     if_match: str | None = None,
 ) -> JSONResponse:
     """Hands the command to the handler, behind its Idempotency-Key when there is one."""
-    ctx = context(request, parse_if_match(if_match))
+    ctx = context(request, client, parse_if_match(if_match))
     location = isinstance(command, SignAgreement)
     if key is None:
         result = await handler.handle(command, ctx, agreement_id)
@@ -128,46 +153,111 @@ async def run_command(
     return result_response(result.body(), status_code, location)
 
 
-@router.post("/agreements", status_code=201, summary="Sign an agreement")
+def authorize_signing(client: Client, command: SignAgreement) -> None:
+    """The client must hold the new agreement's lead party. Without exactly one lead the
+    signing breaks a rule (422 from the domain): then holding a lead, or any party when
+    none is named lead (or no party at all), lets the caller hear which rule."""
+    leads = [p.party_id for p in command.parties if p.role == Role.LEAD]
+    if len(leads) == 1 and not client.holds(leads[0]):
+        raise Forbidden(
+            f"this client does not act for {leads[0]!r}, the lead party of the agreement",
+            kind="party-not-held",
+        )
+    if command.parties and not client.holds_any(leads or [p.party_id for p in command.parties]):
+        raise Forbidden("this client acts for none of the agreement's lead parties", kind="party-not-held")
+
+
+async def authorize_as_party(client: Client, handler: CommandHandler, agreement_id: str) -> None:
+    """The client must hold one of the agreement's current parties (404 for no agreement)."""
+    loaded = await handler.load(agreement_id)
+    if loaded.state is None:
+        raise NotFound(f"no agreement {agreement_id!r}")
+    if not client.holds_any(loaded.state.parties):
+        raise Forbidden(
+            f"this client acts for none of the parties of agreement {agreement_id!r}", kind="party-not-held"
+        )
+
+
+def authorize_report(client: Client, command: ReportProgress) -> None:
+    if not client.holds(command.party_id):
+        raise Forbidden(f"this client does not act for {command.party_id!r}", kind="party-not-held")
+
+
+def calendar_period(command: ReportProgress) -> None:
+    """A period the calendar cannot hold ("0000", a month of 9999) is a 422, not a crash in the
+    domain's date arithmetic (found by tests/integration/test_fuzz_openapi.py)."""
+    try:
+        periods.bounds(command.period)
+    except ValueError:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "period"), "msg": "not a period of the calendar"}]
+        ) from None
+
+
+@router.post("/agreements", status_code=201, summary="Sign an agreement", responses=COMMAND_ERRORS)
 async def sign(
-    body: SignAgreement, request: Request, handler: Handler, key: IdempotencyKey = None
+    body: SignAgreement, request: Request, handler: Handler, client: Signer, key: IdempotencyKey = None
 ) -> JSONResponse:
-    return await run_command(request, handler, body, 201, key=key)
+    authorize_signing(client, body)
+    return await run_command(request, handler, body, 201, client=client, key=key)
 
 
-@router.post("/agreements/{agreement_id}/amendments", summary="Amend an agreement")
+@router.post("/agreements/{agreement_id}/amendments", summary="Amend an agreement", responses=COMMAND_ERRORS)
 async def amend(
     agreement_id: AgreementId,
     body: AmendAgreement,
     request: Request,
     handler: Handler,
+    client: Amender,
     key: IdempotencyKey = None,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=40)] = None,
 ) -> JSONResponse:
+    await authorize_as_party(client, handler, agreement_id)
     return await run_command(
-        request, handler, body, 200, key=key, agreement_id=agreement_id, if_match=if_match
+        request, handler, body, 200, client=client, key=key, agreement_id=agreement_id, if_match=if_match
     )
 
 
-@router.post("/agreements/{agreement_id}/progress-reports", status_code=201, summary="Report progress")
+@router.post(
+    "/agreements/{agreement_id}/progress-reports",
+    status_code=201,
+    summary="Report progress",
+    responses=COMMAND_ERRORS,
+)
 async def report(
     agreement_id: AgreementId,
     body: ReportProgress,
     request: Request,
     handler: Handler,
+    client: Reporter,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    return await run_command(request, handler, body, 201, key=key, agreement_id=agreement_id)
+    authorize_report(client, body)
+    calendar_period(body)
+    return await run_command(request, handler, body, 201, client=client, key=key, agreement_id=agreement_id)
 
 
-@router.post("/agreements/{agreement_id}/close", summary="Close an agreement's term")
+@router.post(
+    "/agreements/{agreement_id}/close", summary="Close an agreement's term", responses=COMMAND_ERRORS
+)
 async def close(
-    agreement_id: AgreementId, body: CloseTerm, request: Request, handler: Handler, key: IdempotencyKey = None
+    agreement_id: AgreementId,
+    body: CloseTerm,
+    request: Request,
+    handler: Handler,
+    client: Closer,
+    key: IdempotencyKey = None,
 ) -> JSONResponse:
-    return await run_command(request, handler, body, 200, key=key, agreement_id=agreement_id)
+    await authorize_as_party(client, handler, agreement_id)
+    return await run_command(request, handler, body, 200, client=client, key=key, agreement_id=agreement_id)
 
 
-@router.get("/agreements/{agreement_id}", summary="Current state, from the event store")
+@router.get(
+    "/agreements/{agreement_id}",
+    summary="Current state, from the event store",
+    dependencies=[Reader],
+    responses=READ_ERRORS,
+)
 async def get_agreement(agreement_id: AgreementId, handler: Handler) -> Response:
     loaded = await handler.load(agreement_id)
     if loaded.state is None:
@@ -175,7 +265,12 @@ async def get_agreement(agreement_id: AgreementId, handler: Handler) -> Response
     return JSONResponse(state_to_json(loaded.state), headers={"ETag": f'"{loaded.state.version}"'})
 
 
-@router.get("/agreements/{agreement_id}/events", summary="The agreement's events, in sequence order")
+@router.get(
+    "/agreements/{agreement_id}/events",
+    summary="The agreement's events, in sequence order",
+    dependencies=[Reader],
+    responses=READ_ERRORS,
+)
 async def get_events(agreement_id: AgreementId, handler: Handler) -> dict[str, Any]:
     envelopes = await handler.envelopes(agreement_id)
     return {"events": [e.to_json() for e in envelopes]}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.common import observability
+from services.common import auth, limits, observability
 from services.common.db import create_pool, migrate
 from services.registry.api import install_errors, router
 from services.registry.handler import CommandHandler
@@ -20,6 +20,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: RegistrySettings) -> FastAPI:
+    # Refuses to build (and so to start) without trustworthy keys: see services/common/auth.py.
+    verifier = auth.verifier_from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(
@@ -50,7 +53,12 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         except Exception:
             return False
 
+    # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
+    limits.install(app, max_body_bytes=settings.max_body_bytes)
     observability.install(app, "registry", ready)
     install_errors(app)
+    auth.install(
+        app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    )
     app.include_router(router)
     return app

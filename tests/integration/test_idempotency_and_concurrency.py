@@ -104,11 +104,11 @@ async def test_a_refusal_is_remembered_too(stack: Stack) -> None:
 
 
 async def test_keys_are_scoped_per_client(stack: Stack) -> None:
-    """Until authentication exists every caller is one client; the key's scope is its actor column."""
+    """The key's scope is the client id (the token's sub); test_limits.py checks two clients."""
     body = sign_body()
     await stack.registry.post("/v1/agreements", json=body, headers={"Idempotency-Key": "k-scope"})
     owner = await stack.pool.fetchval("SELECT client_id FROM registry.idempotency_keys WHERE key = 'k-scope'")
-    assert owner == "anonymous"
+    assert owner == stack.client_id == "test-client"
 
 
 async def test_many_concurrent_reports_on_one_agreement_all_land_in_distinct_sequences(stack: Stack) -> None:

@@ -1,5 +1,11 @@
 """The system under test, on real parts: registry, relay and projections on a real
-PostgreSQL database and a real Kafka topic, each served over real HTTP by uvicorn."""
+PostgreSQL database and a real Kafka topic, each served over real HTTP by uvicorn.
+
+Authentication is on, as in production: `stack.registry` and `stack.projections` send a
+default bearer token (client `test-client`, every scope, every party the tests use),
+minted with the development key. `stack.token(...)` mints others; send one with
+`headers=stack.bearer(token)`, or none from a fresh `httpx.AsyncClient(base_url=stack.registry_url)`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +21,8 @@ import asyncpg
 import httpx
 import uvicorn
 
+from deploy.tokens import mint
+from services.common.auth import ALL_SCOPES
 from services.common.db import create_pool, migrate
 from services.projections.app import create_app as create_projections
 from services.projections.settings import ProjectionSettings
@@ -22,6 +30,25 @@ from services.registry.app import MIGRATIONS
 from services.registry.app import create_app as create_registry
 from services.registry.relay import OutboxRelay
 from services.registry.settings import RegistrySettings
+
+TEST_CLIENT = "test-client"
+# Every party id the tests sign, amend, report or close as.
+TEST_PARTIES = (
+    "mttq-hoa-binh",
+    "hctd-hoa-binh",
+    "bao-hoa-binh",
+    "sldtbxh-hoa-binh",
+    "so-noi-vu",
+    "so-tttt-hoa-binh",
+    "stttt-hoa-binh",
+    "hlhpn-hoa-binh",
+    "dai-ptth-hoa-binh",
+    "nhcsxh-hoa-binh",
+    "snnptnt-hoa-binh",
+    "so-tai-chinh-hoa-binh",
+    "sldtbxh",
+    "x",
+)
 
 
 def free_port() -> int:
@@ -53,10 +80,28 @@ class Stack:
     database_url: str
     bootstrap: str
     topic: str
-    registry: httpx.AsyncClient = field(init=False)
-    projections: httpx.AsyncClient = field(init=False)
-    pool: asyncpg.Pool = field(init=False)
-    read_pool: asyncpg.Pool = field(init=False)
+    registry: httpx.AsyncClient = field(init=False, repr=False)
+    projections: httpx.AsyncClient = field(init=False, repr=False)
+    pool: asyncpg.Pool = field(init=False, repr=False)
+    read_pool: asyncpg.Pool = field(init=False, repr=False)
+    client_id: str = TEST_CLIENT
+    party_ids: tuple[str, ...] = TEST_PARTIES
+    registry_url: str = field(init=False, default="")
+    projections_url: str = field(init=False, default="")
+
+    def token(
+        self,
+        sub: str = TEST_CLIENT,
+        scopes: Iterable[str] = ALL_SCOPES,
+        party_ids: Iterable[str] | None = None,
+        **options: Any,
+    ) -> str:
+        """A token signed with the development key (see `deploy.tokens.mint` for the options)."""
+        return mint(sub, scopes, self.party_ids if party_ids is None else party_ids, **options)
+
+    @staticmethod
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
 
     async def wait_for_position(self, position: int, timeout: float = 30) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -78,19 +123,37 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    database_url: str, bootstrap: str, topic: str, *, relay: bool = True, projections: bool = True
+    database_url: str,
+    bootstrap: str,
+    topic: str,
+    *,
+    relay: bool = True,
+    projections: bool = True,
+    registry_options: dict[str, Any] | None = None,
+    projection_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
+    """`registry_options` / `projection_options` override settings fields (e.g. a low rate limit)."""
     stack = Stack(database_url, bootstrap, topic)
     registry_settings = RegistrySettings(
-        database_url=database_url, kafka_bootstrap_servers=bootstrap, topic=topic, json_logs=False
+        **{
+            "database_url": database_url,
+            "kafka_bootstrap_servers": bootstrap,
+            "topic": topic,
+            "json_logs": False,
+            **(registry_options or {}),
+        }
     )
     projection_settings = ProjectionSettings(
-        database_url=database_url,
-        kafka_bootstrap_servers=bootstrap,
-        topic=topic,
-        consumer_group=f"projections-{uuid.uuid4().hex[:8]}",
-        json_logs=False,
+        **{
+            "database_url": database_url,
+            "kafka_bootstrap_servers": bootstrap,
+            "topic": topic,
+            "consumer_group": f"projections-{uuid.uuid4().hex[:8]}",
+            "json_logs": False,
+            **(projection_options or {}),
+        }
     )
+    headers = Stack.bearer(stack.token(ttl=6 * 3600))
     stop = asyncio.Event()
     servers = []
     stack.pool = await create_pool(database_url, min_size=1, max_size=5)
@@ -99,7 +162,8 @@ async def running_stack(
     try:
         registry_port = free_port()
         servers.append(await serve(create_registry(registry_settings), registry_port))
-        stack.registry = httpx.AsyncClient(base_url=f"http://127.0.0.1:{registry_port}", timeout=30)
+        stack.registry_url = f"http://127.0.0.1:{registry_port}"
+        stack.registry = httpx.AsyncClient(base_url=stack.registry_url, headers=headers, timeout=30)
         if relay:
             relay_task = asyncio.create_task(
                 OutboxRelay(stack.pool, bootstrap, topic, poll_seconds=0.2).run(stop)
@@ -107,7 +171,8 @@ async def running_stack(
         projections_port = free_port()
         if projections:
             servers.append(await serve(create_projections(projection_settings), projections_port))
-        stack.projections = httpx.AsyncClient(base_url=f"http://127.0.0.1:{projections_port}", timeout=30)
+        stack.projections_url = f"http://127.0.0.1:{projections_port}"
+        stack.projections = httpx.AsyncClient(base_url=stack.projections_url, headers=headers, timeout=30)
         yield stack
     finally:
         stop.set()
