@@ -26,6 +26,7 @@ from schemas.common import (
     Obligation,
     Outcome,
     Party,
+    Period,
     ReportStatus,
     ShortText,
     Slug,
@@ -57,7 +58,7 @@ class AmendAgreement(Frozen):
 class ReportProgress(Frozen):
     obligation_id: Slug
     party_id: Slug
-    period: Annotated[str, Field(pattern=r"^\d{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$")]
+    period: Period
     status: ReportStatus
     completion_percent: Annotated[int, Field(ge=0, le=100)] | None = None
     summary: LongText | None = None

@@ -52,6 +52,9 @@ LongText = Annotated[str, Field(min_length=1, max_length=10000), AfterValidator(
 DocumentNumber = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_nfc)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9._-]{1,64}$")]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+# A reporting period: 2024 (annual, once), 2024-H1, 2024-Q3, 2024-07. Years 1000-9999.
+PERIOD_PATTERN = r"^[1-9]\d{3}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$"
+Period = Annotated[str, Field(pattern=PERIOD_PATTERN)]
 
 
 class Kind(StrEnum):

@@ -21,6 +21,7 @@ from schemas.common import (
     Obligation,
     Outcome,
     Party,
+    Period,
     ReportStatus,
     ShortText,
     Slug,
@@ -58,7 +59,7 @@ class ProgressReported(Frozen):
     schema_version: Literal[1] = 1
     obligation_id: Slug
     party_id: Slug
-    period: str
+    period: Period
     status: ReportStatus
     completion_percent: Annotated[int, Field(ge=0, le=100)] | None = None
     summary: LongText | None = None

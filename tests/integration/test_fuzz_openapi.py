@@ -241,7 +241,7 @@ async def test_what_the_fuzzing_found_stays_fixed(stack: Stack) -> None:
     """Minimal examples of the 500s the fuzzing found: periods the calendar cannot hold, and
     positions or cursors beyond PostgreSQL's bigint (or written with non-ASCII digits)."""
     agreement = (await stack.sign(sign_body()))["agreement_id"]
-    for period in ("0000", "9999-12", "9999-Q4", "9999-H2"):
+    for period in ("0000", "0999-12"):
         overdue = await stack.projections.get("/v1/reports/overdue", params={"period": period})
         assert overdue.status_code == 422, overdue.text
         assert overdue.json()["errors"][0]["loc"] == ["query", "period"]
@@ -250,6 +250,11 @@ async def test_what_the_fuzzing_found_stays_fixed(stack: Stack) -> None:
         )
         assert report.status_code == 422, report.text
         assert ["body", "period"] in [e["loc"] for e in report.json()["errors"]]
+    # The last periods of the calendar are periods like any other (the date arithmetic once
+    # overflowed into year 10000): a report for them is outside this agreement's term.
+    for period in ("9999-12", "9999-Q4", "9999-H2"):
+        overdue = await stack.projections.get("/v1/reports/overdue", params={"period": period})
+        assert overdue.status_code == 200, overdue.text
     too_big = str(2**63)
     for path in ("/v1/agreements", "/v1/parties/u5k/history", f"/v1/agreements/{agreement}"):
         response = await stack.projections.get(path, params={"min_position": too_big})

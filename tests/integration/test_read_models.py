@@ -125,8 +125,11 @@ async def test_party_history_names_each_event_once_with_cursor_paging(stack: Sta
 
 async def test_list_and_search_ignore_case_and_diacritics(stack: Stack) -> None:
     digital = await stack.sign(sign_body(title="Chương trình phối hợp Chuyển đổi số", locality="Bình Định"))
-    await stack.sign(sign_body(title="Chương trình phối hợp giảm nghèo bền vững", locality="Thái Nguyên"))
-    await stack.projections.get("/v1/agreements", params={"min_position": digital["position"]})
+    other = await stack.sign(
+        sign_body(title="Chương trình phối hợp giảm nghèo bền vững", locality="Thái Nguyên")
+    )
+    for signed in (digital, other):
+        await stack.projections.get("/v1/agreements", params={"min_position": signed["position"]})
     for q in ("chuyen doi so", "CHUYỂN ĐỔI SỐ", "Chuyen Doi"):
         found = (await stack.projections.get("/v1/agreements", params={"q": q})).json()["agreements"]
         assert [a["agreement_id"] for a in found] == [digital["agreement_id"]], q

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import date, timedelta
+from datetime import date
 
 from schemas.common import Cadence
 
@@ -45,10 +46,9 @@ def bounds(period: str) -> tuple[date, date]:
         return date(year, 1, 1), date(year, 12, 31)
     months = _MONTHS_PER_UNIT[cadence]
     first_month = (int(match.group(2)) - 1) * months + 1
-    start = date(year, first_month, 1)
-    end_month = first_month + months
-    end = (date(year + 1, 1, 1) if end_month > 12 else date(year, end_month, 1)) - timedelta(days=1)
-    return start, end
+    last_month = first_month + months - 1
+    # monthrange, not "first day of the next period minus one": 9999-12 has no next month.
+    return date(year, first_month, 1), date(year, last_month, calendar.monthrange(year, last_month)[1])
 
 
 def overlaps(period: str, start: date, end: date) -> bool:
