@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-faults lint bench lock clean-local schemas
+.PHONY: run test test-unit test-faults lint bench lock clean-local schemas audit
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ schemas: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# The audit replay tool, e.g. `make audit ARGS="verify --json verify.json"` (see services/audit/README.md).
+audit: $(STAMP)
+	$(PY) -m services.audit $(ARGS)
 
 # Regenerates requirements.lock from requirements.in (needs uv: pip install uv).
 lock:

@@ -1,0 +1,424 @@
+"""`rebuild`: replays the log into a fresh shadow schema with the live projection's own code.
+
+Every event goes through `services.projections.readmodels.apply`, the function the live
+worker applies Kafka records with (sequence-checked: duplicates skipped, gaps parked).
+The SQL in it names tables without a schema, so a connection whose search_path starts
+with the shadow writes the shadow.
+
+Agreements are independent in the read models (every row belongs to one agreement, a
+history row to one event), so the work is spread over `workers` connections by agreement
+(store) or by partition (Kafka); each agreement's events stay in order on one connection,
+and each batch slice is one transaction. A record the live worker would dead-letter is
+dead-lettered here too (into the shadow's `dead_letters`), so the results match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.audit.common import (
+    INFRASTRUCTURE_ERRORS,
+    AuditError,
+    check_schema_name,
+    event_time,
+    ident,
+    migration_component,
+    read_meta,
+    rfc3339,
+    schema_exists,
+    schema_relations,
+    utc_stamp,
+    write_meta,
+)
+from services.audit.kafkalog import Record, TopicReader
+from services.audit.progress import Progress
+from services.audit.settings import AuditSettings
+from services.common.db import Connection, create_pool, migrate
+from services.projections.app import MIGRATIONS
+from services.projections.readmodels import Outcome, apply
+from services.registry.store import StoredEvent
+
+STORE_ORIGIN = "(event store)"
+
+
+@dataclass
+class Counts:
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    dead_lettered: int = 0
+    skipped_after_as_of: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class RebuildResult:
+    schema: str
+    source: str
+    as_of: str | None
+    counts: Counts = field(default_factory=Counts)
+    seconds: float = 0.0
+    # Kafka only: where the shadow's consumer would resume, per partition.
+    offsets: dict[int, int] = field(default_factory=dict)
+    consumer_group: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.counts.read / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "command": "rebuild",
+            "schema": self.schema,
+            "source": self.source,
+            "as_of": self.as_of,
+            **vars(self.counts),
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.rate, 1),
+            "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
+            "consumer_group": self.consumer_group,
+        }
+
+    def summary(self) -> str:
+        c = self.counts
+        lines = [
+            f"rebuilt shadow schema {self.schema} from {self.source}"
+            + (f" as of {self.as_of}" if self.as_of else ""),
+            f"  events read       {c.read:,}",
+            f"  applied           {c.applied:,}",
+            f"  duplicates        {c.duplicates:,}",
+            f"  parked (gaps)     {c.parked:,}",
+            f"  dead-lettered     {c.dead_lettered:,}",
+        ]
+        if self.as_of:
+            lines.append(f"  after as-of       {c.skipped_after_as_of:,} (left out)")
+        lines.append(f"  time              {self.seconds:.1f}s  ({self.rate:,.0f} events/s)")
+        if self.offsets:
+            lines.append(
+                f"  offsets ({self.consumer_group}) "
+                + " ".join(f"{p}:{o}" for p, o in sorted(self.offsets.items()))
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One message to apply, and where it came from (for a dead letter)."""
+
+    message: bytes
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+@dataclass
+class Slice:
+    items: list[Item] = field(default_factory=list)
+    # Kafka only: partition -> next offset, written in the slice's transaction.
+    offsets: dict[int, int] = field(default_factory=dict)
+
+
+def default_shadow_name() -> str:
+    return f"shadow_{utc_stamp()}"
+
+
+async def prepare_shadow(settings: AuditSettings, schema: str, *, replace: bool) -> None:
+    """Creates the shadow schema with the read-model migrations; refuses a non-empty one."""
+    check_schema_name(schema, settings.live_schema)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if await schema_exists(conn, schema) and await schema_relations(conn, schema):
+            if not replace:
+                raise AuditError(f"schema {schema!r} exists and is not empty; pass --replace to drop it")
+            await conn.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
+        # A dropped schema's migrations must run again.
+        if await conn.fetchval("SELECT to_regclass('public.schema_migrations') IS NOT NULL"):
+            await conn.execute(
+                "DELETE FROM public.schema_migrations WHERE component = $1", migration_component(schema)
+            )
+    finally:
+        await conn.close()
+    pool = await create_pool(settings.database_url, min_size=1, max_size=1, schema=schema)
+    try:
+        await migrate(pool, "projections", MIGRATIONS, schema=schema)
+    finally:
+        await pool.close()
+
+
+async def _write_offsets(conn: Connection, group: str, topic: str, offsets: dict[int, int]) -> None:
+    if not offsets:
+        return
+    await conn.executemany(
+        """INSERT INTO offsets (consumer_group, topic, partition, next_offset)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+        [(group, topic, partition, offset) for partition, offset in sorted(offsets.items())],
+    )
+
+
+async def _dead_letter(conn: Connection, item: Item, exc: Exception) -> None:
+    await conn.execute(
+        """INSERT INTO dead_letters (topic, partition, record_offset, key, reason, message)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        item.topic,
+        item.partition,
+        item.offset,
+        item.key.decode("utf-8", "replace") if item.key else None,
+        f"{type(exc).__name__}: {exc}"[:2000],
+        item.message,
+    )
+
+
+def _count(counts: Counts, outcome: Outcome, resumed: int) -> None:
+    if outcome is Outcome.APPLIED:
+        counts.applied += 1
+    elif outcome is Outcome.DUPLICATE:
+        counts.duplicates += 1
+    else:
+        counts.parked += 1
+    counts.applied += resumed
+
+
+async def apply_slice(conn: Connection, piece: Slice, group: str, topic: str) -> Counts:
+    """Applies a slice in one transaction, with its offsets; returns what happened.
+
+    The fast path applies everything without savepoints. Should one record fail the way
+    the live worker dead-letters (not an infrastructure failure), the slice is rolled
+    back and applied again with a savepoint per record, dead-lettering the failures:
+    the same end state as the live worker, at the live worker's cost only when needed.
+    """
+    counts = Counts()
+    try:
+        async with conn.transaction():
+            for item in piece.items:
+                result = await apply(conn, item.message)
+                _count(counts, result.outcome, result.resumed)
+            await _write_offsets(conn, group, topic, piece.offsets)
+        return counts
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception:
+        pass  # retried below, record by record
+    counts = Counts()
+    async with conn.transaction():
+        for item in piece.items:
+            try:
+                async with conn.transaction():
+                    result = await apply(conn, item.message)
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as exc:  # exactly what the live worker dead-letters
+                await _dead_letter(conn, item, exc)
+                counts.dead_lettered += 1
+                continue
+            _count(counts, result.outcome, result.resumed)
+        await _write_offsets(conn, group, topic, piece.offsets)
+    return counts
+
+
+class Appliers:
+    """`workers` connections, each applying the slices queued for it in order."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, workers: int, group: str, topic: str, progress: Progress | None
+    ) -> None:
+        self.pool = pool
+        self.workers = workers
+        self.group = group
+        self.topic = topic
+        self.progress = progress
+        self.counts = Counts()
+        self._queues: list[asyncio.Queue[Slice | None]] = [asyncio.Queue(maxsize=2) for _ in range(workers)]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Appliers:
+        self._tasks = [asyncio.create_task(self._work(q)) for q in self._queues]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _work(self, queue: asyncio.Queue[Slice | None]) -> None:
+        async with self.pool.acquire() as conn:
+            while (piece := await queue.get()) is not None:
+                counts = await apply_slice(conn, piece, self.group, self.topic)
+                self.counts.add(counts)
+                if self.progress is not None:
+                    self.progress.advance(len(piece.items))
+
+    async def put(self, worker: int, piece: Slice | None) -> None:
+        # A failed worker would leave its queue full forever: surface its error instead.
+        put = asyncio.ensure_future(self._queues[worker].put(piece))
+        done, _ = await asyncio.wait([put, self._tasks[worker]], return_when=asyncio.FIRST_COMPLETED)
+        if self._tasks[worker] in done:
+            put.cancel()
+            self._tasks[worker].result()
+            raise RuntimeError("a rebuild worker stopped early")
+
+    async def finish(self) -> Counts:
+        for worker in range(self.workers):
+            await self.put(worker, None)
+        await asyncio.gather(*self._tasks)
+        return self.counts
+
+
+def worker_for(agreement_id: str, workers: int) -> int:
+    return zlib.crc32(agreement_id.encode("utf-8")) % workers
+
+
+def _after(message: bytes | str, as_of: datetime | None) -> bool:
+    if as_of is None:
+        return False
+    return event_time(json.loads(message)) > as_of
+
+
+async def rebuild_from_store(
+    settings: AuditSettings, pool: asyncpg.Pool, result: RebuildResult, as_of: datetime | None, workers: int
+) -> None:
+    reader = await asyncpg.connect(settings.database_url)
+    try:
+        async with reader.transaction(isolation="repeatable_read", readonly=True):
+            total = int(await reader.fetchval("SELECT count(*) FROM registry.events"))
+            progress = Progress("rebuild from store", total, every=settings.progress_seconds)
+            async with Appliers(pool, workers, settings.consumer_group, settings.topic, progress) as appliers:
+                cursor = await reader.cursor(
+                    "SELECT position, agreement_id, sequence, envelope FROM registry.events ORDER BY position"
+                )
+                while rows := await cursor.fetch(settings.batch_size):
+                    slices = [Slice() for _ in range(workers)]
+                    for row in rows:
+                        stored = StoredEvent(
+                            row["position"], row["agreement_id"], row["sequence"], row["envelope"]
+                        )
+                        result.counts.read += 1
+                        message = stored.message()
+                        if _after(message, as_of):
+                            result.counts.skipped_after_as_of += 1
+                            progress.advance()
+                            continue
+                        item = Item(message, STORE_ORIGIN, 0, stored.position, stored.agreement_id.encode())
+                        slices[worker_for(stored.agreement_id, workers)].items.append(item)
+                    for worker, piece in enumerate(slices):
+                        if piece.items:
+                            await appliers.put(worker, piece)
+                counts = await appliers.finish()
+            progress.finish()
+    finally:
+        await reader.close()
+    _merge(result, counts)
+
+
+async def rebuild_from_kafka(
+    settings: AuditSettings, pool: asyncpg.Pool, result: RebuildResult, as_of: datetime | None, workers: int
+) -> None:
+    async with TopicReader(settings.kafka_bootstrap_servers, settings.topic) as reader:
+        begins = await reader.beginning_offsets()
+        ends = await reader.end_offsets()
+        total = sum(max(0, ends[p] - begins.get(p, 0)) for p in ends)
+        progress = Progress("rebuild from kafka", total, every=settings.progress_seconds)
+        slot = {p: i % workers for i, p in enumerate(reader.partitions)}
+        async with Appliers(pool, workers, settings.consumer_group, settings.topic, progress) as appliers:
+            async for records in reader.read(begins, ends, max_records=settings.batch_size):
+                slices = [Slice() for _ in range(workers)]
+                for record in records:
+                    piece = slices[slot[record.partition]]
+                    piece.offsets[record.partition] = record.offset + 1
+                    result.counts.read += 1
+                    if _skip_record(record, as_of):
+                        result.counts.skipped_after_as_of += 1
+                        progress.advance()
+                        continue
+                    piece.items.append(
+                        Item(record.value, settings.topic, record.partition, record.offset, record.key)
+                    )
+                for worker, piece in enumerate(slices):
+                    if piece.items or piece.offsets:
+                        await appliers.put(worker, piece)
+            counts = await appliers.finish()
+        progress.finish()
+    # Everything up to the end offsets is in: that is where a consumer of this shadow resumes.
+    async with pool.acquire() as conn, conn.transaction():
+        await _write_offsets(conn, settings.consumer_group, settings.topic, ends)
+    result.offsets = dict(ends)
+    result.consumer_group = settings.consumer_group
+    _merge(result, counts)
+
+
+def _skip_record(record: Record, as_of: datetime | None) -> bool:
+    try:
+        return _after(record.value, as_of)
+    except (ValueError, KeyError, TypeError):
+        return False  # not an envelope: apply dead-letters it, as the live worker does
+
+
+def _merge(result: RebuildResult, counts: Counts) -> None:
+    result.counts.applied += counts.applied
+    result.counts.duplicates += counts.duplicates
+    result.counts.parked += counts.parked
+    result.counts.dead_lettered += counts.dead_lettered
+
+
+async def rebuild(
+    settings: AuditSettings,
+    *,
+    source: str,
+    schema: str | None = None,
+    as_of: datetime | None = None,
+    replace: bool = False,
+    workers: int = 4,
+) -> RebuildResult:
+    if source not in ("store", "kafka"):
+        raise AuditError(f"--from must be store or kafka, not {source!r}")
+    schema = schema or default_shadow_name()
+    await prepare_shadow(settings, schema, replace=replace)
+    result = RebuildResult(schema, source, rfc3339(as_of) if as_of else None)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=workers + 1, schema=schema)
+    started = datetime.now(UTC)
+    try:
+        async with pool.acquire() as conn:
+            await write_meta(conn, schema, _meta(result, "building", started))
+        clock = asyncio.get_running_loop().time
+        begun = clock()
+        run: Callable[..., Awaitable[None]] = rebuild_from_store if source == "store" else rebuild_from_kafka
+        await run(settings, pool, result, as_of, max(1, workers))
+        result.seconds = clock() - begun
+        async with pool.acquire() as conn:
+            await write_meta(conn, schema, _meta(result, "complete", started))
+    finally:
+        await pool.close()
+    return result
+
+
+def _meta(result: RebuildResult, status: str, started: datetime) -> dict[str, Any]:
+    return {
+        "status": status,
+        "source": result.source,
+        "as_of": result.as_of,
+        "started_at": rfc3339(started),
+        "events": result.counts.read,
+        "consumer_group": result.consumer_group,
+    }
+
+
+async def shadow_meta(settings: AuditSettings, schema: str) -> dict[str, Any] | None:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await read_meta(conn, schema)
+    finally:
+        await conn.close()

@@ -1,0 +1,33 @@
+"""The audit tool's configuration: one settings object from the environment; CLI flags override it."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SCHEMA_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+class AuditSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIT_", extra="ignore")
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias=AliasChoices("AUDIT_DATABASE_URL", "DATABASE_URL"),
+    )
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("AUDIT_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    topic: str = "agreements.events.v1"
+    # The live projection worker's consumer group: a rebuilt shadow stores its Kafka
+    # offsets under this name, so that once swapped in the live worker continues from them.
+    consumer_group: str = "projections.v1"
+    # The schema holding the live read models.
+    live_schema: str = Field("projections", pattern=SCHEMA_PATTERN)
+    # Events per transaction when rebuilding, and rows per fetch when walking the store.
+    batch_size: int = Field(1000, ge=1)
+    # How long `swap` waits for the live projection to reach a shadow that is ahead of it.
+    swap_wait_seconds: float = Field(120.0, gt=0)
+    # Seconds between two progress lines on stderr (0 turns progress off).
+    progress_seconds: float = Field(1.0, ge=0)
