@@ -21,7 +21,14 @@ _MIGRATION_LOCK = 0x636F6F72  # "coor"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Binary format (a version byte, then the JSON text) so that COPY can carry jsonb too.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: b"\x01" + json.dumps(value, ensure_ascii=False).encode("utf-8"),
+        decoder=lambda data: json.loads(data[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
 
 
 async def create_pool(

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge
 
 from services.common.db import Connection
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
-from services.projections.readmodels import Outcome, apply
+from services.projections.readmodels import Applied, Outcome, StateCache, apply_many
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +66,7 @@ class ProjectionWorker:
         self.dead_lettered = 0
         self.applied = 0
         self.seen = 0
+        self.cache = StateCache()
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
@@ -122,49 +123,72 @@ class ProjectionWorker:
             self.producer = None
 
     async def apply_batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        counts = dict.fromkeys(Outcome, 0)
-        async with self.pool.acquire() as conn, conn.transaction():
-            for tp, records in batches.items():
-                for record in records:
+        """One transaction: the batch's read-model rows and every partition's next offset."""
+        records = [(tp, record) for tp, batch in batches.items() for record in batch]
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                results = await apply_many(conn, [record.value for _, record in records], self.cache)
+                await self._settle(conn, batches, records, results)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except asyncpg.PostgresError as exc:
+            # The bulk writes failed on something in the data: go record by record, each in a
+            # savepoint, so that only the culprit is dead-lettered.
+            log.warning("batch refused by the database; applying record by record", error=repr(exc))
+            async with self.pool.acquire() as conn, conn.transaction():
+                results = []
+                for _, record in records:
                     try:
-                        # A savepoint: a record that fails leaves the rest of the batch intact.
                         async with conn.transaction():
-                            result = await apply(conn, record.value)
+                            results.extend(await apply_many(conn, [record.value]))
                     except INFRASTRUCTURE_ERRORS:
                         raise
-                    except Exception as exc:
-                        await self._dead_letter(conn, tp, record, exc)
-                        continue
-                    counts[result.outcome] += 1
-                    counts[Outcome.APPLIED] += result.resumed
-                    # The command's correlation id, from the HTTP request through Kafka to here.
-                    log.info(
-                        "event projected",
-                        outcome=result.outcome.value,
-                        agreement_id=result.agreement_id,
-                        sequence=result.sequence,
-                        position=result.position,
-                        correlation_id=result.correlation_id,
-                        partition=tp.partition,
-                        offset=record.offset,
-                    )
-                await conn.execute(
-                    """INSERT INTO offsets (consumer_group, topic, partition, next_offset)
-                       VALUES ($1, $2, $3, $4)
-                       ON CONFLICT (consumer_group, topic, partition)
-                       DO UPDATE SET next_offset = EXCLUDED.next_offset""",
-                    self.group,
-                    tp.topic,
-                    tp.partition,
-                    records[-1].offset + 1,
-                )
-            parked = await conn.fetchval("SELECT count(*) FROM parked")
+                    except asyncpg.PostgresError as refused:
+                        results.append(refused)
+                await self._settle(conn, batches, records, results)
+
+    async def _settle(
+        self,
+        conn: Connection,
+        batches: dict[TopicPartition, list[Any]],
+        records: list[tuple[TopicPartition, Any]],
+        results: list[Applied | Exception],
+    ) -> None:
+        counts = dict.fromkeys(Outcome, 0)
+        for (tp, record), result in zip(records, results, strict=True):
+            if isinstance(result, Exception):
+                await self._dead_letter(conn, tp, record, result)
+                continue
+            counts[result.outcome] += 1
+            counts[Outcome.APPLIED] += result.resumed
+            # The command's correlation id, from the HTTP request through Kafka to here.
+            log.info(
+                "event projected",
+                outcome=result.outcome.value,
+                agreement_id=result.agreement_id,
+                sequence=result.sequence,
+                position=result.position,
+                correlation_id=result.correlation_id,
+                partition=tp.partition,
+                offset=record.offset,
+            )
+        await conn.executemany(
+            """INSERT INTO offsets (consumer_group, topic, partition, next_offset)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+            [
+                (self.group, tp.topic, tp.partition, batch[-1].offset + 1)
+                for tp, batch in batches.items()
+                if batch
+            ],
+        )
+        parked = await conn.fetchval("SELECT count(*) FROM parked")
         for outcome, count in counts.items():
             if count:
                 EVENTS.labels(outcome.value).inc(count)
         PARKED.set(parked)
         self.applied += counts[Outcome.APPLIED]
-        self.seen += sum(len(records) for records in batches.values())
+        self.seen += len(records)
         if counts[Outcome.PARKED]:
             log.warning("events parked behind a gap", parked=counts[Outcome.PARKED], waiting=parked)
 

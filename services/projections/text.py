@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 
+@functools.lru_cache(maxsize=65536)  # titles and localities repeat on every event of an agreement
 def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
