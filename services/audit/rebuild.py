@@ -43,7 +43,7 @@ from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
 from services.common.db import Connection, create_pool, migrate
 from services.projections.app import MIGRATIONS
-from services.projections.readmodels import Outcome, apply
+from services.projections.readmodels import Applied, Outcome, StateCache, apply_many
 from services.registry.store import StoredEvent
 
 STORE_ORIGIN = "(event store)"
@@ -192,40 +192,48 @@ def _count(counts: Counts, outcome: Outcome, resumed: int) -> None:
     counts.applied += resumed
 
 
-async def apply_slice(conn: Connection, piece: Slice, group: str, topic: str) -> Counts:
+async def apply_slice(
+    conn: Connection, piece: Slice, group: str, topic: str, cache: StateCache | None = None
+) -> Counts:
     """Applies a slice in one transaction, with its offsets; returns what happened.
 
-    The fast path applies everything without savepoints. Should one record fail the way
-    the live worker dead-letters (not an infrastructure failure), the slice is rolled
-    back and applied again with a savepoint per record, dead-lettering the failures:
-    the same end state as the live worker, at the live worker's cost only when needed.
+    The same batch applier as the live worker (`readmodels.apply_many`): records it cannot
+    apply are dead-lettered exactly as the live worker does. Should the database refuse
+    the bulk writes, the slice is applied again record by record, each in a savepoint.
     """
-    counts = Counts()
     try:
         async with conn.transaction():
-            for item in piece.items:
-                result = await apply(conn, item.message)
-                _count(counts, result.outcome, result.resumed)
+            results = await apply_many(conn, [item.message for item in piece.items], cache)
+            counts = await _settle(conn, piece, results)
             await _write_offsets(conn, group, topic, piece.offsets)
         return counts
     except INFRASTRUCTURE_ERRORS:
         raise
-    except Exception:
+    except asyncpg.PostgresError:
         pass  # retried below, record by record
-    counts = Counts()
     async with conn.transaction():
+        results = []
         for item in piece.items:
             try:
                 async with conn.transaction():
-                    result = await apply(conn, item.message)
+                    results.extend(await apply_many(conn, [item.message]))
             except INFRASTRUCTURE_ERRORS:
                 raise
-            except Exception as exc:  # exactly what the live worker dead-letters
-                await _dead_letter(conn, item, exc)
-                counts.dead_lettered += 1
-                continue
-            _count(counts, result.outcome, result.resumed)
+            except asyncpg.PostgresError as exc:
+                results.append(exc)
+        counts = await _settle(conn, piece, results)
         await _write_offsets(conn, group, topic, piece.offsets)
+    return counts
+
+
+async def _settle(conn: Connection, piece: Slice, results: list[Applied | Exception]) -> Counts:
+    counts = Counts()
+    for item, result in zip(piece.items, results, strict=True):
+        if isinstance(result, Exception):
+            await _dead_letter(conn, item, result)
+            counts.dead_lettered += 1
+        else:
+            _count(counts, result.outcome, result.resumed)
     return counts
 
 
@@ -255,9 +263,10 @@ class Appliers:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _work(self, queue: asyncio.Queue[Slice | None]) -> None:
+        cache = StateCache()  # each worker owns its agreements (by id or by partition)
         async with self.pool.acquire() as conn:
             while (piece := await queue.get()) is not None:
-                counts = await apply_slice(conn, piece, self.group, self.topic)
+                counts = await apply_slice(conn, piece, self.group, self.topic, cache)
                 self.counts.add(counts)
                 if self.progress is not None:
                     self.progress.advance(len(piece.items))
