@@ -30,6 +30,7 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,6 +314,9 @@ class KeySource:
 # ---------------------------------------------------------------- tokens
 
 
+VERIFIED_TOKENS = 10_000
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -330,10 +334,32 @@ class TokenVerifier:
         self.issuer = issuer
         self.algorithms = algorithms
         self.leeway = leeway
+        # Tokens already verified, with the key that verified them: a client sends the same
+        # token on every call, and checking a signature costs more than the rest of a read.
+        self._verified: OrderedDict[str, tuple[Client, str, TrustedKey, float, float]] = OrderedDict()
 
     def verify(self, token: str) -> Client:
         if len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated("the token is too long")
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            client, kid, trusted, not_before, expires = remembered
+            now = time.time()
+            # Still valid only while the same key is trusted (rotation and removal take
+            # effect at once) and the token's own time window holds.
+            if (
+                self.source.keys().get(kid) is trusted
+                and not_before - self.leeway <= now <= expires + self.leeway
+            ):
+                return client
+            del self._verified[token]
+        client, kid, trusted, not_before, expires = self._verify(token)
+        self._verified[token] = (client, kid, trusted, not_before, expires)
+        while len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return client
+
+    def _verify(self, token: str) -> tuple[Client, str, TrustedKey, float, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -371,7 +397,9 @@ class TokenVerifier:
             raise Unauthenticated(f"the token has no {exc.claim!r} claim") from None
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not valid") from None
-        return client_of(claims)
+        assert isinstance(kid, str)
+        not_before = float(claims.get("nbf", 0))
+        return client_of(claims), kid, trusted, not_before, float(claims["exp"])
 
 
 def client_of(claims: Mapping[str, Any]) -> Client:

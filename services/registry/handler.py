@@ -9,6 +9,7 @@ import asyncio
 import random
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -27,7 +28,6 @@ from services.registry.store import (
     DocumentClaim,
     DuplicateDocument,
     EventStore,
-    StoredEvent,
 )
 
 log = structlog.get_logger(__name__)
@@ -60,22 +60,32 @@ class CommandResult:
 @dataclass(frozen=True)
 class Loaded:
     state: AgreementState | None
-    events: list[StoredEvent]
+    last_hash: str = ""
 
-    @property
-    def last_hash(self) -> str:
-        return self.events[-1].envelope().hash if self.events else ""
+
+class StateCache:
+    """Folded states of recently used agreements. Events are immutable, so a cached state
+    stays true: loading an agreement reads and folds only the events after it."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
+
+    def get(self, agreement_id: str) -> Loaded | None:
+        loaded = self._loaded.get(agreement_id)
+        if loaded is not None:
+            self._loaded.move_to_end(agreement_id)
+        return loaded
+
+    def put(self, agreement_id: str, loaded: Loaded) -> None:
+        self._loaded[agreement_id] = loaded
+        self._loaded.move_to_end(agreement_id)
+        while len(self._loaded) > self.capacity:
+            self._loaded.popitem(last=False)
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def fold_stored(events: list[StoredEvent]) -> AgreementState | None:
-    state: AgreementState | None = None
-    for stored in events:
-        state = evolve(state, stored.envelope().event())
-    return state
 
 
 class CommandHandler:
@@ -92,6 +102,7 @@ class CommandHandler:
         self.clock = clock
         self.new_id = new_id
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.cache = StateCache()
 
     def _lock_for(self, agreement_id: str) -> asyncio.Lock:
         lock = self._locks.get(agreement_id)
@@ -101,8 +112,18 @@ class CommandHandler:
         return lock
 
     async def load(self, agreement_id: str) -> Loaded:
-        events = await self.store.load(agreement_id)
-        return Loaded(fold_stored(events), events)
+        cached = self.cache.get(agreement_id) or Loaded(None)
+        after = cached.state.version if cached.state is not None else 0
+        events = await self.store.load(agreement_id, after)
+        if not events:
+            return cached
+        state = cached.state
+        for stored in events:
+            envelope = stored.envelope()
+            state = evolve(state, envelope.event())
+        loaded = Loaded(state, envelope.hash)
+        self.cache.put(agreement_id, loaded)
+        return loaded
 
     async def envelopes(self, agreement_id: str) -> list[Envelope]:
         events = await self.store.load(agreement_id)

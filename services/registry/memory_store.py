@@ -25,8 +25,8 @@ class InMemoryEventStore:
         self._position = 0
         self._lock = asyncio.Lock()
 
-    async def load(self, agreement_id: str) -> list[StoredEvent]:
-        return list(self.streams.get(agreement_id, []))
+    async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
+        return [e for e in self.streams.get(agreement_id, []) if e.sequence > after]
 
     async def append(
         self,

@@ -54,7 +54,9 @@ class StoredEvent:
 
 
 class EventStore(Protocol):
-    async def load(self, agreement_id: str) -> list[StoredEvent]: ...
+    async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
+        """The agreement's events with a sequence above `after`, in sequence order."""
+        ...
 
     async def append(
         self,
@@ -82,10 +84,12 @@ class PostgresEventStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def load(self, agreement_id: str) -> list[StoredEvent]:
+    async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
         rows = await self.pool.fetch(
-            "SELECT position, sequence, envelope FROM registry.events WHERE agreement_id = $1 ORDER BY sequence",
+            """SELECT position, sequence, envelope FROM registry.events
+               WHERE agreement_id = $1 AND sequence > $2 ORDER BY sequence""",
             agreement_id,
+            after,
         )
         return [StoredEvent(r["position"], agreement_id, r["sequence"], r["envelope"]) for r in rows]
 
