@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from schemas.commands import ReportProgress, SignAgreement
 from services.registry.handler import CommandContext, CommandHandler
 from services.registry.memory_store import InMemoryEventStore
@@ -24,4 +26,4 @@ async def test_a_cached_state_catches_up_with_events_written_elsewhere() -> None
     assert result.version == 4
     assert [e.sequence for e in await store.load(agreement)] == [1, 2, 3, 4]
     chain = [e.envelope() for e in await store.load(agreement)]
-    assert all(b.prevhash == a.hash for a, b in zip(chain, chain[1:], strict=False))
+    assert all(b.prevhash == a.hash for a, b in itertools.pairwise(chain))
