@@ -1,0 +1,177 @@
+"""The system under test, started the way production runs it: separate processes.
+
+PostgreSQL and Kafka are fresh ones under `.local/bench/` (removed and made again on each
+run), unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS name running servers. The registry,
+the outbox relay and the projections service run as `python -m ...` processes on free
+ports, with the services' default settings (development mode, so the development key
+signs the bench's tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import asyncpg
+import httpx
+
+from deploy.local.kafka import KAFKA_VERSION, TOPIC_CONFIG, LocalKafka, ensure_topic
+from deploy.local.postgres import LocalPostgres, free_port
+from deploy.local.topics import PARTITIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_LOCAL = ROOT / ".local" / "bench"
+CACHE = ROOT / ".cache"
+TOPIC = "agreements.events.v1"
+
+SERVICES = {
+    "registry": "services.registry.main",
+    "relay": "services.registry.relay_main",
+    "projections": "services.projections.main",
+}
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+@dataclass
+class Stack:
+    profile: bool = False
+    database_url: str = ""
+    bootstrap: str = ""
+    registry_url: str = ""
+    projections_url: str = ""
+    postgres: LocalPostgres | None = None
+    kafka: LocalKafka | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    postgres_version: str = ""
+    kafka_version: str = ""
+    logs: Path = BENCH_LOCAL / "logs"
+    _log_files: list[IO[bytes]] = field(default_factory=list)
+
+    def start_infrastructure(self) -> None:
+        BENCH_LOCAL.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        self.database_url = os.environ.get("DATABASE_URL", "")
+        if not self.database_url:
+            shutil.rmtree(BENCH_LOCAL / "postgres", ignore_errors=True)
+            started = time.monotonic()
+            self.postgres = LocalPostgres(BENCH_LOCAL / "postgres")
+            self.database_url = self.postgres.start()
+            say(f"fresh PostgreSQL at {self.database_url} in {time.monotonic() - started:.1f}s")
+        else:
+            say("PostgreSQL from DATABASE_URL")
+        self.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        if not self.bootstrap:
+            shutil.rmtree(BENCH_LOCAL / "kafka", ignore_errors=True)
+            started = time.monotonic()
+            self.kafka = LocalKafka(BENCH_LOCAL / "kafka", CACHE)
+            self.bootstrap = self.kafka.start()
+            self.kafka_version = KAFKA_VERSION
+            say(f"fresh Kafka {KAFKA_VERSION} at {self.bootstrap} in {time.monotonic() - started:.1f}s")
+        else:
+            self.kafka_version = "external (KAFKA_BOOTSTRAP_SERVERS)"
+            say("Kafka from KAFKA_BOOTSTRAP_SERVERS")
+        asyncio.run(ensure_topic(self.bootstrap, TOPIC, PARTITIONS, TOPIC_CONFIG))
+        self.postgres_version = asyncio.run(_server_version(self.database_url))
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "REGISTRY_PORT": self.registry_url.rsplit(":", 1)[-1],
+            "PROJECTIONS_PORT": self.projections_url.rsplit(":", 1)[-1],
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def start_service(self, name: str) -> None:
+        if not self.registry_url:
+            self.registry_url = f"http://127.0.0.1:{free_port()}"
+            self.projections_url = f"http://127.0.0.1:{free_port()}"
+        log = (self.logs / f"{name}.log").open("ab")
+        self._log_files.append(log)
+        if self.profile and name == "registry":
+            command = [
+                sys.executable,
+                "-m",
+                "bench.profiled",
+                str(BENCH_LOCAL / "registry.prof"),
+                SERVICES[name],
+            ]
+        else:
+            command = [sys.executable, "-m", SERVICES[name]]
+        self.processes[name] = subprocess.Popen(
+            command, env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def start_services(self, names: tuple[str, ...] = tuple(SERVICES)) -> None:
+        for name in names:
+            self.start_service(name)
+        for name in names:
+            if name == "registry":
+                self._wait_ready(f"{self.registry_url}/readyz", name)
+            elif name == "projections":
+                self._wait_ready(f"{self.projections_url}/readyz", name)
+
+    def _wait_ready(self, url: str, name: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        process = self.processes[name]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.logs / name}.log")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not ready at {url} after {timeout}s")
+
+    def pid(self, name: str) -> int | None:
+        process = self.processes.get(name)
+        return process.pid if process is not None and process.poll() is None else None
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.logs / name}.log")
+
+    def stop_services(self, names: tuple[str, ...] | None = None) -> None:
+        chosen = [n for n in (names or tuple(self.processes)) if n in self.processes]
+        for name in chosen:
+            if self.processes[name].poll() is None:
+                self.processes[name].send_signal(signal.SIGTERM)
+        for name in chosen:
+            process = self.processes.pop(name)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop(self) -> None:
+        self.stop_services()
+        for log in self._log_files:
+            log.close()
+        if self.kafka is not None:
+            self.kafka.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+async def _server_version(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.fetchval("SELECT current_setting('server_version')"))
+    finally:
+        await conn.close()
