@@ -8,9 +8,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CORRELATION_HEADER = "X-Correlation-ID"
 
@@ -46,29 +47,41 @@ def new_correlation_id() -> str:
     return str(uuid.uuid4())
 
 
-class CorrelationMiddleware(BaseHTTPMiddleware):
-    """Takes the caller's correlation id (or makes one) and binds it to every log line."""
+class CorrelationMiddleware:
+    """Takes the caller's correlation id (or makes one), binds it to every log line, echoes it
+    back, and times the request. Plain ASGI: BaseHTTPMiddleware costs a task per request."""
 
-    def __init__(self, app: object, service: str) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
         self.service = service
 
-    async def dispatch(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get(CORRELATION_HEADER, "")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(CORRELATION_HEADER, "")
         correlation_id = incoming if 0 < len(incoming) <= 128 else new_correlation_id()
-        request.state.correlation_id = correlation_id
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id, service=self.service)
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        LATENCY.labels(self.service, request.method, template).observe(time.perf_counter() - started)
-        REQUESTS.labels(self.service, request.method, template, str(response.status_code)).inc()
-        response.headers[CORRELATION_HEADER] = correlation_id
-        return response
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = correlation_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            LATENCY.labels(self.service, method, template).observe(time.perf_counter() - started)
+            REQUESTS.labels(self.service, method, template, str(status)).inc()
 
 
 def install(app: FastAPI, service: str, ready: Callable[[], Awaitable[bool]]) -> None:

@@ -13,6 +13,7 @@ async def test_signing_reaches_kafka_and_the_party_obligations(stack: Stack) -> 
         "/v1/agreements", json=body, headers={"X-Correlation-ID": "corr-e2e-1"}
     )
     assert response.status_code == 201, response.text
+    assert response.headers["x-correlation-id"] == "corr-e2e-1"
     signed = response.json()
 
     [record] = [

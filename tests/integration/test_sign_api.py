@@ -167,6 +167,7 @@ async def test_service_endpoints(stack: Stack) -> None:
     for client in (stack.registry, stack.projections):
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code == 200
-        assert "http_requests_total" in (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics")).text
+        assert "http_requests_total" in metrics and 'route="/healthz"' in metrics
         assert (await client.get("/docs")).status_code == 200
         assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.")
