@@ -1,12 +1,12 @@
 """The real Kafka broker that local runs use, and proof that aiokafka works against it.
 
-Starts deploy/local/kafka.py's LocalKafka in a temporary folder, unless KAFKA_BOOTSTRAP_SERVERS
-names a broker to use instead (then the tests that need the broker's files or a restart skip).
+Always starts deploy/local/kafka.py's LocalKafka in a temporary folder, even when
+KAFKA_BOOTSTRAP_SERVERS names another broker: what is under test is the broker that local
+runs provision (its pinned version, its files on disk, a restart on the same data dir).
 """
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 import uuid
@@ -28,10 +28,7 @@ CACHE = REPO / ".cache"
 
 
 @pytest.fixture(scope="module")
-def local_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | None]:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield None
-        return
+def local_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     broker = LocalKafka(tmp_path_factory.mktemp("kafka"), CACHE)
     started = time.monotonic()
     broker.start()
@@ -43,16 +40,8 @@ def local_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka
 
 
 @pytest.fixture(scope="module")
-def bootstrap(local_kafka: LocalKafka | None) -> str:
-    if local_kafka is None:
-        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+def bootstrap(local_kafka: LocalKafka) -> str:
     return local_kafka.bootstrap_servers
-
-
-def need_local(local_kafka: LocalKafka | None) -> LocalKafka:
-    if local_kafka is None:
-        pytest.skip("KAFKA_BOOTSTRAP_SERVERS names an external broker")
-    return local_kafka
 
 
 def new_topic_name() -> str:
@@ -152,8 +141,8 @@ async def committed_total(bootstrap: str, topic: str, group: str) -> int:
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
 
 
-async def test_broker_runs_the_pinned_kafka_version(local_kafka: LocalKafka | None, bootstrap: str) -> None:
-    broker = need_local(local_kafka)
+async def test_broker_runs_the_pinned_kafka_version(local_kafka: LocalKafka, bootstrap: str) -> None:
+    broker = local_kafka
     assert (ensure_jars(CACHE) / f"kafka_2.13-{KAFKA_VERSION}.jar").exists()
     # The running broker's own word, not just the jar on disk.
     server_log = (broker.log_dir / "server.log").read_text()
@@ -183,9 +172,7 @@ async def test_topic_with_unlimited_retention_and_six_partitions(bootstrap: str)
     assert len(described["partitions"]) == 6
 
 
-async def test_idempotent_producer_and_manual_commit_group(
-    local_kafka: LocalKafka | None, bootstrap: str
-) -> None:
+async def test_idempotent_producer_and_manual_commit_group(local_kafka: LocalKafka, bootstrap: str) -> None:
     topic = new_topic_name()
     await ensure_topic(bootstrap, topic, 6, TOPIC_CONFIG)
     sent = record_pairs(1000, keys=37)
@@ -199,24 +186,23 @@ async def test_idempotent_producer_and_manual_commit_group(
     # Committed: the same group has nothing left to read.
     assert await consume(bootstrap, topic, group, expected=1, within_s=3) == []
 
-    if local_kafka is not None:
-        batches = stored_batches(local_kafka, topic)
-        assert sum(count for partition in batches.values() for _, _, count in partition) == len(sent)
-        assert sum(len(partition) for partition in batches.values()) > 6  # many batches
-        for partition in batches.values():
-            producer_ids = {producer_id for producer_id, _, _ in partition}
-            assert len(producer_ids) == 1 and min(producer_ids) >= 0
-            # Each batch continues the previous one's sequence: no gap, no duplicate.
-            expected_sequence = 0
-            for _, base_sequence, count in partition:
-                assert base_sequence == expected_sequence
-                expected_sequence += count
+    batches = stored_batches(local_kafka, topic)
+    assert sum(count for partition in batches.values() for _, _, count in partition) == len(sent)
+    assert sum(len(partition) for partition in batches.values()) > 6  # many batches
+    for partition in batches.values():
+        producer_ids = {producer_id for producer_id, _, _ in partition}
+        assert len(producer_ids) == 1 and min(producer_ids) >= 0
+        # Each batch continues the previous one's sequence: no gap, no duplicate.
+        expected_sequence = 0
+        for _, base_sequence, count in partition:
+            assert base_sequence == expected_sequence
+            expected_sequence += count
 
 
 async def test_restart_with_same_data_dir_keeps_messages_and_offsets(
-    local_kafka: LocalKafka | None, bootstrap: str
+    local_kafka: LocalKafka, bootstrap: str
 ) -> None:
-    broker = need_local(local_kafka)
+    broker = local_kafka
     topic = new_topic_name()
     await ensure_topic(bootstrap, topic, 6, TOPIC_CONFIG)
     sent = record_pairs(300, keys=11)
