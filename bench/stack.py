@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import IO
 
 import asyncpg
-import httpx
 
 from deploy.local.kafka import KAFKA_VERSION, TOPIC_CONFIG, LocalKafka, ensure_topic
 from deploy.local.postgres import LocalPostgres, free_port
+from deploy.local.stack import wait_http
 from deploy.local.topics import PARTITIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,19 +123,8 @@ class Stack:
             elif name == "projections":
                 self._wait_ready(f"{self.projections_url}/readyz", name)
 
-    def _wait_ready(self, url: str, name: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        process = self.processes[name]
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.logs / name}.log")
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{name} not ready at {url} after {timeout}s")
+    def _wait_ready(self, url: str, name: str) -> None:
+        wait_http(url, self.processes[name])
 
     def pid(self, name: str) -> int | None:
         process = self.processes.get(name)

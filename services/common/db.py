@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import structlog
@@ -108,7 +107,3 @@ async def migrate(pool: asyncpg.Pool, component: str, folder: Path, schema: str 
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied
-
-
-def jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))

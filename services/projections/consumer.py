@@ -155,12 +155,14 @@ class ProjectionWorker:
         results: list[Applied | Exception],
     ) -> None:
         counts = dict.fromkeys(Outcome, 0)
+        resumed = 0
         for (tp, record), result in zip(records, results, strict=True):
             if isinstance(result, Exception):
                 await self._dead_letter(conn, tp, record, result)
                 continue
             counts[result.outcome] += 1
             counts[Outcome.APPLIED] += result.resumed
+            resumed += result.resumed
             # The command's correlation id, from the HTTP request through Kafka to here.
             log.info(
                 "event projected",
@@ -182,11 +184,13 @@ class ProjectionWorker:
                 if batch
             ],
         )
-        parked = await conn.fetchval("SELECT count(*) FROM parked")
         for outcome, count in counts.items():
             if count:
                 EVENTS.labels(outcome.value).inc(count)
-        PARKED.set(parked)
+        if counts[Outcome.PARKED] or resumed:
+            # Only a batch that parked or resumed something changes the number waiting.
+            parked = await conn.fetchval("SELECT count(*) FROM parked")
+            PARKED.set(parked)
         self.applied += counts[Outcome.APPLIED]
         self.seen += len(records)
         if counts[Outcome.PARKED]:

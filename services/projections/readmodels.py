@@ -12,7 +12,6 @@ agreements are read (and locked) at once, folded in memory, and written back in 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +20,7 @@ from typing import Any
 from schemas.envelope import Envelope
 from schemas.events import Event, ProgressReported
 from services.common.db import Connection
+from services.common.lru import Lru
 from services.projections.naming import parties_named, summary
 from services.projections.text import fold
 from services.registry.domain import periods
@@ -81,21 +81,14 @@ class StateCache:
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
-        self._states: OrderedDict[str, AgreementState] = OrderedDict()
+        self._states: Lru[str, AgreementState] = Lru(capacity)
 
     def get(self, agreement_id: str, version: int) -> AgreementState | None:
         state = self._states.get(agreement_id)
-        if state is None or state.version != version:
-            return None
-        self._states.move_to_end(agreement_id)
-        return state
+        return state if state is not None and state.version == version else None
 
     def put(self, state: AgreementState) -> None:
-        self._states[state.agreement_id] = state
-        self._states.move_to_end(state.agreement_id)
-        while len(self._states) > self.capacity:
-            self._states.popitem(last=False)
+        self._states.put(state.agreement_id, state)
 
 
 def _text(message: bytes | str) -> str:

@@ -9,7 +9,6 @@ import asyncio
 import random
 import uuid
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ import structlog
 from schemas.commands import CloseTerm, Command, SignAgreement
 from schemas.envelope import Envelope, seal
 from schemas.events import Event
+from services.common.lru import Lru
 from services.registry.domain.decide import Known, decide
 from services.registry.domain.errors import Conflict, NotFound, PreconditionFailed
 from services.registry.domain.state import AgreementState, evolve
@@ -63,25 +63,12 @@ class Loaded:
     last_hash: str = ""
 
 
-class StateCache:
+class StateCache(Lru[str, Loaded]):
     """Folded states of recently used agreements. Events are immutable, so a cached state
     stays true: loading an agreement reads and folds only the events after it."""
 
     def __init__(self, capacity: int = 10_000) -> None:
-        self.capacity = capacity
-        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
-
-    def get(self, agreement_id: str) -> Loaded | None:
-        loaded = self._loaded.get(agreement_id)
-        if loaded is not None:
-            self._loaded.move_to_end(agreement_id)
-        return loaded
-
-    def put(self, agreement_id: str, loaded: Loaded) -> None:
-        self._loaded[agreement_id] = loaded
-        self._loaded.move_to_end(agreement_id)
-        while len(self._loaded) > self.capacity:
-            self._loaded.popitem(last=False)
+        super().__init__(capacity)
 
 
 def utc_now() -> str:

@@ -13,6 +13,7 @@ from services.registry.store import (
     DuplicateDocument,
     StoredEvent,
     locality_key,
+    require_continuation,
 )
 
 
@@ -36,9 +37,7 @@ class InMemoryEventStore:
         claim: DocumentClaim | None = None,
         completion: Completion | None = None,
     ) -> list[int]:
-        for offset, envelope in enumerate(envelopes, start=1):
-            if envelope.sequence != expected_version + offset or envelope.subject != agreement_id:
-                raise ValueError("envelopes must continue the agreement's sequence")
+        require_continuation(agreement_id, expected_version, envelopes)
         async with self._lock:
             stream = self.streams.get(agreement_id, [])
             if len(stream) != expected_version:

@@ -76,6 +76,13 @@ class EventStore(Protocol):
     async def existing(self, agreement_ids: Sequence[str]) -> set[str]: ...
 
 
+def require_continuation(agreement_id: str, expected_version: int, envelopes: Sequence[Envelope]) -> None:
+    """Every store implementation refuses envelopes that do not follow `expected_version`."""
+    for offset, envelope in enumerate(envelopes, start=1):
+        if envelope.sequence != expected_version + offset or envelope.subject != agreement_id:
+            raise ValueError("envelopes must continue the agreement's sequence")
+
+
 def locality_key(locality: str) -> str:
     return " ".join(locality.split()).casefold()
 
@@ -101,9 +108,7 @@ class PostgresEventStore:
         claim: DocumentClaim | None = None,
         completion: Completion | None = None,
     ) -> list[int]:
-        for offset, envelope in enumerate(envelopes, start=1):
-            if envelope.sequence != expected_version + offset or envelope.subject != agreement_id:
-                raise ValueError("envelopes must continue the agreement's sequence")
+        require_continuation(agreement_id, expected_version, envelopes)
         async with self.pool.acquire() as conn, conn.transaction():
             if claim is not None:
                 owner = await conn.fetchval(

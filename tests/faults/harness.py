@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.commands import ReportProgress, SignAgreement
-from services.common.db import create_pool, migrate
-from services.projections.app import MIGRATIONS as READ_MIGRATIONS
-from services.projections.readmodels import apply
+from services.audit.diff import diff
+from services.audit.kafkalog import Record, TopicReader
+from services.audit.rebuild import rebuild
+from services.audit.settings import AuditSettings
 from services.registry.handler import CommandContext, CommandHandler
 from services.registry.relay import RELAY_LOCK
-from services.registry.store import PostgresEventStore
+from services.registry.store import PostgresEventStore, StoredEvent
 from tests.support.builders import report_body, sign_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,39 +172,23 @@ class Load:
 
 
 async def store_messages(pool: asyncpg.Pool) -> dict[tuple[str, int], bytes]:
+    """The exact record value the relay publishes for each stored event."""
     rows = await pool.fetch("SELECT agreement_id, sequence, position, envelope FROM registry.events")
-    result = {}
-    for row in rows:
-        envelope = json.loads(row["envelope"])
-        envelope["position"] = row["position"]
-        result[(row["agreement_id"], row["sequence"])] = json.dumps(
-            envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode()
-    return result
+    return {
+        (r["agreement_id"], r["sequence"]): StoredEvent(
+            r["position"], r["agreement_id"], r["sequence"], r["envelope"]
+        ).message()
+        for r in rows
+    }
 
 
-async def topic_records(bootstrap: str, topic: str) -> list[Any]:
+async def topic_records(bootstrap: str, topic: str) -> list[Record]:
     """Every record of the topic, up to the end offsets at the time of the call."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[Any] = []
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
-            for tp, batch in batches.items():
-                records.extend(r for r in batch if r.offset < ends[tp])
-            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
-        return records
-    finally:
-        await consumer.stop()
+    async with TopicReader(bootstrap, topic) as reader:
+        ends = await reader.end_offsets()
+        return [
+            record async for batch in reader.read(await reader.beginning_offsets(), ends) for record in batch
+        ]
 
 
 @dataclass
@@ -262,46 +246,10 @@ async def projection_caught_up(pool: asyncpg.Pool) -> bool:
     return bool(stored == applied)
 
 
-READ_TABLES = {
-    "agreements": "agreement_id, version, status, state::text",
-    "party_obligations": "party_id, agreement_id, obligation_id, role, status, cadence, latest_report::text",
-    "reports": "agreement_id, obligation_id, party_id, period, status, completion_percent, sequence",
-    "party_history": "party_id, position, event_id, type, agreement_id, sequence, summary",
-    "streams": "agreement_id, last_sequence, last_position, last_hash",
-    "applied": "position, agreement_id, sequence",
-}
-
-
-async def rebuild_from_store(database_url: str, schema: str) -> None:
-    """A fresh copy of the read models, from the store, through the live projection code."""
-    pool = await create_pool(database_url, min_size=1, max_size=2, schema=schema)
-    try:
-        await migrate(pool, "projections", READ_MIGRATIONS, schema=schema)
-        rows = await pool.fetch("SELECT position, envelope FROM registry.events ORDER BY position")
-        async with pool.acquire() as conn, conn.transaction():
-            for row in rows:
-                envelope = json.loads(row["envelope"])
-                envelope["position"] = row["position"]
-                await apply(conn, json.dumps(envelope, ensure_ascii=False))
-    finally:
-        await pool.close()
-
-
-async def read_model_differences(pool: asyncpg.Pool, live: str, fresh: str) -> int:
-    """Rows present in one schema and not the other, over every read-model table."""
-    total = 0
-    for table, columns in READ_TABLES.items():
-        total += await pool.fetchval(
-            f"""SELECT count(*) FROM (
-                    (SELECT {columns} FROM "{live}".{table} EXCEPT ALL SELECT {columns} FROM "{fresh}".{table})
-                    UNION ALL
-                    (SELECT {columns} FROM "{fresh}".{table} EXCEPT ALL SELECT {columns} FROM "{live}".{table})
-                ) AS difference"""
-        )
-    return int(total)
-
-
 async def live_vs_rebuild(database_url: str, pool: asyncpg.Pool) -> int:
+    """Read-model rows that differ from a fresh rebuild from the store (the audit tool's)."""
+    settings = AuditSettings(database_url=database_url, progress_seconds=0)
     shadow = f"rebuild_{uuid.uuid4().hex[:8]}"
-    await rebuild_from_store(database_url, shadow)
-    return await read_model_differences(pool, "projections", shadow)
+    await rebuild(settings, source="store", schema=shadow)
+    report = await diff(settings, shadow)
+    return len(report.differences) + len(report.schema_problems)

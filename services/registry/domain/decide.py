@@ -18,7 +18,7 @@ from schemas.changes import (
     WithdrawObligation,
 )
 from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
-from schemas.common import Outcome, Role
+from schemas.common import Outcome
 from schemas.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
 from services.registry.domain import periods
 from services.registry.domain.errors import Conflict, Rejected, Violation
@@ -201,8 +201,3 @@ def _close(command: CloseTerm, state: AgreementState, known: Known) -> TermClose
     if violations:
         raise Rejected(violations)
     return TermClosed(**command.model_dump())
-
-
-def lead_of(state: AgreementState) -> str | None:
-    leads = [p.party_id for p in state.parties.values() if p.role is Role.LEAD]
-    return leads[0] if leads else None

@@ -60,14 +60,3 @@ def sort_key(period: str) -> tuple[date, date]:
     """Later periods sort after earlier ones; a year sorts by its whole span."""
     first, last = bounds(period)
     return last, first
-
-
-def periods_in(cadence: Cadence, year: int) -> list[str]:
-    """The periods of one calendar year that a cadence asks a report for."""
-    if cadence in (Cadence.ANNUAL, Cadence.ONCE):
-        return [str(year)]
-    if cadence is Cadence.SEMIANNUAL:
-        return [f"{year}-H1", f"{year}-H2"]
-    if cadence is Cadence.QUARTERLY:
-        return [f"{year}-Q{q}" for q in range(1, 5)]
-    return [f"{year}-{m:02d}" for m in range(1, 13)]

@@ -21,7 +21,7 @@ from schemas.changes import (
     ReviseObligation,
     WithdrawObligation,
 )
-from schemas.common import LegalBasis, Obligation, Party, Role, Term
+from schemas.common import LegalBasis, Obligation, Party, Term
 from schemas.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
 
 ObligationStatus = Literal["active", "withdrawn"]
@@ -76,11 +76,6 @@ class AgreementState:
     # The latest report of each (obligation, party, period): a later one supersedes it.
     reports: Mapping[tuple[str, str, str], Report] = field(default_factory=dict)
     amendment_documents: tuple[str, ...] = ()
-
-    @property
-    def lead_party_id(self) -> str | None:
-        leads = [p.party_id for p in self.parties.values() if p.role is Role.LEAD]
-        return leads[0] if len(leads) == 1 else None
 
 
 def apply_change(state: AgreementState, change: Change) -> AgreementState:
