@@ -11,4 +11,4 @@ ENV PYTHONPATH=/app REGISTRY_HOST=0.0.0.0 PROJECTIONS_HOST=0.0.0.0
 RUN useradd --system --uid 10001 coordreg
 USER coordreg
 EXPOSE 8000 8001
-CMD ["python", "-m", "services.registry.main"]
+CMD ["python", "-m", "services.registry.entrypoints.main"]

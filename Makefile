@@ -6,17 +6,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-unit test-faults lint bench lock clean-local schemas audit
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml schemas/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes -r requirements.lock
-	@# the repository root on sys.path: schemas, services and deploy import as packages
-	$(PY) -c 'import sysconfig,os; open(os.path.join(sysconfig.get_paths()["purelib"],"coordreg.pth"),"w").write(os.getcwd()+"\n")'
+	@# both distributions, editable: the contracts (schemas/) and the services with their commands
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e ./schemas -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m deploy.local.stack run
+	$(VENV)/bin/coordreg-stack run
 
 test: $(STAMP)
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
@@ -30,18 +30,18 @@ test-faults: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy schemas services deploy
+	$(VENV)/bin/mypy schemas/coordreg_contracts services deploy tests bench
 
 # Regenerates schemas/jsonschema/*.json and schemas/asyncapi.yaml from the event models.
 schemas: $(STAMP)
-	$(PY) -m schemas.export
+	$(VENV)/bin/python -m coordreg_contracts.export
 
 bench: $(STAMP)
 	$(PY) -m bench.run
 
 # The audit replay tool, e.g. `make audit ARGS="verify --json verify.json"` (see services/audit/README.md).
 audit: $(STAMP)
-	$(PY) -m services.audit $(ARGS)
+	$(VENV)/bin/coordreg-audit $(ARGS)
 
 # Regenerates requirements.lock from requirements.in (needs uv: pip install uv).
 lock:

@@ -15,13 +15,14 @@ import time
 import uuid
 from typing import Any
 
+from coordreg_contracts.commands import ReportProgress, SignAgreement
+
 from bench.profiling import from_profile
 from bench.stats import summary_ms
 from bench.workload import APPEND_LIFE, Lives
-from schemas.commands import ReportProgress, SignAgreement
 from services.common.db import create_pool
-from services.registry.handler import CommandContext, CommandHandler
-from services.registry.store import PostgresEventStore
+from services.registry.adapters.postgres_store import PostgresEventStore
+from services.registry.service_layer.handlers import CommandContext, CommandHandler
 
 
 async def ours(

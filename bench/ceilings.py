@@ -22,14 +22,14 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from coordreg_contracts.envelope import CONTENT_TYPE
 
 from bench.events import Life
 from bench.stats import summary_ms
 from deploy.local.kafka import TOPIC_CONFIG, ensure_topic
 from deploy.local.topics import PARTITIONS
-from schemas.envelope import CONTENT_TYPE
-from services.registry.app import MIGRATIONS
-from services.registry.store import StoredEvent
+from services.registry.adapters.postgres_store import StoredEvent
+from services.registry.migrations import MIGRATIONS
 
 SCHEMA = "bench_ceiling"
 INSERT = f"""WITH appended AS (

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
+from coordreg_contracts.envelope import Envelope, canonical_json, seal
 
 from bench.workload import LIFE, amend_body, close_body, report_body, sign_body
-from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
-from schemas.envelope import Envelope, canonical_json, seal
+from services.agreement.state import AgreementState, evolve
+from services.registry.adapters.postgres_store import DocumentClaim, PostgresEventStore
 from services.registry.domain.decide import Known, decide
-from services.registry.domain.state import AgreementState, evolve
-from services.registry.handler import utc_now
-from services.registry.store import DocumentClaim, PostgresEventStore
+from services.registry.service_layer.handlers import utc_now
 
 
 @dataclass

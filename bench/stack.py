@@ -33,9 +33,9 @@ CACHE = ROOT / ".cache"
 TOPIC = "agreements.events.v1"
 
 SERVICES = {
-    "registry": "services.registry.main",
-    "relay": "services.registry.relay_main",
-    "projections": "services.projections.main",
+    "registry": "services.registry.entrypoints.main",
+    "relay": "services.registry.entrypoints.relay_main",
+    "projections": "services.projections.entrypoints.main",
 }
 
 

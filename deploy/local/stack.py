@@ -92,9 +92,9 @@ def run() -> int:
             "PROJECTIONS_PORT": str(PROJECTIONS_PORT),
         }
         for name, module in (
-            ("registry", "services.registry.main"),
-            ("relay", "services.registry.relay_main"),
-            ("projections", "services.projections.main"),
+            ("registry", "services.registry.entrypoints.main"),
+            ("relay", "services.registry.entrypoints.relay_main"),
+            ("projections", "services.projections.entrypoints.main"),
         ):
             log = (logs / f"{name}.log").open("ab")
             processes.append(

@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from coordreg_contracts.envelope import Envelope
 
-from schemas.envelope import Envelope
+from services.agreement.state import AgreementState, evolve
 from services.audit.common import event_time, rfc3339
 from services.audit.settings import AuditSettings
-from services.projections.naming import parties_named, summary
-from services.projections.readmodels import latest_report
-from services.registry.domain.state import AgreementState, evolve
+from services.projections.readmodel.apply import latest_report
+from services.projections.readmodel.naming import parties_named, summary
 
 
 @dataclass

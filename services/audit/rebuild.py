@@ -1,6 +1,6 @@
 """`rebuild`: replays the log into a fresh shadow schema with the live projection's own code.
 
-Every event goes through `services.projections.readmodels.apply`, the function the live
+Every event goes through `services.projections.readmodel.apply.apply`, the function the live
 worker applies Kafka records with (sequence-checked: duplicates skipped, gaps parked).
 The SQL in it names tables without a schema, so a connection whose search_path starts
 with the shadow writes the shadow.
@@ -42,9 +42,9 @@ from services.audit.kafkalog import Record, TopicReader
 from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
 from services.common.db import Connection, create_pool, migrate
-from services.projections.app import MIGRATIONS
-from services.projections.readmodels import Applied, Outcome, StateCache, apply_many
-from services.registry.store import StoredEvent
+from services.projections.migrations import MIGRATIONS
+from services.projections.readmodel.apply import Applied, Outcome, StateCache, apply_many
+from services.registry.adapters.postgres_store import StoredEvent
 
 STORE_ORIGIN = "(event store)"
 

@@ -29,13 +29,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from coordreg_contracts.envelope import Envelope, canonical_json, envelope_hash
 from pydantic import ValidationError
 
-from schemas.envelope import Envelope, canonical_json, envelope_hash
+from services.agreement.state import AgreementState, evolve
 from services.audit.kafkalog import Record, TopicReader
 from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
-from services.registry.domain.state import AgreementState, evolve
 
 STORE = "store"
 KAFKA = "kafka"

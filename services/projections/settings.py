@@ -26,7 +26,7 @@ class ProjectionSettings(ClientAccessSettings):
     host: str = "127.0.0.1"
     port: int = 8001
     # Run the Kafka consumer inside the API process (one process locally); extra
-    # workers can run `python -m services.projections.worker` in the same group.
+    # workers can run `python -m services.projections.entrypoints.worker` in the same group.
     run_consumer: bool = True
     batch_max_records: int = 500
     min_position_wait_seconds: float = 5.0

@@ -15,7 +15,7 @@ import pytest
 from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
 from deploy.local.postgres import LocalPostgres
 from services.common.db import create_pool, migrate
-from services.registry.app import MIGRATIONS
+from services.registry.migrations import MIGRATIONS
 from tests.faults.harness import Env
 
 ROOT = Path(__file__).resolve().parents[2]

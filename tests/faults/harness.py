@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from coordreg_contracts.commands import ReportProgress, SignAgreement
 
-from schemas.commands import ReportProgress, SignAgreement
 from services.audit.diff import diff
 from services.audit.kafkalog import Record, TopicReader
 from services.audit.rebuild import rebuild
 from services.audit.settings import AuditSettings
-from services.registry.handler import CommandContext, CommandHandler
-from services.registry.relay import RELAY_LOCK
-from services.registry.store import PostgresEventStore, StoredEvent
+from services.registry.adapters.postgres_store import PostgresEventStore, StoredEvent
+from services.registry.adapters.relay import RELAY_LOCK
+from services.registry.service_layer.handlers import CommandContext, CommandHandler
 from tests.support.builders import report_body, sign_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,14 +102,17 @@ class Env:
 
     def relay(self, name: str) -> Service:
         service = Service(
-            name, "services.registry.relay_main", self.service_env(name), self.logs / f"{name}.log"
+            name,
+            "services.registry.entrypoints.relay_main",
+            self.service_env(name),
+            self.logs / f"{name}.log",
         )
         self.services.append(service)
         return service.start()
 
     def worker(self, name: str) -> Service:
         service = Service(
-            name, "services.projections.worker", self.service_env(name), self.logs / f"{name}.log"
+            name, "services.projections.entrypoints.worker", self.service_env(name), self.logs / f"{name}.log"
         )
         self.services.append(service)
         return service.start()

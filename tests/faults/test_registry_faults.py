@@ -8,13 +8,13 @@ import uuid
 from typing import Any
 
 import httpx
+from coordreg_contracts.commands import AmendAgreement
 
 from deploy.tokens import mint
-from schemas.commands import AmendAgreement
 from services.common.db import create_pool
+from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.domain.errors import PreconditionFailed
-from services.registry.handler import CommandContext, CommandHandler
-from services.registry.store import PostgresEventStore
+from services.registry.service_layer.handlers import CommandContext, CommandHandler
 from tests.faults.conftest import Infra, record
 from tests.faults.harness import Env, Load, Service, scaled, wait_until
 from tests.support.builders import report_body, sign_body
@@ -25,7 +25,7 @@ async def test_5_postgres_restarted_under_load(env: Env, infra: Infra) -> None:
     port = free_port()
     registry = Service(
         "registry",
-        "services.registry.main",
+        "services.registry.entrypoints.main",
         {**env.service_env("registry"), "REGISTRY_PORT": str(port)},
         env.logs / "registry.log",
     ).start()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from services.common.db import create_pool
-from services.registry.relay import OutboxRelay
+from services.registry.adapters.relay import OutboxRelay
 from tests.faults.conftest import Infra, record
 from tests.faults.harness import (
     Env,

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
 
 from deploy.demo.load import load
-from schemas.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
 from services.audit.common import parse_instant
 from services.audit.diff import diff
 from services.audit.party import party
@@ -29,9 +29,9 @@ from services.audit.rebuild import rebuild
 from services.audit.settings import AuditSettings
 from services.audit.swap import swap
 from services.common.db import create_pool, migrate
-from services.registry.app import MIGRATIONS as REGISTRY_MIGRATIONS
-from services.registry.handler import CommandContext, CommandHandler
-from services.registry.store import PostgresEventStore
+from services.registry.adapters.postgres_store import PostgresEventStore
+from services.registry.migrations import MIGRATIONS as REGISTRY_MIGRATIONS
+from services.registry.service_layer.handlers import CommandContext, CommandHandler
 from tests.support.builders import report_body, sign_body
 from tests.support.load import generate, keep_commanding
 from tests.support.stack import Stack

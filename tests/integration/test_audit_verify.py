@@ -22,9 +22,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from coordreg_contracts.envelope import canonical_json, envelope_hash, seal
+from coordreg_contracts.events import ProgressReported
 
-from schemas.envelope import canonical_json, envelope_hash, seal
-from schemas.events import ProgressReported
 from services.audit.settings import AuditSettings
 from services.audit.verify import VerifyReport, verify
 from tests.support.load import generate

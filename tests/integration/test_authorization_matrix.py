@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from services.common import auth
 from services.common.auth import ALL_SCOPES, DEV_JWK, AuthConfigError
-from services.projections.app import create_app as create_projections
+from services.projections.entrypoints.app import create_app as create_projections
 from services.projections.settings import ProjectionSettings
-from services.registry.app import create_app as create_registry
+from services.registry.entrypoints.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import Stack, running_stack

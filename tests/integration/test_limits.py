@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from coordreg_contracts.common import MAX_EVIDENCE, MAX_PARTIES
 
-from schemas.common import MAX_EVIDENCE, MAX_PARTIES
 from services.common.limits import RateLimited, RateLimiter, rate_limiter
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import Stack, running_stack

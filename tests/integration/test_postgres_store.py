@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from services.common.db import create_pool, migrate
-from services.registry.app import MIGRATIONS
-from services.registry.store import DocumentClaim, DuplicateDocument, PostgresEventStore
+from services.registry.adapters.postgres_store import DocumentClaim, DuplicateDocument, PostgresEventStore
+from services.registry.migrations import MIGRATIONS
 from tests.support.store_contract import EventStoreContract, envelopes_for
 
 

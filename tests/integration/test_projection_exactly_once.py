@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from services.common.db import create_pool, migrate
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
-from services.projections.app import MIGRATIONS
-from services.projections.consumer import ProjectionWorker
+from services.projections.adapters.kafka_consumer import ProjectionWorker
+from services.projections.migrations import MIGRATIONS
 from tests.support.builders import report_body, sign_body
 from tests.support.kafka import read_topic
 from tests.support.stack import Stack, running_stack

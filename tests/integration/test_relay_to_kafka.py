@@ -6,7 +6,8 @@ import asyncio
 import itertools
 from collections import defaultdict
 
-from schemas.envelope import CONTENT_TYPE, canonical_json, envelope_hash
+from coordreg_contracts.envelope import CONTENT_TYPE, canonical_json, envelope_hash
+
 from tests.support.builders import report_body, sign_body
 from tests.support.kafka import decode, read_topic
 from tests.support.stack import Stack

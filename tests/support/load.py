@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
+from coordreg_contracts.common import Outcome
+from coordreg_contracts.envelope import Envelope, seal
 
-from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
-from schemas.common import Outcome
-from schemas.envelope import Envelope, seal
+from services.agreement.state import evolve
+from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.domain.decide import Known, decide
-from services.registry.domain.state import evolve
-from services.registry.handler import CommandContext, CommandHandler, utc_now
-from services.registry.store import PostgresEventStore
+from services.registry.service_layer.handlers import CommandContext, CommandHandler, utc_now
 
 PROVINCES = [
     ("Hòa Bình", "hoa-binh"),

@@ -24,11 +24,11 @@ import uvicorn
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
 from services.common.db import create_pool, migrate
-from services.projections.app import create_app as create_projections
+from services.projections.entrypoints.app import create_app as create_projections
 from services.projections.settings import ProjectionSettings
-from services.registry.app import MIGRATIONS
-from services.registry.app import create_app as create_registry
-from services.registry.relay import OutboxRelay
+from services.registry.adapters.relay import OutboxRelay
+from services.registry.entrypoints.app import create_app as create_registry
+from services.registry.migrations import MIGRATIONS
 from services.registry.settings import RegistrySettings
 
 TEST_CLIENT = "test-client"

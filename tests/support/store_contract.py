@@ -10,12 +10,17 @@ import itertools
 from typing import Any
 
 import pytest
+from coordreg_contracts.commands import ReportProgress, SignAgreement
+from coordreg_contracts.envelope import Envelope
 
-from schemas.commands import ReportProgress, SignAgreement
-from schemas.envelope import Envelope
+from services.registry.adapters.postgres_store import (
+    ConcurrencyError,
+    DocumentClaim,
+    DuplicateDocument,
+    EventStore,
+)
 from services.registry.domain.decide import Known, decide
-from services.registry.handler import CommandContext, CommandHandler
-from services.registry.store import ConcurrencyError, DocumentClaim, DuplicateDocument, EventStore
+from services.registry.service_layer.handlers import CommandContext, CommandHandler
 from tests.support.builders import report_body, sign_body
 
 CTX = CommandContext(actor="tester", correlation_id="c", causation_id="k")

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
+
+from services.agreement.state import AgreementState, evolve
 from services.registry.domain.decide import Known, decide
-from services.registry.domain.state import AgreementState, evolve
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
 
-from schemas.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
+from services.agreement.state import AgreementState, evolve
 from services.registry.domain.decide import Known, decide
 from services.registry.domain.errors import Conflict, Rejected
-from services.registry.domain.state import AgreementState, evolve
 from tests.support.builders import report_body, sign_body
 
 

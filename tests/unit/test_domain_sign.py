@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from coordreg_contracts.commands import SignAgreement
+from coordreg_contracts.events import AgreementSigned
 from pydantic import ValidationError
 
-from schemas.commands import SignAgreement
-from schemas.events import AgreementSigned
+from services.agreement.state import evolve
 from services.registry.domain.decide import Known, decide
 from services.registry.domain.errors import Rejected
-from services.registry.domain.state import evolve
 from tests.support.builders import sign_body
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from schemas.envelope import Envelope, canonical_json, envelope_hash, seal
-from schemas.events import TermClosed
+from coordreg_contracts.envelope import Envelope, canonical_json, envelope_hash, seal
+from coordreg_contracts.events import TermClosed
 
 
 def closing(prevhash: str = "ab" * 32) -> Envelope:

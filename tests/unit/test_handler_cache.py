@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from schemas.commands import ReportProgress, SignAgreement
-from services.registry.handler import CommandContext, CommandHandler
-from services.registry.memory_store import InMemoryEventStore
+from coordreg_contracts.commands import ReportProgress, SignAgreement
+
+from services.registry.adapters.memory_store import InMemoryEventStore
+from services.registry.service_layer.handlers import CommandContext, CommandHandler
 from tests.support.builders import report_body, sign_body
 
 CTX = CommandContext(actor="t", correlation_id="c", causation_id="k")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.registry.memory_store import InMemoryEventStore
+from services.registry.adapters.memory_store import InMemoryEventStore
 from tests.support.store_contract import EventStoreContract
 
 

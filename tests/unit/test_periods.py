@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from coordreg_contracts.common import Cadence
 
-from schemas.common import Cadence
-from services.registry.domain import periods
+from services.agreement import periods
 
 
 @pytest.mark.parametrize(

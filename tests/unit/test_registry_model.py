@@ -29,6 +29,8 @@ from datetime import date, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from coordreg_contracts.changes import ChangeTerm
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from hypothesis import HealthCheck, Phase, event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -40,8 +42,8 @@ from hypothesis.stateful import (
 )
 from pydantic import ValidationError
 
-from schemas.changes import ChangeTerm
-from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
+from services.agreement.state import AgreementState
+from services.registry.adapters.memory_store import InMemoryEventStore
 from services.registry.domain.errors import (
     Conflict,
     DomainError,
@@ -49,9 +51,7 @@ from services.registry.domain.errors import (
     PreconditionFailed,
     Rejected,
 )
-from services.registry.domain.state import AgreementState
-from services.registry.handler import CommandContext, CommandHandler, CommandResult
-from services.registry.memory_store import InMemoryEventStore
+from services.registry.service_layer.handlers import CommandContext, CommandHandler, CommandResult
 from tests.support.builders import HOA_BINH
 
 T = TypeVar("T")

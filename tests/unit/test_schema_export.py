@@ -20,10 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
-
-from schemas import export
-from schemas.envelope import CONTENT_TYPE, Envelope, seal
-from schemas.events import (
+from coordreg_contracts import export
+from coordreg_contracts.envelope import CONTENT_TYPE, Envelope, seal
+from coordreg_contracts.events import (
     EVENT_CLASSES,
     AgreementAmended,
     AgreementSigned,
@@ -31,6 +30,7 @@ from schemas.events import (
     ProgressReported,
     TermClosed,
 )
+
 from tests.support.builders import HOA_BINH, report_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,7 +241,7 @@ def test_exported_files_match_the_models() -> None:
 def test_check_command_passes_and_generation_does_not_depend_on_hash_seeds() -> None:
     for seed in ("0", "4242"):
         result = subprocess.run(
-            [sys.executable, "-m", "schemas.export", "--check"],
+            [sys.executable, "-m", "coordreg_contracts.export", "--check"],
             cwd=ROOT,
             env={**os.environ, "PYTHONHASHSEED": seed},
             capture_output=True,

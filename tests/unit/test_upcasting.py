@@ -1,4 +1,4 @@
-"""Payloads written by schema version 0 are read as version 1 (schemas/upcasting.py).
+"""Payloads written by schema version 0 are read as version 1 (schemas/coordreg_contracts/upcasting.py).
 
 Version 0 is the pre-release format: no `schema_version`, and an agreement's parties were
 called `signatories` and carried no role (the first signatory led). The log is append-only
@@ -11,11 +11,11 @@ import copy
 from typing import Any
 
 import pytest
+from coordreg_contracts.envelope import Envelope, envelope_hash
+from coordreg_contracts.events import AgreementAmended, AgreementSigned, ProgressReported, TermClosed
+from coordreg_contracts.upcasting import upcast
 from pydantic import ValidationError
 
-from schemas.envelope import Envelope, envelope_hash
-from schemas.events import AgreementAmended, AgreementSigned, ProgressReported, TermClosed
-from schemas.upcasting import upcast
 from tests.support.builders import HOA_BINH, report_body
 
 AGREEMENT_ID = "5f0e7c1a-3b2d-4c9e-8f6a-1d2e3f4a5b6c"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas.changes import (
+from coordreg_contracts.changes import (
     AddObligation,
     AddParty,
     Change,
@@ -17,10 +17,12 @@ from schemas.changes import (
     ReviseObligation,
     WithdrawObligation,
 )
-from schemas.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
-from schemas.common import Outcome
-from schemas.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
-from services.registry.domain import periods
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
+from coordreg_contracts.common import Outcome
+from coordreg_contracts.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
+
+from services.agreement import periods
+from services.agreement.state import AgreementState, apply_change
 from services.registry.domain.errors import Conflict, Rejected, Violation
 from services.registry.domain.rules import (
     obligation_violations,
@@ -28,7 +30,6 @@ from services.registry.domain.rules import (
     party_violations,
     term_violations,
 )
-from services.registry.domain.state import AgreementState, apply_change
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from schemas.common import Obligation, Party, Role, Term
+from coordreg_contracts.common import Obligation, Party, Role, Term
+
 from services.registry.domain.errors import Loc, Violation
 
 

@@ -1,0 +1,161 @@
+"""An agreement's current state, folded from its events: `evolve(state, event) -> state`.
+
+Pure: no I/O, no clock. The registry folds it to decide commands; the projections fold
+it to build read models; the audit tool folds it to rebuild history as of a date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from types import MappingProxyType
+from typing import Literal
+
+from coordreg_contracts.changes import (
+    AddObligation,
+    AddParty,
+    Change,
+    ChangeTerm,
+    RemoveParty,
+    ReviseObligation,
+    WithdrawObligation,
+)
+from coordreg_contracts.common import LegalBasis, Obligation, Party, Term
+from coordreg_contracts.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
+
+ObligationStatus = Literal["active", "withdrawn"]
+AgreementStatus = Literal["active", "closed"]
+
+
+@dataclass(frozen=True)
+class ObligationState:
+    obligation: Obligation
+    status: ObligationStatus = "active"
+
+    @property
+    def obligation_id(self) -> str:
+        return self.obligation.obligation_id
+
+
+@dataclass(frozen=True)
+class Report:
+    obligation_id: str
+    party_id: str
+    period: str
+    status: str
+    completion_percent: int | None
+    reported_on: date
+    sequence: int
+
+
+@dataclass(frozen=True)
+class Closure:
+    closed_on: date
+    outcome: str
+    summary: str | None
+    successor_agreement_id: str | None
+
+
+@dataclass(frozen=True)
+class AgreementState:
+    agreement_id: str
+    version: int
+    document_number: str
+    kind: str
+    title: str
+    locality: str
+    signed_on: date
+    term: Term
+    parties: Mapping[str, Party]
+    legal_basis: tuple[LegalBasis, ...]
+    obligations: Mapping[str, ObligationState]
+    parent_agreement_id: str | None
+    status: AgreementStatus = "active"
+    closure: Closure | None = None
+    # The latest report of each (obligation, party, period): a later one supersedes it.
+    reports: Mapping[tuple[str, str, str], Report] = field(default_factory=dict)
+    amendment_documents: tuple[str, ...] = ()
+
+
+def apply_change(state: AgreementState, change: Change) -> AgreementState:
+    """One amendment change, without checking it (decide checks before, evolve trusts the log)."""
+    obligations = dict(state.obligations)
+    parties = dict(state.parties)
+    if isinstance(change, AddObligation):
+        obligations[change.obligation.obligation_id] = ObligationState(change.obligation)
+    elif isinstance(change, ReviseObligation):
+        current = obligations[change.obligation_id]
+        named = change.model_dump(exclude={"op", "obligation_id"}, exclude_none=True)
+        revised = current.obligation.model_copy(update=named)
+        obligations[change.obligation_id] = replace(current, obligation=revised)
+    elif isinstance(change, WithdrawObligation):
+        obligations[change.obligation_id] = replace(obligations[change.obligation_id], status="withdrawn")
+    elif isinstance(change, AddParty):
+        parties[change.party.party_id] = change.party
+    elif isinstance(change, RemoveParty):
+        parties.pop(change.party_id, None)
+    elif isinstance(change, ChangeTerm):
+        return replace(state, term=change.term)
+    return replace(state, obligations=MappingProxyType(obligations), parties=MappingProxyType(parties))
+
+
+def apply_changes(state: AgreementState, changes: Iterable[Change]) -> AgreementState:
+    for change in changes:
+        state = apply_change(state, change)
+    return state
+
+
+def signed(event: AgreementSigned) -> AgreementState:
+    return AgreementState(
+        agreement_id=event.agreement_id,
+        version=1,
+        document_number=event.document_number,
+        kind=event.kind,
+        title=event.title,
+        locality=event.locality,
+        signed_on=event.signed_on,
+        term=event.term,
+        parties=MappingProxyType({p.party_id: p for p in event.parties}),
+        legal_basis=tuple(event.legal_basis),
+        obligations=MappingProxyType({o.obligation_id: ObligationState(o) for o in event.obligations}),
+        parent_agreement_id=event.parent_agreement_id,
+    )
+
+
+def evolve(state: AgreementState | None, event: Event) -> AgreementState:
+    if isinstance(event, AgreementSigned):
+        if state is not None:
+            raise ValueError("AgreementSigned on an agreement that already exists")
+        return signed(event)
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before AgreementSigned")
+    version = state.version + 1
+    if isinstance(event, AgreementAmended):
+        amended = apply_changes(state, event.changes)
+        return replace(
+            amended, version=version, amendment_documents=(*state.amendment_documents, event.document_number)
+        )
+    if isinstance(event, ProgressReported):
+        reports = dict(state.reports)
+        reports[(event.obligation_id, event.party_id, event.period)] = Report(
+            obligation_id=event.obligation_id,
+            party_id=event.party_id,
+            period=event.period,
+            status=event.status.value,
+            completion_percent=event.completion_percent,
+            reported_on=event.reported_on,
+            sequence=version,
+        )
+        return replace(state, version=version, reports=MappingProxyType(reports))
+    if isinstance(event, TermClosed):
+        closure = Closure(event.closed_on, event.outcome.value, event.summary, event.successor_agreement_id)
+        return replace(state, version=version, status="closed", closure=closure)
+    raise TypeError(f"unknown event {type(event).__name__}")
+
+
+def fold(events: Iterable[Event]) -> AgreementState | None:
+    state: AgreementState | None = None
+    for event in events:
+        state = evolve(state, event)
+    return state

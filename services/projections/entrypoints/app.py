@@ -1,0 +1,75 @@
+"""Builds the projections service: the query API and (by default) a consumer worker in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.common import auth, limits, observability
+from services.common.db import create_pool, migrate
+from services.projections.adapters.kafka_consumer import ProjectionWorker
+from services.projections.entrypoints.routes import install_errors, router
+from services.projections.migrations import MIGRATIONS
+from services.projections.settings import ProjectionSettings
+
+
+def create_app(settings: ProjectionSettings) -> FastAPI:
+    # Refuses to build (and so to start) without trustworthy keys: see services/common/auth.py.
+    verifier = auth.verifier_from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            schema=settings.read_schema,
+        )
+        await migrate(pool, "projections", MIGRATIONS, schema=settings.read_schema)
+        app.state.pool = pool
+        app.state.settings = settings
+        stop = asyncio.Event()
+        task = None
+        if settings.run_consumer:
+            worker = ProjectionWorker(
+                pool,
+                settings.kafka_bootstrap_servers,
+                settings.topic,
+                settings.consumer_group,
+                max_records=settings.batch_max_records,
+            )
+            app.state.worker = worker
+            task = asyncio.create_task(worker.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 15)
+            await pool.close()
+
+    app = FastAPI(
+        title="Coordination Agreement Registry — queries",
+        version="1.0.0",
+        description="Read models built from the agreements event stream: each party's obligations and history.",
+        lifespan=lifespan,
+    )
+
+    async def ready() -> bool:
+        pool = getattr(app.state, "pool", None)
+        return pool is not None
+
+    # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
+    limits.install(app, max_body_bytes=settings.max_body_bytes)
+    observability.install(app, "projections", ready)
+    install_errors(app)
+    auth.install(
+        app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    )
+    app.include_router(router)
+    return app

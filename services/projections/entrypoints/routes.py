@@ -1,0 +1,161 @@
+"""The projections' query API (CONTRACT.md, query side). Eventually consistent; `min_position` waits.
+
+Every query needs a bearer token with the `agreements:read` scope (`services.common.auth`).
+Reads are not limited to the client's own parties: agreements are documents shared among
+the government systems that sign and check them (docs/SECURITY.md, API1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from coordreg_contracts.common import PERIOD_PATTERN
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.common import auth, problems
+from services.projections.readmodel import queries
+from services.projections.settings import ProjectionSettings
+
+# Positions are PostgreSQL bigints: a larger number is no position at all (422, not a 500).
+MAX_POSITION = 2**63 - 1
+_CURSOR = re.compile(r"^[0-9]{1,19}$")
+router = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(auth.require(auth.READ))],
+    responses=auth.documented_errors(400, 401, 403, 404, 422, 429, 503),
+)
+PartyId = Annotated[str, Path(pattern=r"^[a-z0-9._-]{1,64}$")]
+Period = Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2024", "2024-Q3"])]
+
+
+def pool_of(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+class NotYetApplied(Exception):
+    def __init__(self, position: int) -> None:
+        super().__init__(position)
+        self.position = position
+
+
+async def read_your_writes(
+    request: Request, min_position: Annotated[int | None, Query(ge=1, le=MAX_POSITION)] = None
+) -> None:
+    """Waits until the projection has applied the event at `min_position` (503 after the wait)."""
+    if min_position is None:
+        return
+    settings: ProjectionSettings = request.app.state.settings
+    pool = pool_of(request)
+    deadline = time.monotonic() + settings.min_position_wait_seconds
+    delay = 0.005
+    while not await queries.has_applied(pool, min_position):
+        if time.monotonic() >= deadline:
+            raise NotYetApplied(min_position)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+Pool = Annotated[asyncpg.Pool, Depends(pool_of)]
+Consistent = Depends(read_your_writes)
+
+
+@router.get("/parties/{party_id}/obligations", dependencies=[Consistent])
+async def party_obligations(
+    party_id: PartyId, pool: Pool, status: Literal["active", "all"] = "active"
+) -> dict[str, Any]:
+    obligations = await queries.party_obligations(pool, party_id, status)
+    return {"party_id": party_id, "obligations": obligations, "position": await _position(pool)}
+
+
+@router.get("/parties/{party_id}/history", dependencies=[Consistent])
+async def party_history(
+    party_id: PartyId,
+    pool: Pool,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    after = _decode_cursor(cursor)
+    events = await queries.party_history(pool, party_id, after, limit)
+    next_cursor = str(events[-1]["position"]) if len(events) == limit else None
+    return {"party_id": party_id, "events": events, "next_cursor": next_cursor}
+
+
+@router.get("/agreements", dependencies=[Consistent])
+async def list_agreements(
+    pool: Pool,
+    party_id: Annotated[str | None, Query(pattern=r"^[a-z0-9._-]{1,64}$")] = None,
+    locality: Annotated[str | None, Query(max_length=300)] = None,
+    status: Literal["active", "closed"] | None = None,
+    q: Annotated[str | None, Query(max_length=300)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    rows = await queries.agreements(
+        pool,
+        party_id=party_id,
+        locality=locality,
+        status=status,
+        q=q,
+        after=_decode_cursor(cursor),
+        limit=limit,
+    )
+    next_cursor = str(rows[-1][0]) if len(rows) == limit else None
+    return {"agreements": [r for _, r in rows], "next_cursor": next_cursor}
+
+
+@router.get("/agreements/{agreement_id}", dependencies=[Consistent])
+async def get_agreement(agreement_id: Annotated[str, Path(max_length=64)], pool: Pool) -> JSONResponse:
+    doc = await queries.agreement(pool, agreement_id)
+    if doc is None:
+        raise HTTPException(404, f"no agreement {agreement_id!r} in the read model")
+    return JSONResponse(doc, headers={"ETag": f'"{doc["version"]}"'})
+
+
+@router.get("/reports/overdue", dependencies=[Consistent])
+async def overdue(period: Period, pool: Pool) -> dict[str, Any]:
+    return {"period": period, "obligations": await queries.overdue(pool, period)}
+
+
+@router.get("/projections/status")
+async def projection_status(request: Request, pool: Pool) -> dict[str, Any]:
+    settings: ProjectionSettings = request.app.state.settings
+    status = await queries.status(pool, settings.consumer_group)
+    worker = getattr(request.app.state, "worker", None)
+    lag = await worker.lag() if worker is not None else None
+    return {
+        "projections": [
+            {"name": "read_models", "consumer_group": settings.consumer_group, **status, "lag_events": lag}
+        ]
+    }
+
+
+async def _position(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM applied"))
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    # ASCII digits only (str.isdigit also takes "²"), and within bigint (found by fuzzing).
+    if not _CURSOR.match(cursor) or int(cursor) > MAX_POSITION:
+        raise HTTPException(400, "cursor must be a value returned as next_cursor")
+    return int(cursor)
+
+
+def install_errors(app: FastAPI) -> None:
+    problems.install(app)
+
+    @app.exception_handler(NotYetApplied)
+    async def _not_yet(request: Request, exc: NotYetApplied) -> JSONResponse:
+        return problems.problem(
+            503,
+            f"the read models have not applied position {exc.position} yet; retry shortly",
+            kind="not-yet-consistent",
+            headers={"Retry-After": "1"},
+        )

@@ -1,0 +1,47 @@
+"""Entry point: `python -m services.projections.entrypoints.worker` runs one more projection worker in the group.
+
+Workers share the topic's partitions through Kafka's consumer-group protocol; each
+batch's read-model rows and offsets commit together, so a rebalance or a crash never
+applies an event twice or skips one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from services.common.db import create_pool, migrate
+from services.common.observability import configure_logging
+from services.projections.adapters.kafka_consumer import ProjectionWorker
+from services.projections.migrations import MIGRATIONS
+from services.projections.settings import ProjectionSettings
+
+
+async def run(settings: ProjectionSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=3, schema=settings.read_schema)
+    try:
+        await migrate(pool, "projections", MIGRATIONS, schema=settings.read_schema)
+        worker = ProjectionWorker(
+            pool,
+            settings.kafka_bootstrap_servers,
+            settings.topic,
+            settings.consumer_group,
+            max_records=settings.batch_max_records,
+        )
+        await worker.run(stop)
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    settings = ProjectionSettings()
+    configure_logging(settings.log_level, settings.json_logs)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""An agreement's state as JSON (the read shape of both services) and back (read-model snapshots)."""
+
+from __future__ import annotations
+
+from datetime import date
+from types import MappingProxyType
+from typing import Any
+
+from coordreg_contracts.common import LegalBasis, Obligation, Party, Term
+
+from services.agreement.state import AgreementState, Closure, ObligationState, Report
+
+
+def state_to_json(state: AgreementState) -> dict[str, Any]:
+    return {
+        "agreement_id": state.agreement_id,
+        "version": state.version,
+        "status": state.status,
+        "document_number": state.document_number,
+        "kind": state.kind,
+        "title": state.title,
+        "locality": state.locality,
+        "signed_on": state.signed_on.isoformat(),
+        "term": state.term.model_dump(mode="json"),
+        "parties": [p.model_dump(mode="json") for p in state.parties.values()],
+        "legal_basis": [b.model_dump(mode="json") for b in state.legal_basis],
+        "obligations": [
+            {**o.obligation.model_dump(mode="json"), "status": o.status} for o in state.obligations.values()
+        ],
+        "parent_agreement_id": state.parent_agreement_id,
+        "amendments": list(state.amendment_documents),
+        "reports": [
+            {
+                "obligation_id": r.obligation_id,
+                "party_id": r.party_id,
+                "period": r.period,
+                "status": r.status,
+                "completion_percent": r.completion_percent,
+                "reported_on": r.reported_on.isoformat(),
+                "sequence": r.sequence,
+            }
+            for r in state.reports.values()
+        ],
+        "closure": None
+        if state.closure is None
+        else {
+            "closed_on": state.closure.closed_on.isoformat(),
+            "outcome": state.closure.outcome,
+            "summary": state.closure.summary,
+            "successor_agreement_id": state.closure.successor_agreement_id,
+        },
+    }
+
+
+def state_from_json(doc: dict[str, Any]) -> AgreementState:
+    obligations = {}
+    for raw in doc["obligations"]:
+        fields = {k: v for k, v in raw.items() if k != "status"}
+        obligations[raw["obligation_id"]] = ObligationState(Obligation.model_validate(fields), raw["status"])
+    reports = {
+        (r["obligation_id"], r["party_id"], r["period"]): Report(
+            obligation_id=r["obligation_id"],
+            party_id=r["party_id"],
+            period=r["period"],
+            status=r["status"],
+            completion_percent=r["completion_percent"],
+            reported_on=date.fromisoformat(r["reported_on"]),
+            sequence=r["sequence"],
+        )
+        for r in doc["reports"]
+    }
+    closure = doc.get("closure")
+    return AgreementState(
+        agreement_id=doc["agreement_id"],
+        version=doc["version"],
+        document_number=doc["document_number"],
+        kind=doc["kind"],
+        title=doc["title"],
+        locality=doc["locality"],
+        signed_on=date.fromisoformat(doc["signed_on"]),
+        term=Term.model_validate(doc["term"]),
+        parties=MappingProxyType({p["party_id"]: Party.model_validate(p) for p in doc["parties"]}),
+        legal_basis=tuple(LegalBasis.model_validate(b) for b in doc["legal_basis"]),
+        obligations=MappingProxyType(obligations),
+        parent_agreement_id=doc["parent_agreement_id"],
+        status=doc["status"],
+        closure=None
+        if closure is None
+        else Closure(
+            date.fromisoformat(closure["closed_on"]),
+            closure["outcome"],
+            closure["summary"],
+            closure["successor_agreement_id"],
+        ),
+        reports=MappingProxyType(reports),
+        amendment_documents=tuple(doc["amendments"]),
+    )

@@ -1,0 +1,139 @@
+"""Read-model queries (SQL only; the routes shape nothing but the HTTP response)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+from coordreg_contracts.common import Cadence
+
+from services.agreement import periods
+from services.projections.readmodel.search_text import fold
+
+
+async def party_obligations(pool: asyncpg.Pool, party_id: str, status: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        """SELECT agreement_id, document_number, agreement_title, obligation_id, title, role, cadence,
+                  status, latest_report::text AS latest_report
+           FROM party_obligations
+           WHERE party_id = $1 AND ($2 = 'all' OR status = 'active')
+           ORDER BY document_number, agreement_id, obligation_id""",
+        party_id,
+        status,
+    )
+    return [
+        {**dict(r), "latest_report": json.loads(r["latest_report"]) if r["latest_report"] else None}
+        for r in rows
+    ]
+
+
+async def party_history(pool: asyncpg.Pool, party_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        """SELECT event_id, type, agreement_id, sequence, position, recorded_at, summary
+           FROM party_history
+           WHERE party_id = $1 AND position > $2
+           ORDER BY position LIMIT $3""",
+        party_id,
+        after,
+        limit,
+    )
+    return [{**dict(r), "recorded_at": r["recorded_at"].isoformat().replace("+00:00", "Z")} for r in rows]
+
+
+def agreement_summary(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "agreement_id": row["agreement_id"],
+        "document_number": row["document_number"],
+        "kind": row["kind"],
+        "title": row["title"],
+        "locality": row["locality"],
+        "status": row["status"],
+        "signed_on": row["signed_on"].isoformat(),
+        "term": {"start": row["term_start"].isoformat(), "end": row["term_end"].isoformat()},
+        "party_ids": list(row["party_ids"]),
+        "version": row["version"],
+    }
+
+
+async def agreements(
+    pool: asyncpg.Pool,
+    *,
+    party_id: str | None,
+    locality: str | None,
+    status: str | None,
+    q: str | None,
+    after: int,
+    limit: int,
+) -> list[tuple[int, dict[str, Any]]]:
+    rows = await pool.fetch(
+        """SELECT * FROM agreements
+           WHERE first_position > $1
+             AND ($2::text IS NULL OR $2 = ANY(party_ids))
+             AND ($3::text IS NULL OR locality_key = $3)
+             AND ($4::text IS NULL OR status = $4)
+             AND ($5::text IS NULL OR strpos(search_text, $5) > 0)
+           ORDER BY first_position LIMIT $6""",
+        after,
+        party_id,
+        fold(locality) if locality else None,
+        status,
+        fold(q) if q else None,
+        limit,
+    )
+    return [(r["first_position"], agreement_summary(r)) for r in rows]
+
+
+async def agreement(pool: asyncpg.Pool, agreement_id: str) -> dict[str, Any] | None:
+    state = await pool.fetchval("SELECT state::text FROM agreements WHERE agreement_id = $1", agreement_id)
+    return json.loads(state) if state else None
+
+
+async def overdue(pool: asyncpg.Pool, period: str) -> list[dict[str, Any]]:
+    """Active obligations whose cadence asks for a report in `period` and with none from their lead."""
+    cadences = [c.value for c in Cadence if periods.matches_cadence(period, c)]
+    first, last = periods.bounds(period)
+    rows = await pool.fetch(
+        """SELECT o.party_id AS lead_party_id, o.agreement_id, o.document_number, o.agreement_title,
+                  o.obligation_id, o.title, o.cadence
+           FROM party_obligations o
+           WHERE o.role = 'lead' AND o.status = 'active' AND o.cadence = ANY($1::text[])
+             AND o.term_start <= $3 AND o.term_end >= $2
+             AND NOT EXISTS (
+                 SELECT 1 FROM reports r
+                 WHERE r.agreement_id = o.agreement_id AND r.obligation_id = o.obligation_id
+                   AND r.party_id = o.party_id AND r.period = $4)
+           ORDER BY o.document_number, o.agreement_id, o.obligation_id""",
+        cadences,
+        first,
+        last,
+        period,
+    )
+    return [dict(r) for r in rows]
+
+
+async def has_applied(pool: asyncpg.Pool, position: int) -> bool:
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM applied WHERE position = $1)", position))
+
+
+async def status(pool: asyncpg.Pool, group: str) -> dict[str, Any]:
+    row = await pool.fetchrow(
+        """SELECT (SELECT max(position) FROM applied) AS last_position,
+                  (SELECT count(*) FROM applied) AS applied,
+                  (SELECT count(*) FROM parked) AS parked,
+                  (SELECT count(*) FROM dead_letters) AS dead_letters,
+                  (SELECT max(applied_at) FROM applied) AS last_applied_at"""
+    )
+    offsets = await pool.fetch(
+        "SELECT partition, next_offset FROM offsets WHERE consumer_group = $1 ORDER BY partition",
+        group,
+    )
+    assert row is not None
+    return {
+        "last_position": row["last_position"] or 0,
+        "applied_events": row["applied"],
+        "parked_events": row["parked"],
+        "dead_letters": row["dead_letters"],
+        "last_applied_at": row["last_applied_at"].isoformat() if row["last_applied_at"] else None,
+        "offsets": {str(r["partition"]): r["next_offset"] for r in offsets},
+    }

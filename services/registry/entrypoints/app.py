@@ -1,0 +1,62 @@
+"""Builds the registry's FastAPI application around a database pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.common import auth, limits, observability
+from services.common.db import create_pool, migrate
+from services.registry.adapters.postgres_idempotency import IdempotencyStore
+from services.registry.adapters.postgres_store import PostgresEventStore
+from services.registry.entrypoints.routes import install_errors, router
+from services.registry.migrations import MIGRATIONS
+from services.registry.service_layer.handlers import CommandHandler
+from services.registry.settings import RegistrySettings
+
+
+def create_app(settings: RegistrySettings) -> FastAPI:
+    # Refuses to build (and so to start) without trustworthy keys: see services/common/auth.py.
+    verifier = auth.verifier_from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        )
+        await migrate(pool, "registry", MIGRATIONS)
+        app.state.pool = pool
+        app.state.handler = CommandHandler(PostgresEventStore(pool), retries=settings.concurrency_retries)
+        app.state.idempotency = IdempotencyStore(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="Coordination Agreement Registry — commands",
+        version="1.0.0",
+        description="Sign, amend, report on and close coordination agreements. Every act is an immutable event.",
+        lifespan=lifespan,
+    )
+
+    async def ready() -> bool:
+        pool = getattr(app.state, "pool", None)
+        if pool is None:
+            return False
+        try:
+            return bool(await pool.fetchval("SELECT 1"))
+        except Exception:
+            return False
+
+    # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
+    limits.install(app, max_body_bytes=settings.max_body_bytes)
+    observability.install(app, "registry", ready)
+    install_errors(app)
+    auth.install(
+        app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    )
+    app.include_router(router)
+    return app

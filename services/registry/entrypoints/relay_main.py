@@ -1,0 +1,42 @@
+"""Entry point: `python -m services.registry.entrypoints.relay_main` runs an outbox relay (leader or standby)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from services.common.db import create_pool, migrate
+from services.common.observability import configure_logging
+from services.registry.adapters.relay import OutboxRelay
+from services.registry.migrations import MIGRATIONS
+from services.registry.settings import RegistrySettings
+
+
+async def run(settings: RegistrySettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=3)
+    try:
+        await migrate(pool, "registry", MIGRATIONS)
+        relay = OutboxRelay(
+            pool,
+            settings.kafka_bootstrap_servers,
+            settings.topic,
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.relay_poll_seconds,
+        )
+        await relay.run(stop)
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    settings = RegistrySettings()
+    configure_logging(settings.log_level, settings.json_logs)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
