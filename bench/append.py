@@ -1,6 +1,6 @@
 """Figure 5, our side: the registry's append path in-process, without HTTP.
 
-`CommandHandler` over `PostgresEventStore`, exactly as the registry builds them: each
+command bus over `PostgresEventStore`, exactly as the registry builds them: each
 command loads the agreement's events, folds them, decides, seals the envelopes (hash
 chain) and appends events + outbox rows in one transaction. The load shape is the
 peer's: `clients` concurrent clients, each walking agreement lives of a signing and nine
@@ -21,8 +21,9 @@ from bench.profiling import from_profile
 from bench.stats import summary_ms
 from bench.workload import APPEND_LIFE, Lives
 from services.common.db import create_pool
-from services.registry.adapters.postgres_store import PostgresEventStore
-from services.registry.service_layer.handlers import CommandContext, CommandHandler
+from services.registry import bootstrap
+from services.registry.service_layer.binding import Caller
+from services.registry.service_layer.bus import CommandContext
 
 
 async def ours(
@@ -30,7 +31,7 @@ async def ours(
 ) -> dict[str, Any]:
     """Runs the commands; with `profile`, under cProfile (slower: for the top functions only)."""
     pool = await create_pool(dsn, min_size=pool_size, max_size=pool_size)
-    handler = CommandHandler(PostgresEventStore(pool))
+    registry = bootstrap.on_postgres(pool)
     per_client = commands // clients
     latencies: list[float] = []
     errors: list[str] = []
@@ -41,16 +42,16 @@ async def ours(
             agreement = lives.next()
             body = lives.body(agreement)
             context = CommandContext(
-                actor=f"bench-append-{number}",
+                caller=Caller.in_process(f"bench-append-{number}"),
                 correlation_id=str(uuid.uuid4()),
                 causation_id=str(uuid.uuid4()),
             )
             began = time.perf_counter()
             try:
                 if agreement.next_kind == "sign":
-                    result = await handler.handle(SignAgreement.model_validate(body), context)
+                    result = await registry.bus.run(SignAgreement.model_validate(body), context)
                 else:
-                    result = await handler.handle(
+                    result = await registry.bus.run(
                         ReportProgress.model_validate(body), context, agreement.agreement_id
                     )
             except Exception as exc:

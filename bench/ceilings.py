@@ -28,8 +28,8 @@ from bench.events import Life
 from bench.stats import summary_ms
 from deploy.local.kafka import TOPIC_CONFIG, ensure_topic
 from deploy.local.topics import PARTITIONS
-from services.registry.adapters.postgres_store import StoredEvent
 from services.registry.migrations import MIGRATIONS
+from services.registry.service_layer.event_store import StoredEvent
 
 SCHEMA = "bench_ceiling"
 INSERT = f"""WITH appended AS (

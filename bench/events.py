@@ -20,9 +20,10 @@ from coordreg_contracts.envelope import Envelope, canonical_json, seal
 
 from bench.workload import LIFE, amend_body, close_body, report_body, sign_body
 from services.agreement.state import AgreementState, evolve
-from services.registry.adapters.postgres_store import DocumentClaim, PostgresEventStore
+from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.domain.decide import Known, decide
-from services.registry.service_layer.handlers import utc_now
+from services.registry.service_layer.bus import utc_now
+from services.registry.service_layer.event_store import DocumentClaim
 
 
 @dataclass

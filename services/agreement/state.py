@@ -154,8 +154,8 @@ def evolve(state: AgreementState | None, event: Event) -> AgreementState:
     raise TypeError(f"unknown event {type(event).__name__}")
 
 
-def fold(events: Iterable[Event]) -> AgreementState | None:
-    state: AgreementState | None = None
+def fold(events: Iterable[Event], state: AgreementState | None = None) -> AgreementState | None:
+    """`evolve` over the events, from `state` (none: from before the signing)."""
     for event in events:
         state = evolve(state, event)
     return state

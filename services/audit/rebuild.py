@@ -1,6 +1,6 @@
 """`rebuild`: replays the log into a fresh shadow schema with the live projection's own code.
 
-Every event goes through `services.projections.readmodel.apply.apply`, the function the live
+Every event goes through `services.projections.readmodel.apply.apply_many`, the function the live
 worker applies Kafka records with (sequence-checked: duplicates skipped, gaps parked).
 The SQL in it names tables without a schema, so a connection whose search_path starts
 with the shadow writes the shadow.
@@ -43,8 +43,8 @@ from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
 from services.common.db import Connection, create_pool, migrate
 from services.projections.migrations import MIGRATIONS
-from services.projections.readmodel.apply import Applied, Outcome, StateCache, apply_many
-from services.registry.adapters.postgres_store import StoredEvent
+from services.projections.readmodel.apply import Applied, ApplyOutcome, FoldedStates, apply_many
+from services.registry.service_layer.event_store import StoredEvent
 
 STORE_ORIGIN = "(event store)"
 
@@ -182,10 +182,10 @@ async def _dead_letter(conn: Connection, item: Item, exc: Exception) -> None:
     )
 
 
-def _count(counts: Counts, outcome: Outcome, resumed: int) -> None:
-    if outcome is Outcome.APPLIED:
+def _count(counts: Counts, outcome: ApplyOutcome, resumed: int) -> None:
+    if outcome is ApplyOutcome.APPLIED:
         counts.applied += 1
-    elif outcome is Outcome.DUPLICATE:
+    elif outcome is ApplyOutcome.DUPLICATE:
         counts.duplicates += 1
     else:
         counts.parked += 1
@@ -193,7 +193,7 @@ def _count(counts: Counts, outcome: Outcome, resumed: int) -> None:
 
 
 async def apply_slice(
-    conn: Connection, piece: Slice, group: str, topic: str, cache: StateCache | None = None
+    conn: Connection, piece: Slice, group: str, topic: str, cache: FoldedStates | None = None
 ) -> Counts:
     """Applies a slice in one transaction, with its offsets; returns what happened.
 
@@ -263,7 +263,7 @@ class Appliers:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _work(self, queue: asyncio.Queue[Slice | None]) -> None:
-        cache = StateCache()  # each worker owns its agreements (by id or by partition)
+        cache = FoldedStates()  # each worker owns its agreements (by id or by partition)
         async with self.pool.acquire() as conn:
             while (piece := await queue.get()) is not None:
                 counts = await apply_slice(conn, piece, self.group, self.topic, cache)

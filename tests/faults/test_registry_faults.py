@@ -12,9 +12,10 @@ from coordreg_contracts.commands import AmendAgreement
 
 from deploy.tokens import mint
 from services.common.db import create_pool
-from services.registry.adapters.postgres_store import PostgresEventStore
+from services.registry import bootstrap
 from services.registry.domain.errors import PreconditionFailed
-from services.registry.service_layer.handlers import CommandContext, CommandHandler
+from services.registry.service_layer.binding import Caller
+from services.registry.service_layer.bus import CommandContext
 from tests.faults.conftest import Infra, record
 from tests.faults.harness import Env, Load, Service, scaled, wait_until
 from tests.support.builders import report_body, sign_body
@@ -134,8 +135,8 @@ async def test_7_clients_racing_one_if_match_version(env: Env) -> None:
     load = Load(pool)
     await load.run(1, signings_share=1.0)
     [agreement] = load.agreements
-    # One handler per client, as if each were its own registry instance: only the database decides.
-    handlers = [CommandHandler(PostgresEventStore(pool)) for _ in range(16)]
+    # One registry per client, as if each were its own registry instance: only the database decides.
+    registries = [bootstrap.on_postgres(pool) for _ in range(16)]
     rounds, violations = scaled(30, minimum=10), 0
     for version in range(1, rounds + 1):
         command = AmendAgreement.model_validate(
@@ -153,21 +154,21 @@ async def test_7_clients_racing_one_if_match_version(env: Env) -> None:
             }
         )
 
-        async def attempt(handler: CommandHandler) -> bool:
-            context = CommandContext("racer", "c", "k", expected_version=version)  # noqa: B023
+        async def attempt(registry: bootstrap.Registry) -> bool:
+            context = CommandContext(Caller.in_process("racer"), "c", "k", expected_version=version)  # noqa: B023
             try:
-                await handler.handle(command, context, agreement)  # noqa: B023
+                await registry.bus.run(command, context, agreement)  # noqa: B023
             except PreconditionFailed:
                 return False
             return True
 
-        winners = sum(await asyncio.gather(*(attempt(h) for h in handlers)))
+        winners = sum(await asyncio.gather(*(attempt(r) for r in registries)))
         violations += winners != 1
     final = await pool.fetchval(
         "SELECT max(sequence) FROM registry.events WHERE agreement_id = $1", agreement
     )
     await pool.close()
-    record("7 If-Match race", "rounds × clients", f"{rounds} × {len(handlers)}")
+    record("7 If-Match race", "rounds × clients", f"{rounds} × {len(registries)}")
     record("7 If-Match race", "versions with a number of winners other than one", violations, "0")
     record("7 If-Match race", "final version (= rounds + 1)", final, str(rounds + 1))
     assert violations == 0 and final == rounds + 1

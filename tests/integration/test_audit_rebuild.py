@@ -29,9 +29,10 @@ from services.audit.rebuild import rebuild
 from services.audit.settings import AuditSettings
 from services.audit.swap import swap
 from services.common.db import create_pool, migrate
-from services.registry.adapters.postgres_store import PostgresEventStore
+from services.registry import bootstrap
 from services.registry.migrations import MIGRATIONS as REGISTRY_MIGRATIONS
-from services.registry.service_layer.handlers import CommandContext, CommandHandler
+from services.registry.service_layer.binding import Caller
+from services.registry.service_layer.bus import CommandContext
 from tests.support.builders import report_body, sign_body
 from tests.support.load import generate, keep_commanding
 from tests.support.stack import Stack
@@ -39,7 +40,7 @@ from tests.support.stack import Stack
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = int(os.environ.get("AUDIT_LOAD_EVENTS", "50000"))
 PER_AGREEMENT = 25
-CTX = CommandContext(actor="audit-test", correlation_id="audit-test", causation_id="audit-test")
+CTX = CommandContext(Caller.in_process("audit-test"), correlation_id="audit-test", causation_id="audit-test")
 
 
 def settings_for(stack: Stack, **overrides: Any) -> AuditSettings:
@@ -124,13 +125,13 @@ async def test_rebuilds_from_store_and_from_kafka_equal_the_live_read_models(
     assert demo["signed_now"] > 0
 
     # An obligation that is withdrawn later: as of an instant before, it was still owed.
-    handler = CommandHandler(PostgresEventStore(stack.pool))
-    signed = await handler.handle(SignAgreement.model_validate(sign_body()), CTX)
-    await handler.handle(ReportProgress.model_validate(report_body()), CTX, signed.agreement_id)
+    registry = bootstrap.on_postgres(stack.pool)
+    signed = await registry.bus.run(SignAgreement.model_validate(sign_body()), CTX)
+    await registry.bus.run(ReportProgress.model_validate(report_body()), CTX, signed.agreement_id)
     await asyncio.sleep(0.05)
     before_withdrawal = datetime.now(UTC)
     await asyncio.sleep(0.05)
-    await handler.handle(withdraw("nhan-dao"), CTX, signed.agreement_id)
+    await registry.bus.run(withdraw("nhan-dao"), CTX, signed.agreement_id)
 
     generated = await generate(
         stack.pool, agreements=max(1, EVENTS // PER_AGREEMENT), events_per_agreement=PER_AGREEMENT, chunk=6
@@ -311,16 +312,16 @@ async def test_party_as_of_a_date_from_the_event_store(database_url: str, tmp_pa
             "2024-09-30T16:00:00.000000Z",  # hctd reports on tuyen-truyen
             "2025-01-15T11:00:00.000000Z",  # closed
         )
-        handler = CommandHandler(PostgresEventStore(pool), clock=lambda: next(times))
-        signed = await handler.handle(SignAgreement.model_validate(sign_body(signed_on="2024-01-10")), CTX)
+        registry = bootstrap.on_postgres(pool, clock=lambda: next(times))
+        signed = await registry.bus.run(SignAgreement.model_validate(sign_body(signed_on="2024-01-10")), CTX)
         agreement = signed.agreement_id
-        await handler.handle(
+        await registry.bus.run(
             ReportProgress.model_validate(report_body(reported_on="2024-03-05", completion_percent=40)),
             CTX,
             agreement,
         )
-        await handler.handle(withdraw("nhan-dao"), CTX, agreement)
-        await handler.handle(
+        await registry.bus.run(withdraw("nhan-dao"), CTX, agreement)
+        await registry.bus.run(
             ReportProgress.model_validate(
                 report_body(
                     obligation_id="tuyen-truyen",
@@ -332,7 +333,7 @@ async def test_party_as_of_a_date_from_the_event_store(database_url: str, tmp_pa
             CTX,
             agreement,
         )
-        await handler.handle(
+        await registry.bus.run(
             CloseTerm.model_validate({"closed_on": "2025-01-15", "outcome": "completed"}), CTX, agreement
         )
         settings = AuditSettings(database_url=database_url, progress_seconds=0)

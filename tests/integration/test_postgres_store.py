@@ -8,9 +8,11 @@ import asyncpg
 import pytest
 
 from services.common.db import create_pool, migrate
-from services.registry.adapters.postgres_store import DocumentClaim, DuplicateDocument, PostgresEventStore
+from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
+from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.migrations import MIGRATIONS
-from tests.support.store_contract import EventStoreContract, envelopes_for
+from services.registry.service_layer.event_store import DocumentClaim, DuplicateDocument
+from tests.support.store_contract import EventStoreContract, IdempotencyContract, MakeRecorder, envelopes_for
 
 
 @pytest.fixture
@@ -21,10 +23,19 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.fixture
+def store(pool: asyncpg.Pool) -> PostgresEventStore:
+    return PostgresEventStore(pool)
+
+
 class TestPostgresEventStore(EventStoreContract):
+    pass
+
+
+class TestPostgresIdempotency(IdempotencyContract):
     @pytest.fixture
-    def store(self, pool: asyncpg.Pool) -> PostgresEventStore:
-        return PostgresEventStore(pool)
+    def recorder(self, pool: asyncpg.Pool) -> MakeRecorder:
+        return lambda stale_after: PostgresIdempotencyStore(pool, stale_after)
 
 
 @pytest.mark.parametrize(

@@ -22,21 +22,15 @@ from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, Repo
 from coordreg_contracts.common import Outcome
 from coordreg_contracts.envelope import Envelope, seal
 
+from deploy.demo.samples import PROVINCES
 from services.agreement.state import evolve
+from services.registry import bootstrap
+from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.domain.decide import Known, decide
-from services.registry.service_layer.handlers import CommandContext, CommandHandler, utc_now
+from services.registry.service_layer.binding import Caller
+from services.registry.service_layer.bus import CommandContext, utc_now
 
-PROVINCES = [
-    ("Hòa Bình", "hoa-binh"),
-    ("Lào Cai", "lao-cai"),
-    ("Bắc Kạn", "bac-kan"),
-    ("Quảng Ninh", "quang-ninh"),
-    ("Đắk Lắk", "dak-lak"),
-    ("Cà Mau", "ca-mau"),
-    ("Nghệ An", "nghe-an"),
-    ("Thừa Thiên Huế", "hue"),
-]
 MEMBERS = ["hctd", "hlhpn", "doan-tn", "hoi-nd", "ldld", "nhcsxh", "so-ldtbxh", "bao-tinh"]
 STATUSES = ["not_started", "in_progress", "in_progress", "at_risk", "blocked", "completed"]
 QUARTERS = [f"{year}-Q{q}" for year in (2023, 2024, 2025, 2026) for q in (1, 2, 3, 4)]
@@ -197,7 +191,7 @@ async def generate(
 ) -> LoadResult:
     """Signs `agreements` agreements and gives each `events_per_agreement` events in all.
 
-    Every signing is a command through the `CommandHandler`. With `chunk` = 1 every later
+    Every signing is a command through the command bus. With `chunk` = 1 every later
     command is one too (load, decide, seal, append: one transaction each). With `chunk` > 1
     the later commands are decided by the same pure `decide` on the folded state, sealed
     into the hash chain with the same `seal`, and appended `chunk` events per transaction
@@ -206,8 +200,10 @@ async def generate(
     fraction of the round trips.
     """
     store = PostgresEventStore(pool)
-    handler = CommandHandler(store, clock=clock)
-    context = CommandContext(actor="load-generator", correlation_id=f"load-{tag}", causation_id="load")
+    registry = bootstrap.bootstrap(store, PostgresIdempotencyStore(pool), clock=clock)
+    context = CommandContext(
+        Caller.in_process("load-generator"), correlation_id=f"load-{tag}", causation_id="load"
+    )
     result = LoadResult()
     gate = asyncio.Semaphore(concurrency)
     started = time.perf_counter()
@@ -219,15 +215,15 @@ async def generate(
         if close_every and index % close_every == close_every - 1 and commands:
             commands[-1] = CloseTerm(closed_on=sign.term.end, outcome=Outcome.COMPLETED, summary="Tổng kết")
         async with gate:
-            signed = await handler.handle(sign, context)
+            signed = await registry.bus.run(sign, context)
             agreement_id = signed.agreement_id
             result.agreements.append(agreement_id)
             last = signed.position
             if chunk <= 1:
                 for command in commands:
-                    last = (await handler.handle(command, context, agreement_id)).position
+                    last = (await registry.bus.run(command, context, agreement_id)).position
             else:
-                loaded = await handler.load(agreement_id)
+                loaded = await registry.agreements.get(agreement_id)
                 state, prevhash = loaded.state, loaded.last_hash
                 assert state is not None
                 for start in range(0, len(commands), chunk):
@@ -243,7 +239,7 @@ async def generate(
                             sequence=state.version,
                             recorded_at=clock(),
                             prevhash=prevhash,
-                            actor=context.actor,
+                            actor=context.caller.client_id,
                             correlation_id=context.correlation_id,
                             causation_id=context.causation_id,
                         )
@@ -265,8 +261,10 @@ async def keep_commanding(
     pool: asyncpg.Pool, agreement_ids: list[str], stop: asyncio.Event, *, concurrency: int = 4, seed: int = 11
 ) -> LoadResult:
     """Until `stop` is set: progress reports on the given agreements, and new signings."""
-    handler = CommandHandler(PostgresEventStore(pool))
-    context = CommandContext(actor="load-generator", correlation_id="load-live", causation_id="load")
+    registry = bootstrap.on_postgres(pool)
+    context = CommandContext(
+        Caller.in_process("load-generator"), correlation_id="load-live", causation_id="load"
+    )
     result = LoadResult()
     started = time.perf_counter()
     counter = iter(range(10**9))
@@ -276,11 +274,11 @@ async def keep_commanding(
         while not stop.is_set():
             index = next(counter)
             if index % 5 == 0:
-                signed = await handler.handle(sign_command(index, f"LIVE-{seed}", rng), context)
+                signed = await registry.bus.run(sign_command(index, f"LIVE-{seed}", rng), context)
                 position, agreement_id = signed.position, signed.agreement_id
             else:
                 agreement_id = rng.choice(agreement_ids)
-                loaded = await handler.load(agreement_id)
+                loaded = await registry.agreements.get(agreement_id)
                 state = loaded.state
                 if state is None or state.status == "closed":
                     continue
@@ -289,7 +287,7 @@ async def keep_commanding(
                     continue
                 ob = item.obligation
                 party = rng.choice([ob.lead_party_id, *ob.supporting_party_ids])
-                done = await handler.handle(
+                done = await registry.bus.run(
                     _report("tuyen-truyen", party, rng.choice(QUARTERS), rng), context, agreement_id
                 )
                 position = done.position

@@ -43,7 +43,8 @@ from hypothesis.stateful import (
 from pydantic import ValidationError
 
 from services.agreement.state import AgreementState
-from services.registry.adapters.memory_store import InMemoryEventStore
+from services.registry import bootstrap
+from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
 from services.registry.domain.errors import (
     Conflict,
     DomainError,
@@ -51,7 +52,8 @@ from services.registry.domain.errors import (
     PreconditionFailed,
     Rejected,
 )
-from services.registry.service_layer.handlers import CommandContext, CommandHandler, CommandResult
+from services.registry.service_layer.binding import Caller
+from services.registry.service_layer.bus import CommandContext, CommandResult
 from tests.support.builders import HOA_BINH
 
 T = TypeVar("T")
@@ -659,7 +661,9 @@ class RegistryMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.store = InMemoryEventStore()
         counter = itertools.count(1)
-        self.handler = CommandHandler(self.store, new_id=lambda: f"id-{next(counter)}")
+        self.registry = bootstrap.bootstrap(
+            self.store, InMemoryIdempotencyStore(self.store), new_id=lambda: f"id-{next(counter)}"
+        )
         self.model = Model()
 
     def teardown(self) -> None:
@@ -671,7 +675,7 @@ class RegistryMachine(RuleBasedStateMachine):
         return sum(len(stream) for stream in self.store.streams.values())
 
     def load(self, agreement_id: str) -> AgreementState:
-        state = self.loop.run_until_complete(self.handler.load(agreement_id)).state
+        state = self.loop.run_until_complete(self.registry.agreements.get(agreement_id)).state
         assert state is not None
         return state
 
@@ -684,11 +688,13 @@ class RegistryMachine(RuleBasedStateMachine):
     ) -> CommandResult | None:
         """Run one command; check that the handler accepts or refuses it as the model said."""
         before = self.event_count()
-        context = CommandContext("model-test", "correlation", "causation", expected_version)
+        context = CommandContext(
+            Caller.in_process("model-test"), "correlation", "causation", expected_version
+        )
         result: CommandResult | None = None
         error: DomainError | None = None
         try:
-            result = self.loop.run_until_complete(self.handler.handle(command, context, agreement_id))
+            result = self.loop.run_until_complete(self.registry.bus.run(command, context, agreement_id))
         except DomainError as caught:
             error = caught
         verdict = predicted.__name__ if predicted else "accepted"

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge
 
 from services.common.db import Connection
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
-from services.projections.readmodel.apply import Applied, Outcome, StateCache, apply_many
+from services.projections.readmodel.apply import Applied, ApplyOutcome, FoldedStates, apply_many
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +66,7 @@ class ProjectionWorker:
         self.dead_lettered = 0
         self.applied = 0
         self.seen = 0
-        self.cache = StateCache()
+        self.cache = FoldedStates()
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
@@ -154,14 +154,14 @@ class ProjectionWorker:
         records: list[tuple[TopicPartition, Any]],
         results: list[Applied | Exception],
     ) -> None:
-        counts = dict.fromkeys(Outcome, 0)
+        counts = dict.fromkeys(ApplyOutcome, 0)
         resumed = 0
         for (tp, record), result in zip(records, results, strict=True):
             if isinstance(result, Exception):
                 await self._dead_letter(conn, tp, record, result)
                 continue
             counts[result.outcome] += 1
-            counts[Outcome.APPLIED] += result.resumed
+            counts[ApplyOutcome.APPLIED] += result.resumed
             resumed += result.resumed
             # The command's correlation id, from the HTTP request through Kafka to here.
             log.info(
@@ -187,14 +187,14 @@ class ProjectionWorker:
         for outcome, count in counts.items():
             if count:
                 EVENTS.labels(outcome.value).inc(count)
-        if counts[Outcome.PARKED] or resumed:
+        if counts[ApplyOutcome.PARKED] or resumed:
             # Only a batch that parked or resumed something changes the number waiting.
             parked = await conn.fetchval("SELECT count(*) FROM parked")
             PARKED.set(parked)
-        self.applied += counts[Outcome.APPLIED]
+        self.applied += counts[ApplyOutcome.APPLIED]
         self.seen += len(records)
-        if counts[Outcome.PARKED]:
-            log.warning("events parked behind a gap", parked=counts[Outcome.PARKED], waiting=parked)
+        if counts[ApplyOutcome.PARKED]:
+            log.warning("events parked behind a gap", parked=counts[ApplyOutcome.PARKED], waiting=parked)
 
     async def _dead_letter(self, conn: Connection, tp: TopicPartition, record: Any, exc: Exception) -> None:
         """Keeps the record and why it failed, in the database and on the dead-letter topic.

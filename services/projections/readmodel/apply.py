@@ -24,12 +24,12 @@ from services.agreement import periods
 from services.agreement.state import AgreementState, Report, evolve
 from services.common.db import Connection
 from services.common.lru import Lru
-from services.projections.readmodel.document import state_from_json, state_to_json
+from services.projections.readmodel.document import from_document, to_document
 from services.projections.readmodel.naming import parties_named, summary
-from services.projections.readmodel.search_text import fold
+from services.projections.readmodel.search_text import search_key
 
 
-class Outcome(StrEnum):
+class ApplyOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     PARKED = "parked"
@@ -37,7 +37,7 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Applied:
-    outcome: Outcome
+    outcome: ApplyOutcome
     # Parked successors applied because this event filled their gap.
     resumed: int = 0
     agreement_id: str = ""
@@ -46,7 +46,7 @@ class Applied:
     correlation_id: str = ""
 
 
-def _applied(outcome: Outcome, envelope: Envelope, resumed: int = 0) -> Applied:
+def _applied(outcome: ApplyOutcome, envelope: Envelope, resumed: int = 0) -> Applied:
     return Applied(
         outcome, resumed, envelope.subject, envelope.sequence, envelope.position or 0, envelope.correlationid
     )
@@ -74,7 +74,7 @@ class _Writes:
     parked_done: list[tuple[str, int]] = field(default_factory=list)
 
 
-class StateCache:
+class FoldedStates:
     """Recently folded agreement states, so a batch need not parse them back from JSON.
 
     An entry is used only when its version equals the stream's last sequence in the
@@ -103,7 +103,7 @@ def decode(message: bytes | str) -> tuple[Envelope, Event]:
 
 
 async def apply_many(
-    conn: Connection, messages: list[bytes | str], cache: StateCache | None = None
+    conn: Connection, messages: list[bytes | str], cache: FoldedStates | None = None
 ) -> list[Applied | Exception]:
     """Applies the messages in order; a message that cannot be applied gets its exception.
 
@@ -138,15 +138,7 @@ async def apply_many(
     return results
 
 
-async def apply(conn: Connection, message: bytes | str) -> Applied:
-    """One message (raises if it cannot be applied)."""
-    [result] = await apply_many(conn, [message])
-    if isinstance(result, Exception):
-        raise result
-    return result
-
-
-async def _load(conn: Connection, ids: list[str], cache: StateCache | None) -> dict[str, _Stream]:
+async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) -> dict[str, _Stream]:
     if not ids:
         return {}
     # Locked in id order, so that two appliers sharing agreements cannot deadlock.
@@ -169,7 +161,7 @@ async def _load(conn: Connection, ids: list[str], cache: StateCache | None) -> d
             "SELECT agreement_id, state::text AS state FROM agreements WHERE agreement_id = ANY($1::text[])",
             missing,
         ):
-            streams[row["agreement_id"]].state = state_from_json(json.loads(row["state"]))
+            streams[row["agreement_id"]].state = from_document(json.loads(row["state"]))
     for row in await conn.fetch(
         "SELECT agreement_id, sequence, message FROM parked WHERE agreement_id = ANY($1::text[])", ids
     ):
@@ -179,12 +171,12 @@ async def _load(conn: Connection, ids: list[str], cache: StateCache | None) -> d
 
 def _fold(stream: _Stream, envelope: Envelope, event: Event, message: str, writes: _Writes) -> Applied:
     if envelope.sequence <= stream.last_sequence:
-        return _applied(Outcome.DUPLICATE, envelope)
+        return _applied(ApplyOutcome.DUPLICATE, envelope)
     if envelope.sequence > stream.last_sequence + 1:
         if envelope.sequence not in stream.parked:
             stream.parked[envelope.sequence] = message
             writes.parked_new.append((envelope.subject, envelope.sequence, envelope.position or 0, message))
-        return _applied(Outcome.PARKED, envelope)
+        return _applied(ApplyOutcome.PARKED, envelope)
     _evolve(stream, envelope, event, writes)
     resumed = 0
     while stream.last_sequence + 1 in stream.parked:
@@ -196,7 +188,7 @@ def _fold(stream: _Stream, envelope: Envelope, event: Event, message: str, write
         del stream.parked[following]
         writes.parked_done.append((envelope.subject, following))
         resumed += 1
-    return _applied(Outcome.APPLIED, envelope, resumed)
+    return _applied(ApplyOutcome.APPLIED, envelope, resumed)
 
 
 def _evolve(stream: _Stream, envelope: Envelope, event: Event, writes: _Writes) -> None:
@@ -328,14 +320,14 @@ def _agreement_row(stream: _Stream) -> tuple[Any, ...]:
         state.kind,
         state.title,
         state.locality,
-        fold(state.locality),
+        search_key(state.locality),
         state.status,
         state.signed_on,
         state.term.start,
         state.term.end,
         sorted(state.parties),
-        fold(f"{state.document_number} {state.title}"),
-        json.dumps(state_to_json(state), ensure_ascii=False),
+        search_key(f"{state.document_number} {state.title}"),
+        json.dumps(to_document(state), ensure_ascii=False),
     )
 
 

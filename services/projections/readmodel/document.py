@@ -1,4 +1,7 @@
-"""An agreement's state as JSON (the read shape of both services) and back (read-model snapshots)."""
+"""The read model's agreement document: the `state` column of `agreements`, served by
+`GET /v1/agreements/{id}` of the projections, and read back as the snapshot the next event is
+folded onto. The projections own this shape (the registry answers with its own view); a change
+to it is a read-model migration or a rebuild (`coordreg-audit rebuild` + `swap`)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from coordreg_contracts.common import LegalBasis, Obligation, Party, Term
 from services.agreement.state import AgreementState, Closure, ObligationState, Report
 
 
-def state_to_json(state: AgreementState) -> dict[str, Any]:
+def to_document(state: AgreementState) -> dict[str, Any]:
     return {
         "agreement_id": state.agreement_id,
         "version": state.version,
@@ -52,7 +55,7 @@ def state_to_json(state: AgreementState) -> dict[str, Any]:
     }
 
 
-def state_from_json(doc: dict[str, Any]) -> AgreementState:
+def from_document(doc: dict[str, Any]) -> AgreementState:
     obligations = {}
     for raw in doc["obligations"]:
         fields = {k: v for k, v in raw.items() if k != "status"}

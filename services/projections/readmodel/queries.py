@@ -9,7 +9,7 @@ import asyncpg
 from coordreg_contracts.common import Cadence
 
 from services.agreement import periods
-from services.projections.readmodel.search_text import fold
+from services.projections.readmodel.search_text import search_key
 
 
 async def party_obligations(pool: asyncpg.Pool, party_id: str, status: str) -> list[dict[str, Any]]:
@@ -76,9 +76,9 @@ async def agreements(
            ORDER BY first_position LIMIT $6""",
         after,
         party_id,
-        fold(locality) if locality else None,
+        search_key(locality) if locality else None,
         status,
-        fold(q) if q else None,
+        search_key(q) if q else None,
         limit,
     )
     return [(r["first_position"], agreement_summary(r)) for r in rows]

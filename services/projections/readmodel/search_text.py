@@ -7,7 +7,7 @@ import unicodedata
 
 
 @functools.lru_cache(maxsize=65536)  # titles and localities repeat on every event of an agreement
-def fold(text: str) -> str:
+def search_key(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())

@@ -1,29 +1,52 @@
-"""An in-memory event store: the same port as PostgreSQL, for pure handler tests and models."""
+"""In-memory stores with the same ports and guarantees as PostgreSQL, for service-layer tests and models.
+
+The event store and the Idempotency-Key records share one lock and one set of key records, so
+that a response is recorded exactly when its events are appended, as in PostgreSQL's single
+transaction.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from coordreg_contracts.envelope import Envelope, canonical_json
 
-from services.registry.adapters.postgres_idempotency import Completion
-from services.registry.adapters.postgres_store import (
+from services.registry.service_layer.event_store import (
     ConcurrencyError,
     DocumentClaim,
     DuplicateDocument,
     StoredEvent,
-    locality_key,
     require_continuation,
+)
+from services.registry.service_layer.idempotency import (
+    Claim,
+    ClaimLost,
+    Completion,
+    KeyInFlight,
+    KeyReused,
+    StoredResponse,
 )
 
 
+@dataclass
+class _KeyRecord:
+    fingerprint: str
+    token: str
+    started_at: float
+    response: StoredResponse | None = None
+
+
 class InMemoryEventStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.streams: dict[str, list[StoredEvent]] = {}
-        self.outbox: list[int] = []
-        self.documents: dict[tuple[str, str], str] = {}
-        self.responses: dict[tuple[str, str], tuple[int, dict[str, object]]] = {}
+        self.clock = clock
+        self._documents: dict[tuple[str, str], str] = {}
+        self._keys: dict[tuple[str, str], _KeyRecord] = {}
         self._position = 0
         self._lock = asyncio.Lock()
 
@@ -40,26 +63,70 @@ class InMemoryEventStore:
     ) -> list[int]:
         require_continuation(agreement_id, expected_version, envelopes)
         async with self._lock:
+            # Every check before any write: a refused append stores nothing, as a rolled-back
+            # transaction would.
             stream = self.streams.get(agreement_id, [])
             if len(stream) != expected_version:
                 raise ConcurrencyError(agreement_id)
+            if claim is not None and claim.key() in self._documents:
+                raise DuplicateDocument(self._documents[claim.key()])
+            if completion is not None and not self._holds(completion.claim):
+                raise ClaimLost(completion.claim.key)
             if claim is not None:
-                key = (locality_key(claim.locality), claim.document_number)
-                if key in self.documents:
-                    raise DuplicateDocument(self.documents[key])
-                self.documents[key] = agreement_id
+                self._documents[claim.key()] = agreement_id
             positions = []
             for envelope in envelopes:
                 self._position += 1
                 text = canonical_json(envelope.without_position()).decode("utf-8")
                 stream.append(StoredEvent(self._position, agreement_id, envelope.sequence, text))
-                self.outbox.append(self._position)
                 positions.append(self._position)
             self.streams[agreement_id] = stream
             if completion is not None:
-                body = completion.response(agreement_id, len(stream), positions[-1])
-                self.responses[(completion.client_id, completion.key)] = (completion.status_code, body)
+                record = self._keys[(completion.claim.client_id, completion.claim.key)]
+                record.response = StoredResponse(completion.status_code, completion.body(positions[-1]))
             return positions
 
     async def existing(self, agreement_ids: Sequence[str]) -> set[str]:
         return {a for a in agreement_ids if self.streams.get(a)}
+
+    def _holds(self, claim: Claim) -> bool:
+        record = self._keys.get((claim.client_id, claim.key))
+        return record is not None and record.token == claim.token and record.response is None
+
+
+class InMemoryIdempotencyStore:
+    """Idempotency-Key records kept by an InMemoryEventStore (see the module docstring)."""
+
+    def __init__(self, store: InMemoryEventStore, stale_after: float = 15.0) -> None:
+        self.store = store
+        self.stale_after = stale_after
+
+    async def claim(self, client_id: str, key: str, fingerprint: str) -> Claim | StoredResponse:
+        async with self.store._lock:
+            records = self.store._keys
+            now = self.store.clock()
+            record = records.get((client_id, key))
+            if record is None or (
+                record.response is None
+                and record.fingerprint == fingerprint
+                and record.started_at < now - self.stale_after
+            ):
+                token = str(uuid.uuid4())
+                records[(client_id, key)] = _KeyRecord(fingerprint, token, now)
+                return Claim(client_id, key, token)
+            if record.fingerprint != fingerprint:
+                raise KeyReused(key)
+            if record.response is None:
+                raise KeyInFlight(key)
+            return record.response
+
+    async def record_refusal(self, claim: Claim, status_code: int, body: Mapping[str, Any]) -> None:
+        async with self.store._lock:
+            if self.store._holds(claim):
+                self.store._keys[(claim.client_id, claim.key)].response = StoredResponse(status_code, body)
+
+    async def release(self, claim: Claim) -> None:
+        async with self.store._lock:
+            record = self.store._keys.get((claim.client_id, claim.key))
+            if record is not None and record.token == claim.token:
+                del self.store._keys[(claim.client_id, claim.key)]

@@ -9,11 +9,10 @@ from fastapi import FastAPI
 
 from services.common import auth, limits, observability
 from services.common.db import create_pool, migrate
-from services.registry.adapters.postgres_idempotency import IdempotencyStore
-from services.registry.adapters.postgres_store import PostgresEventStore
-from services.registry.entrypoints.routes import install_errors, router
+from services.registry import bootstrap
+from services.registry.entrypoints.errors import install_errors
+from services.registry.entrypoints.routes import router
 from services.registry.migrations import MIGRATIONS
-from services.registry.service_layer.handlers import CommandHandler
 from services.registry.settings import RegistrySettings
 
 
@@ -28,8 +27,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         )
         await migrate(pool, "registry", MIGRATIONS)
         app.state.pool = pool
-        app.state.handler = CommandHandler(PostgresEventStore(pool), retries=settings.concurrency_retries)
-        app.state.idempotency = IdempotencyStore(pool)
+        app.state.registry = bootstrap.on_postgres(pool, retries=settings.concurrency_retries)
         try:
             yield
         finally:

@@ -1,0 +1,67 @@
+"""Wires the registry's command side: the service layer on real (PostgreSQL) or in-memory adapters.
+
+Entry points (HTTP routes, benchmarks) and tests take a `Registry` from here and call
+`registry.bus.handle(command, context)` and `registry.agreements`; nothing else builds adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
+from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
+from services.registry.adapters.postgres_store import PostgresEventStore
+
+# How a remembered refusal is answered again is the HTTP entry point's business (RFC 9457):
+# wired in here, so that the service layer knows no HTTP.
+from services.registry.entrypoints.errors import refusal_status_and_body
+from services.registry.service_layer.bus import CommandBus, DescribeRefusal, utc_now
+from services.registry.service_layer.event_store import EventStore
+from services.registry.service_layer.idempotency import IdempotencyRecorder
+from services.registry.service_layer.repository import AgreementRepository
+
+
+@dataclass(frozen=True)
+class Registry:
+    bus: CommandBus
+    agreements: AgreementRepository
+    store: EventStore
+
+
+def bootstrap(
+    store: EventStore,
+    keys: IdempotencyRecorder,
+    *,
+    describe_refusal: DescribeRefusal | None = None,
+    retries: int = 5,
+    clock: Callable[[], str] = utc_now,
+    new_id: Callable[[], str] | None = None,
+) -> Registry:
+    agreements = AgreementRepository(store)
+    extra = {} if new_id is None else {"new_id": new_id}
+    bus = CommandBus(
+        store,
+        keys,
+        describe_refusal or refusal_status_and_body,
+        agreements=agreements,
+        retries=retries,
+        clock=clock,
+        **extra,
+    )
+    return Registry(bus, agreements, store)
+
+
+def on_postgres(pool: asyncpg.Pool, *, retries: int = 5, clock: Callable[[], str] = utc_now) -> Registry:
+    return bootstrap(PostgresEventStore(pool), PostgresIdempotencyStore(pool), retries=retries, clock=clock)
+
+
+def in_memory(
+    *, retries: int = 5, clock: Callable[[], str] = utc_now, new_id: Callable[[], str] | None = None
+) -> tuple[Registry, InMemoryEventStore]:
+    store = InMemoryEventStore()
+    return bootstrap(
+        store, InMemoryIdempotencyStore(store), retries=retries, clock=clock, new_id=new_id
+    ), store

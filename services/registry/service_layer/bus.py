@@ -1,0 +1,320 @@
+"""The command bus: a command's whole life, from its Idempotency-Key claim to its append.
+
+    claim the key -> [agreement lock] load -> party binding -> If-Match -> decide -> seal -> append
+
+Party binding and the decision use ONE state: the one loaded under the agreement's lock. When
+the append loses a race to another process (ConcurrencyError), the whole step runs again on
+the newer state, binding included, so a party removed by a concurrent amendment can no longer
+act. No HTTP and no SQL here: entry points build a command and its context, the stores are ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
+from coordreg_contracts.envelope import Envelope, seal
+from coordreg_contracts.events import Event
+
+from services.agreement.state import AgreementState, fold
+from services.registry.domain.decide import Known, decide
+from services.registry.domain.errors import Conflict, DomainError, NotFound, PreconditionFailed
+from services.registry.service_layer import binding
+from services.registry.service_layer.binding import Caller, PartyNotHeld
+from services.registry.service_layer.event_store import (
+    ConcurrencyError,
+    DocumentClaim,
+    DuplicateDocument,
+    EventStore,
+)
+from services.registry.service_layer.idempotency import (
+    Claim,
+    ClaimLost,
+    Completion,
+    IdempotencyRecorder,
+    KeyInFlight,
+    StoredResponse,
+)
+from services.registry.service_layer.repository import AgreementRepository, Loaded
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """The request's Idempotency-Key, the fingerprint of the whole request, and the status its
+    success answers with (recorded, so that a replay gives the same status)."""
+
+    key: str
+    fingerprint: str
+    status_code: int
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    caller: Caller
+    correlation_id: str
+    causation_id: str
+    expected_version: int | None = None  # from If-Match
+    idempotency: IdempotentRequest | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    agreement_id: str
+    version: int
+    position: int
+    status: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "agreement_id": self.agreement_id,
+            "version": self.version,
+            "position": self.position,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The stored response of the first request with this Idempotency-Key."""
+
+    response: StoredResponse
+
+
+Reply = CommandResult | Replayed
+# How a refusal is answered (status and body), so that it can be remembered for its key.
+DescribeRefusal = Callable[[DomainError], tuple[int, Mapping[str, Any]]]
+
+
+class _NotRemembered(Exception):
+    """A refusal decided before the decision proper (who is asking, does the agreement exist):
+    it is not recorded for the key, as before the claim, and is decided again next time."""
+
+    def __init__(self, reason: Exception) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class CommandBus:
+    def __init__(
+        self,
+        store: EventStore,
+        keys: IdempotencyRecorder,
+        describe_refusal: DescribeRefusal,
+        *,
+        agreements: AgreementRepository | None = None,
+        retries: int = 5,
+        clock: Callable[[], str] = utc_now,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.describe_refusal = describe_refusal
+        self.agreements = agreements or AgreementRepository(store)
+        self.retries = retries
+        self.clock = clock
+        self.new_id = new_id
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def handle(
+        self, command: Command, context: CommandContext, agreement_id: str | None = None
+    ) -> Reply:
+        request = context.idempotency
+        if request is None:
+            try:
+                return await self._execute(command, context, agreement_id, None)
+            except _NotRemembered as refusal:
+                raise refusal.reason from None
+        claim = await self.keys.claim(context.caller.client_id, request.key, request.fingerprint)
+        if isinstance(claim, StoredResponse):
+            return Replayed(claim)
+        try:
+            return await self._execute(command, context, agreement_id, claim)
+        except _NotRemembered as refusal:
+            await self.keys.release(claim)
+            raise refusal.reason from None
+        except DomainError as exc:
+            status_code, body = self.describe_refusal(exc)
+            await self.keys.record_refusal(claim, status_code, body)
+            raise
+        except ClaimLost:
+            raise KeyInFlight(request.key) from None
+        except BaseException:
+            await self.keys.release(claim)
+            raise
+
+    async def run(
+        self, command: Command, context: CommandContext, agreement_id: str | None = None
+    ) -> CommandResult:
+        """A command without Idempotency-Key: decided and appended, or refused (raises)."""
+        try:
+            return await self._execute(command, context, agreement_id, None)
+        except _NotRemembered as refusal:
+            raise refusal.reason from None
+
+    async def _execute(
+        self, command: Command, context: CommandContext, agreement_id: str | None, claim: Claim | None
+    ) -> CommandResult:
+        if isinstance(command, SignAgreement):
+            return await self._sign(command, context, claim)
+        assert agreement_id is not None
+        # A command that lost a race is decided again on the newer state, unless the
+        # caller pinned the version it saw (If-Match): then losing means 412.
+        attempts = 1 if context.expected_version is not None else self.retries + 1
+        for attempt in range(attempts):
+            try:
+                # Commands on one agreement queue up inside this process instead of racing
+                # each other; the primary key still decides races between processes.
+                async with self._lock_for(agreement_id):
+                    return await self._decide_and_append(command, context, agreement_id, claim)
+            except ConcurrencyError:
+                if context.expected_version is not None:
+                    raise PreconditionFailed(
+                        f"the agreement changed after version {context.expected_version}"
+                    ) from None
+                log.info("concurrent append, deciding again", agreement_id=agreement_id, attempt=attempt)
+                # Jittered backoff spreads instances that keep colliding on one agreement.
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise Conflict("the agreement is being changed by other requests right now; retry the command")
+
+    def _lock_for(self, agreement_id: str) -> asyncio.Lock:
+        lock = self._locks.get(agreement_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[agreement_id] = lock
+        return lock
+
+    async def _sign(
+        self, command: SignAgreement, context: CommandContext, claim: Claim | None
+    ) -> CommandResult:
+        try:
+            binding.check_signing(context.caller, command)
+        except PartyNotHeld as exc:
+            raise _NotRemembered(exc) from None
+        agreement_id = self.new_id()
+        refs = [command.parent_agreement_id] if command.parent_agreement_id else []
+        known = Known(agreement_id, frozenset(await self.store.existing(refs)))
+        events = decide(command, None, known)
+        envelopes = self._seal(events, agreement_id, 0, "", context)
+        document = DocumentClaim(command.locality, command.document_number)
+        result = _result_after(agreement_id, fold(events))
+        try:
+            positions = await self.store.append(
+                agreement_id, 0, envelopes, document, self._completion(claim, context, result)
+            )
+        except DuplicateDocument as exc:
+            raise Conflict(
+                f"document {command.document_number!r} is already signed in {command.locality!r}"
+                f" (agreement {exc.agreement_id})",
+                existing_agreement_id=exc.agreement_id,
+            ) from None
+        return result(positions[-1])
+
+    async def _decide_and_append(
+        self, command: Command, context: CommandContext, agreement_id: str, claim: Claim | None
+    ) -> CommandResult:
+        loaded = await self._bound(command, context, agreement_id)
+        state = loaded.state
+        assert state is not None
+        if context.expected_version is not None and context.expected_version != state.version:
+            raise PreconditionFailed(
+                f"If-Match names version {context.expected_version}; the agreement is at version {state.version}"
+            )
+        refs = (
+            [command.successor_agreement_id]
+            if isinstance(command, CloseTerm) and command.successor_agreement_id
+            else []
+        )
+        known = Known(agreement_id, frozenset(await self.store.existing(refs)))
+        events = decide(command, state, known)
+        envelopes = self._seal(events, agreement_id, state.version, loaded.last_hash, context)
+        result = _result_after(agreement_id, fold(events, state))
+        positions = await self.store.append(
+            agreement_id, state.version, envelopes, None, self._completion(claim, context, result)
+        )
+        return result(positions[-1])
+
+    async def _bound(self, command: Command, context: CommandContext, agreement_id: str) -> Loaded:
+        """The agreement, once the caller is bound to it: the state the command is decided on."""
+        loaded = await self.agreements.get(agreement_id)
+        try:
+            if isinstance(command, ReportProgress):
+                binding.check_reporter(context.caller, command)
+            elif isinstance(command, AmendAgreement | CloseTerm):
+                if loaded.state is None:
+                    raise NotFound(f"no agreement {agreement_id!r}")
+                binding.check_current_party(context.caller, loaded.state)
+        except (PartyNotHeld, NotFound) as exc:
+            raise _NotRemembered(exc) from None
+        if loaded.state is None:
+            raise NotFound(f"no agreement {agreement_id!r}")
+        return loaded
+
+    def _seal(
+        self, events: list[Event], agreement_id: str, version: int, prevhash: str, context: CommandContext
+    ) -> list[Envelope]:
+        return seal_events(
+            events,
+            agreement_id=agreement_id,
+            version=version,
+            prevhash=prevhash,
+            context=context,
+            recorded_at=self.clock,
+            new_id=self.new_id,
+        )
+
+    @staticmethod
+    def _completion(
+        claim: Claim | None, context: CommandContext, result: Callable[[int], CommandResult]
+    ) -> Completion | None:
+        if claim is None or context.idempotency is None:
+            return None
+        return Completion(claim, context.idempotency.status_code, lambda position: result(position).body())
+
+
+def seal_events(
+    events: list[Event],
+    *,
+    agreement_id: str,
+    version: int,
+    prevhash: str,
+    context: CommandContext,
+    recorded_at: Callable[[], str],
+    new_id: Callable[[], str],
+) -> list[Envelope]:
+    """The decided events in their envelopes, continuing the agreement's sequence and hash chain."""
+    sealed = []
+    for offset, event in enumerate(events, start=1):
+        envelope = seal(
+            event=event,
+            event_id=new_id(),
+            agreement_id=agreement_id,
+            sequence=version + offset,
+            recorded_at=recorded_at(),
+            prevhash=prevhash,
+            actor=context.caller.client_id,
+            correlation_id=context.correlation_id,
+            causation_id=context.causation_id,
+        )
+        sealed.append(envelope)
+        prevhash = envelope.hash
+    return sealed
+
+
+def _result_after(agreement_id: str, state: AgreementState | None) -> Callable[[int], CommandResult]:
+    """The command's result once its events are stored at a position."""
+    assert state is not None
+    return lambda position: CommandResult(agreement_id, state.version, position, state.status)
