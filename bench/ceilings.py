@@ -26,8 +26,7 @@ from coordreg_contracts.envelope import CONTENT_TYPE
 
 from bench.events import Life
 from bench.stats import summary_ms
-from deploy.local.kafka import TOPIC_CONFIG, ensure_topic
-from deploy.local.topics import PARTITIONS
+from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.event_store import StoredEvent
 

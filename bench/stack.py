@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import IO
 
 import asyncpg
+from coordreg_contracts.topic import TOPIC
 
-from deploy.local.kafka import KAFKA_VERSION, TOPIC_CONFIG, LocalKafka, ensure_topic
+from deploy.local.kafka import KAFKA_VERSION, LocalKafka
 from deploy.local.postgres import LocalPostgres, free_port
 from deploy.local.stack import wait_http
-from deploy.local.topics import PARTITIONS
+from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_LOCAL = ROOT / ".local" / "bench"
 CACHE = ROOT / ".cache"
-TOPIC = "agreements.events.v1"
 
 SERVICES = {
     "registry": "services.registry.entrypoints.main",

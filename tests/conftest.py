@@ -15,13 +15,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
+from deploy.local.kafka import LocalKafka
 from deploy.local.postgres import LocalPostgres
+from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
 from tests.support.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
-PARTITIONS = 6
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,20 @@ HERE = Path(__file__).parent
 PATHS = {"amend": "amendments", "report": "progress-reports", "close": "close"}
 
 
-def _resolve(body: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+def demo_agreements() -> list[dict[str, Any]]:
+    """The signings: `{"key": ..., "body": <POST /v1/agreements body>}`, in signing order."""
+    agreements: list[dict[str, Any]] = json.loads((HERE / "agreements.json").read_text(encoding="utf-8"))
+    return agreements
+
+
+def demo_lifecycle() -> list[dict[str, Any]]:
+    """The later commands: `{"agreement": key, "action": amend|report|close, "body": ...}`, in order."""
+    lifecycle: list[dict[str, Any]] = json.loads((HERE / "lifecycle.json").read_text(encoding="utf-8"))
+    return lifecycle
+
+
+def resolve(body: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    """The body with each `"@key"` reference to another demo agreement replaced by its id."""
     resolved = dict(body)
     for field in ("parent_agreement_id", "successor_agreement_id"):
         value = resolved.get(field)
@@ -30,8 +43,7 @@ def _resolve(body: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
 
 
 def load(base_url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    agreements = json.loads((HERE / "agreements.json").read_text(encoding="utf-8"))
-    lifecycle = json.loads((HERE / "lifecycle.json").read_text(encoding="utf-8"))
+    agreements, lifecycle = demo_agreements(), demo_lifecycle()
     ids: dict[str, str] = {}
     new: set[str] = set()
     last_position = 0
@@ -39,7 +51,7 @@ def load(base_url: str, headers: dict[str, str] | None = None) -> dict[str, Any]
         headers = {**(headers or {}), "Authorization": f"Bearer {demo_token()}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         for item in agreements:
-            response = client.post("/v1/agreements", json=_resolve(item["body"], ids))
+            response = client.post("/v1/agreements", json=resolve(item["body"], ids))
             if response.status_code == 201:
                 ids[item["key"]] = response.json()["agreement_id"]
                 last_position = max(last_position, response.json()["position"])
@@ -56,7 +68,7 @@ def load(base_url: str, headers: dict[str, str] | None = None) -> dict[str, Any]
                 continue
             agreement_id = ids[entry["agreement"]]
             url = f"/v1/agreements/{agreement_id}/{PATHS[entry['action']]}"
-            response = client.post(url, json=_resolve(entry["body"], ids))
+            response = client.post(url, json=resolve(entry["body"], ids))
             if response.status_code not in (200, 201):
                 raise RuntimeError(f"demo {entry['action']} on {entry['agreement']} refused: {response.text}")
             last_position = max(last_position, response.json()["position"])

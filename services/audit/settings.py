@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
 
 SCHEMA_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 
 
-class AuditSettings(BaseSettings):
+class AuditSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="AUDIT_", extra="ignore")
 
-    database_url: str = Field(
-        "postgresql://postgres@127.0.0.1:5432/postgres",
-        validation_alias=AliasChoices("AUDIT_DATABASE_URL", "DATABASE_URL"),
-    )
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices("AUDIT_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-    )
-    topic: str = "agreements.events.v1"
     # The live projection worker's consumer group: a rebuilt shadow stores its Kafka
     # offsets under this name, so that once swapped in the live worker continues from them.
     consumer_group: str = "projections.v1"

@@ -5,6 +5,10 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+# The events topic's partitions: the unit of ordering (key = agreement id) and of the
+# projections' parallelism. Fixed once the topic exists: more partitions would move keys.
+PARTITIONS = 6
+
 TOPIC_CONFIG: dict[str, str] = {
     "retention.ms": "-1",
     "retention.bytes": "-1",

@@ -1,20 +1,65 @@
-"""Settings every HTTP service shares: who may call, and the limits (docs/SECURITY.md).
+"""The settings every service shares, in one base class each:
 
-Each service's own settings class inherits these fields and reads them under its own
-prefix (REGISTRY_AUTH_JWKS, PROJECTIONS_AUTH_JWKS, ...).
+- `ServiceSettings`: where the database and the broker are, and the events topic (every
+  service and the audit tool);
+- `ClientAccessSettings`: who may call, and the limits (docs/SECURITY.md; the HTTP services).
+Each service's own settings class inherits them and reads them under its own prefix
+(REGISTRY_DATABASE_URL, PROJECTIONS_AUTH_JWKS, AUDIT_TOPIC, ...). `DATABASE_URL` and
+`KAFKA_BOOTSTRAP_SERVERS` without a prefix also apply to every service at once; the prefixed
+variable wins.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from coordreg_contracts.topic import TOPIC
 from pydantic import Field
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
 from services.common.auth import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
+# The fields that may also be given once for every service, without a prefix.
+SHARED_UNPREFIXED = frozenset({"database_url", "kafka_bootstrap_servers"})
 
-class ClientAccessSettings(BaseSettings):
+
+class _UnprefixedEnv(EnvSettingsSource):
+    """DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS as they are, for every service (and nothing else:
+    an unprefixed HOST or PORT in the environment is not the service's)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, env_prefix="")
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: value for name, value in super().__call__().items() if name in SHARED_UNPREFIXED}
+
+
+class ServiceSettings(BaseSettings):
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = TOPIC
+    log_level: str = "INFO"
+    json_logs: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _UnprefixedEnv(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+
+class ClientAccessSettings(ServiceSettings):
     # Who may call (docs/SECURITY.md). development: with no JWKS configured, the development
     # key of deploy/dev-keys/ is trusted. production: the service refuses to start without
     # keys, or when the keys include that development key.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ClientAccessSettings
@@ -11,15 +11,6 @@ from services.common.settings import ClientAccessSettings
 class ProjectionSettings(ClientAccessSettings):
     model_config = SettingsConfigDict(env_prefix="PROJECTIONS_", extra="ignore")
 
-    database_url: str = Field(
-        "postgresql://postgres@127.0.0.1:5432/postgres",
-        validation_alias=AliasChoices("PROJECTIONS_DATABASE_URL", "DATABASE_URL"),
-    )
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices("PROJECTIONS_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-    )
-    topic: str = "agreements.events.v1"
     consumer_group: str = "projections.v1"
     # The schema holding the read models (the audit tool swaps a rebuilt one in).
     read_schema: str = Field("projections", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
@@ -32,5 +23,3 @@ class ProjectionSettings(ClientAccessSettings):
     min_position_wait_seconds: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 10
-    log_level: str = "INFO"
-    json_logs: bool = True

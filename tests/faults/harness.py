@@ -23,14 +23,16 @@ from services.audit.diff import diff
 from services.audit.kafkalog import Record, TopicReader
 from services.audit.rebuild import rebuild
 from services.audit.settings import AuditSettings
-from services.registry.adapters.postgres_store import PostgresEventStore, StoredEvent
+from services.registry import bootstrap
 from services.registry.adapters.relay import RELAY_LOCK
-from services.registry.service_layer.handlers import CommandContext, CommandHandler
+from services.registry.service_layer.binding import Caller
+from services.registry.service_layer.bus import CommandContext
+from services.registry.service_layer.event_store import StoredEvent
 from tests.support.builders import report_body, sign_body
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = float(os.environ.get("FAULTS_SCALE", "1"))
-CTX = CommandContext(actor="fault-suite", correlation_id="faults", causation_id="faults")
+CTX = CommandContext(Caller.in_process("fault-suite"), correlation_id="faults", causation_id="faults")
 
 
 def scaled(n: int, minimum: int = 1) -> int:
@@ -143,7 +145,7 @@ class Load:
     refused: int = 0
 
     async def run(self, commands: int, concurrency: int = 16, signings_share: float = 0.2) -> None:
-        handler = CommandHandler(PostgresEventStore(self.pool))
+        registry = bootstrap.on_postgres(self.pool)
         signings = max(1, int(commands * signings_share))
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(commands):
@@ -151,7 +153,7 @@ class Load:
 
         async def one(index: int) -> None:
             if index < signings or not self.agreements:
-                result = await handler.handle(SignAgreement.model_validate(sign_body()), CTX)
+                result = await registry.bus.run(SignAgreement.model_validate(sign_body()), CTX)
                 self.agreements.append(result.agreement_id)
             else:
                 agreement = random.choice(self.agreements)
@@ -159,7 +161,7 @@ class Load:
                     period=random.choice(["2023", "2024", "2025", "2026", "2027"]),
                     completion_percent=random.randint(0, 100),
                 )
-                await handler.handle(ReportProgress.model_validate(body), CTX, agreement)
+                await registry.bus.run(ReportProgress.model_validate(body), CTX, agreement)
             self.accepted += 1
 
         async def worker() -> None:
@@ -236,7 +238,7 @@ async def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> f
 
 
 async def outbox_empty(pool: asyncpg.Pool) -> bool:
-    return await pool.fetchval("SELECT count(*) FROM registry.outbox") == 0
+    return int(await pool.fetchval("SELECT count(*) FROM registry.outbox")) == 0
 
 
 async def projection_caught_up(pool: asyncpg.Pool) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from services.registry import bootstrap
 from services.registry.migrations import MIGRATIONS as REGISTRY_MIGRATIONS
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext
+from tests.support.audit_cli import run_audit
 from tests.support.builders import report_body, sign_body
 from tests.support.load import generate, keep_commanding
 from tests.support.stack import Stack
@@ -56,7 +56,7 @@ def settings_for(stack: Stack, **overrides: Any) -> AuditSettings:
 
 
 async def cli(stack: Stack | None, *args: str, database_url: str | None = None) -> tuple[int, str, str]:
-    env = {**os.environ, "AUDIT_PROGRESS_SECONDS": "5"}
+    env = {"AUDIT_PROGRESS_SECONDS": "5"}
     if stack is not None:
         env |= {
             "DATABASE_URL": stack.database_url,
@@ -65,19 +65,7 @@ async def cli(stack: Stack | None, *args: str, database_url: str | None = None) 
         }
     if database_url is not None:
         env["DATABASE_URL"] = database_url
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.audit",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_audit(*args, env=env)
 
 
 async def store_count(pool: asyncpg.Pool) -> int:

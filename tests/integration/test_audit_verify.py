@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import random
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +26,7 @@ from coordreg_contracts.events import ProgressReported
 
 from services.audit.settings import AuditSettings
 from services.audit.verify import VerifyReport, verify
+from tests.support.audit_cli import run_audit
 from tests.support.load import generate
 from tests.support.stack import Stack, running_stack
 
@@ -62,24 +62,11 @@ def settings_for(stack: Stack) -> AuditSettings:
 
 async def cli(stack: Stack, *args: str) -> tuple[int, str, str]:
     env = {
-        **os.environ,
         "DATABASE_URL": stack.database_url,
         "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
         "AUDIT_TOPIC": stack.topic,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.audit",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_audit(*args, env=env)
 
 
 # --- tampering, as the superuser: triggers off, change rows, triggers on ---------------------

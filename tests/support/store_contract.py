@@ -92,10 +92,12 @@ class EventStoreContract:
             assert current.computed_hash() == current.hash
 
     async def test_two_writers_on_one_version_one_wins(self, store: EventStore) -> None:
-        results: list[Any] = await asyncio.gather(
-            store.append("a-race", 0, envelopes_for("a-race", 0)),
-            store.append("a-race", 0, envelopes_for("a-race", 0)),
-            return_exceptions=True,
+        results: list[Any] = list(
+            await asyncio.gather(
+                store.append("a-race", 0, envelopes_for("a-race", 0)),
+                store.append("a-race", 0, envelopes_for("a-race", 0)),
+                return_exceptions=True,
+            )
         )
         assert sum(isinstance(r, list) for r in results) == 1
         assert sum(isinstance(r, ConcurrencyError) for r in results) == 1

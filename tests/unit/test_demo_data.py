@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
 
+from deploy.demo.load import PATHS, demo_agreements, demo_lifecycle, resolve
 from services.agreement.state import AgreementState, evolve
 from services.registry.domain.decide import Known, decide
 
-DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo"
-
-
-def resolve(body: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
-    resolved = dict(body)
-    for field in ("parent_agreement_id", "successor_agreement_id"):
-        value = resolved.get(field)
-        if isinstance(value, str) and value.startswith("@"):
-            resolved[field] = ids[value[1:]]
-    return resolved
-
 
 def test_demo_agreements_and_lifecycle_replay_through_decide() -> None:
-    agreements = json.loads((DEMO / "agreements.json").read_text(encoding="utf-8"))
-    lifecycle = json.loads((DEMO / "lifecycle.json").read_text(encoding="utf-8"))
+    """The loader's own data, references resolved by the loader's own resolver."""
+    agreements, lifecycle = demo_agreements(), demo_lifecycle()
     ids: dict[str, str] = {}
     states: dict[str, AgreementState] = {}
     for item in agreements:
@@ -34,7 +20,12 @@ def test_demo_agreements_and_lifecycle_replay_through_decide() -> None:
         [event] = decide(SignAgreement.model_validate(resolve(item["body"], ids)), None, known)
         ids[item["key"]] = agreement_id
         states[agreement_id] = evolve(None, event)
-    commands = {"amend": AmendAgreement, "report": ReportProgress, "close": CloseTerm}
+    commands: dict[str, type[AmendAgreement | ReportProgress | CloseTerm]] = {
+        "amend": AmendAgreement,
+        "report": ReportProgress,
+        "close": CloseTerm,
+    }
+    assert set(commands) == set(PATHS), "every action the loader posts is replayed here"
     for entry in lifecycle:
         agreement_id = ids[entry["agreement"]]
         command = commands[entry["action"]].model_validate(resolve(entry["body"], ids))

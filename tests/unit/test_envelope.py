@@ -11,7 +11,9 @@ from coordreg_contracts.events import TermClosed
 
 def closing(prevhash: str = "ab" * 32) -> Envelope:
     return seal(
-        event=TermClosed(closed_on="2020-12-31", outcome="completed", summary="Tổng kết năm 2020"),  # type: ignore[arg-type]
+        event=TermClosed.model_validate(
+            {"closed_on": "2020-12-31", "outcome": "completed", "summary": "Tổng kết năm 2020"}
+        ),
         event_id="7d1f0d1e-0000-4000-8000-000000000001",
         agreement_id="a-1",
         sequence=4,
