@@ -57,13 +57,6 @@ PERIOD_PATTERN = r"^[1-9]\d{3}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$"
 Period = Annotated[str, Field(pattern=PERIOD_PATTERN)]
 
 
-class Kind(StrEnum):
-    PROGRAM = "program"
-    REGULATION = "regulation"
-    PLAN = "plan"
-    JOINT_RESOLUTION = "joint_resolution"
-
-
 class Role(StrEnum):
     LEAD = "lead"
     MEMBER = "member"

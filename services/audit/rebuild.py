@@ -31,7 +31,6 @@ from services.audit.common import (
     event_time,
     ident,
     migration_component,
-    read_meta,
     rfc3339,
     schema_exists,
     schema_relations,
@@ -423,11 +422,3 @@ def _meta(result: RebuildResult, status: str, started: datetime) -> dict[str, An
         "events": result.counts.read,
         "consumer_group": result.consumer_group,
     }
-
-
-async def shadow_meta(settings: AuditSettings, schema: str) -> dict[str, Any] | None:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await read_meta(conn, schema)
-    finally:
-        await conn.close()
