@@ -2,6 +2,10 @@
 
 The jars come from Maven Central through deploy/kafka/pom.xml and run on the machine's Java.
 Used only when KAFKA_BOOTSTRAP_SERVERS is not given.
+
+Ports: the ones passed in win (`make run` passes its fixed ones; the KRaft config is
+rewritten on every start, and the stored metadata does not depend on the ports); without
+them, the ones a data dir was first given (ports.json), else free ones (tests, bench).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import IO, Self
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from deploy.local.processes import process_alive
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 
 # Newest Kafka that aiokafka 0.14.0 was proven against (tests/integration/test_kafka_broker.py):
@@ -181,6 +186,10 @@ class LocalKafka:
         return f"{_HOST}:{self._resolve_ports()[0]}"
 
     @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
     def log_dir(self) -> Path:
         """Broker logs (server.log) and the JVM's console output (console.log)."""
         return self.data_dir / "logs"
@@ -265,6 +274,35 @@ class LocalKafka:
                     parts.append(f"--- {path} ---\n" + "\n".join(text[-lines:]))
         return "\n".join(parts)
 
+    def stop_leftover(self, timeout: float = 20) -> int | None:
+        """Stop a broker that an earlier, killed process left running on this data dir; its pid.
+
+        Only for a caller that knows no live process owns that broker (`make run` holds a lock).
+        """
+        if self._process is not None:
+            return None
+        try:
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        # The pid may have been reused since: only a broker started on this very config is ours.
+        if b"kafka.Kafka" not in cmdline or str(self.data_dir / "server.properties").encode() not in cmdline:
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        # The broker leads its own session (start_new_session), so its group id is its pid.
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signum)
+            deadline = time.monotonic() + timeout
+            while process_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not process_alive(pid):
+                break
+        self.pid_file.unlink(missing_ok=True)
+        return pid
+
     def start(self, timeout: float = 60) -> str:
         """Start the broker (formatting a new data dir first) and return its bootstrap address."""
         if self._process is not None and self._process.poll() is None:
@@ -287,6 +325,7 @@ class LocalKafka:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.pid_file.write_text(f"{self._process.pid}\n")
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         port = self._resolve_ports()[0]
@@ -310,6 +349,7 @@ class LocalKafka:
     def _release(self) -> None:
         atexit.unregister(self.stop)
         self._process = None
+        self.pid_file.unlink(missing_ok=True)
         if self._console is not None:
             self._console.close()
             self._console = None

