@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import httpx
+from coordreg_contracts.topic import TOPIC
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.demo.load import load
-from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, MissingPrerequisite, ensure_topic
+from deploy.local.kafka import LocalKafka, MissingPrerequisite
 from deploy.local.postgres import LocalPostgres
-from deploy.local.topics import PARTITIONS
 from deploy.tokens import demo_token
+from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
-TOPIC = "agreements.events.v1"
 HOST = "127.0.0.1"
 
 TcpPort = Annotated[int, Field(ge=1, le=65535)]

@@ -20,7 +20,6 @@ from typing import Any
 import asyncpg
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from coordreg_contracts.common import Outcome
-from coordreg_contracts.envelope import Envelope, seal
 
 from deploy.demo.samples import PROVINCES
 from services.agreement.state import evolve
@@ -29,7 +28,7 @@ from services.registry.adapters.postgres_idempotency import PostgresIdempotencyS
 from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.domain.decide import Known, decide
 from services.registry.service_layer.binding import Caller
-from services.registry.service_layer.bus import CommandContext, utc_now
+from services.registry.service_layer.bus import CommandContext, seal_events, utc_now
 
 MEMBERS = ["hctd", "hlhpn", "doan-tn", "hoi-nd", "ldld", "nhcsxh", "so-ldtbxh", "bao-tinh"]
 STATUSES = ["not_started", "in_progress", "in_progress", "at_risk", "blocked", "completed"]
@@ -228,23 +227,21 @@ async def generate(
                 assert state is not None
                 for start in range(0, len(commands), chunk):
                     version = state.version
-                    envelopes: list[Envelope] = []
+                    events = []
                     for command in commands[start : start + chunk]:
                         [event] = decide(command, state, Known(agreement_id))
                         state = evolve(state, event)
-                        envelope = seal(
-                            event=event,
-                            event_id=str(uuid.uuid4()),
-                            agreement_id=agreement_id,
-                            sequence=state.version,
-                            recorded_at=clock(),
-                            prevhash=prevhash,
-                            actor=context.caller.client_id,
-                            correlation_id=context.correlation_id,
-                            causation_id=context.causation_id,
-                        )
-                        prevhash = envelope.hash
-                        envelopes.append(envelope)
+                        events.append(event)
+                    envelopes = seal_events(
+                        events,
+                        agreement_id=agreement_id,
+                        version=version,
+                        prevhash=prevhash,
+                        context=context,
+                        recorded_at=clock,
+                        new_id=lambda: str(uuid.uuid4()),
+                    )
+                    prevhash = envelopes[-1].hash
                     last = max(await store.append(agreement_id, version, envelopes))
         result.commands += 1 + len(commands)
         result.events += 1 + len(commands)
