@@ -202,6 +202,40 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+_NAMED_SUBSCHEMAS = frozenset({"properties", "patternProperties", "$defs", "dependentSchemas"})
+_INSTANCE_VALUES = frozenset({"const", "enum", "default", "examples"})  # data, not schemas
+
+
+def _asyncapi_schema(value: Any) -> Any:
+    """A JSON Schema as an AsyncAPI 3.0 Schema Object: without OpenAPI's `discriminator` objects.
+
+    pydantic writes a tagged union as `oneOf` plus an OpenAPI-style `discriminator`
+    (`propertyName` and `mapping`). AsyncAPI's `discriminator` is something else: a string
+    naming a property that this very schema declares and requires and whose values are
+    schema names, which `changes[].op` (`add_obligation`, ...) is not; the official parser
+    rejects the object. Dropping it changes no validation (JSON Schema treats it as an
+    annotation): every `oneOf` alternative fixes `op` with a `const`, so exactly one matches.
+    The standalone JSON Schemas keep it for OpenAPI-style tools.
+    """
+    if isinstance(value, list):
+        return [_asyncapi_schema(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    schema: JsonSchema = {}
+    for key, item in value.items():
+        if key == "discriminator" and isinstance(item, dict):
+            continue
+        if key in _INSTANCE_VALUES:
+            schema[key] = item
+        elif key in _NAMED_SUBSCHEMAS and isinstance(item, dict):
+            # Keys here are property (or definition) names, not keywords: a property may
+            # well be called "discriminator".
+            schema[key] = {name: _asyncapi_schema(sub) for name, sub in item.items()}
+        else:
+            schema[key] = _asyncapi_schema(item)
+    return schema
+
+
 def asyncapi_document() -> dict[str, Any]:
     """AsyncAPI 3.0 description of the events topic, every schema inlined."""
     names = sorted(EVENT_CLASSES)
@@ -259,7 +293,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "- Key: the agreement id; one agreement's events share a partition, in `sequence` order.\n"
                 "- Delivery is at least once: skip an event whose `sequence` was already applied "
                 "for its `subject`.\n"
-                "- `hash`/`prevhash` chain each agreement's events (see CONTRACT.md).\n"
+                "- `hash`/`prevhash` chain each agreement's events (see [docs/CONTRACT.md](../docs/CONTRACT.md)).\n"
                 "- `data.schema_version` is the event's schema version (also the `.vN` suffix of `type`); "
                 "a payload without it is version 0 and is read through the registry's upcasters."
             ),
@@ -293,7 +327,7 @@ def asyncapi_document() -> dict[str, Any]:
         },
         "components": {
             "messages": messages,
-            "schemas": {key: _sorted(schemas[key]) for key in sorted(schemas)},
+            "schemas": {key: _sorted(_asyncapi_schema(schemas[key])) for key in sorted(schemas)},
         },
     }
 

@@ -1,8 +1,15 @@
-"""RFC 9457 problem details for both services: one shape for every error a caller can see."""
+"""RFC 9457 problem details for both services: one shape for every error a caller can see.
+
+`problem(...)` writes one; `install(app)` makes every error leave that way and puts the
+`Problem` schema in the app's OpenAPI document; `documented_errors(...)` is how a route
+lists, in OpenAPI, the problems it can answer with (and their Retry-After and
+WWW-Authenticate headers).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -10,6 +17,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -117,3 +125,81 @@ def install(app: FastAPI, union_tags: frozenset[str] = frozenset()) -> None:
             )
         log.exception("unhandled error", path=request.url.path)
         return problem(500, "an unexpected error occurred; nothing was recorded", kind="internal")
+
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of both services is written (documentation only)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+ERROR_TEXT = {
+    400: "Bad request: a malformed If-Match or cursor, or a body that cannot be decoded",
+    401: "No token, or a token that is not valid; see WWW-Authenticate",
+    403: "The token lacks the scope, or the client does not act for the party",
+    404: "Not found",
+    409: "Conflict with the agreement's state or another request",
+    412: "If-Match names an older version",
+    413: "Request body too large",
+    422: "Validation failed; `errors` has the field paths",
+    429: "Too many requests from this client; see Retry-After",
+    503: "The database is unavailable; see Retry-After",
+}
+_RETRY_AFTER = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+_CHALLENGE = {"description": "The Bearer challenge (RFC 6750).", "schema": {"type": "string"}}
+# The headers each problem comes with: always, or only in some cases (required: false).
+_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
+    401: {"WWW-Authenticate": {**_CHALLENGE, "required": True}},
+    403: {"WWW-Authenticate": {**_CHALLENGE, "description": "When a scope is missing: which one."}},
+    409: {
+        "Retry-After": {
+            **_RETRY_AFTER,
+            "description": "When another request with this Idempotency-Key is still in flight.",
+        }
+    },
+    429: {"Retry-After": {**_RETRY_AFTER, "required": True}},
+    503: {"Retry-After": {**_RETRY_AFTER, "required": True}},
+}
+
+
+def documented_errors(
+    *statuses: int, described: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route's problem+json errors (FastAPI's default 422 shape is replaced).
+
+    `described` gives a status a more precise description than `ERROR_TEXT`'s for this route.
+    """
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response: dict[str, Any] = {
+            "description": (described or {}).get(status) or ERROR_TEXT[status],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        if status in _HEADERS:
+            response["headers"] = copy.deepcopy(_HEADERS[status])
+        responses[status] = response
+    return responses

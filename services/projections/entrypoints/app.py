@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common import auth, limits, observability
+from services.common.auth import dependencies
 from services.common.db import create_pool, migrate
 from services.projections.adapters.kafka_consumer import ProjectionWorker
 from services.projections.entrypoints.routes import install_errors, router
@@ -18,7 +19,7 @@ from services.projections.settings import ProjectionSettings
 
 
 def create_app(settings: ProjectionSettings) -> FastAPI:
-    # Refuses to build (and so to start) without trustworthy keys: see services/common/auth.py.
+    # Refuses to build (and so to start) without trustworthy keys: see services/common/auth/.
     verifier = auth.verifier_from_settings(settings)
 
     @asynccontextmanager
@@ -68,7 +69,7 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
     limits.install(app, max_body_bytes=settings.max_body_bytes)
     observability.install(app, "projections", ready)
     install_errors(app)
-    auth.install(
+    dependencies.install(
         app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     )
     app.include_router(router)

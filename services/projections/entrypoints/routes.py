@@ -1,4 +1,4 @@
-"""The projections' query API (CONTRACT.md, query side). Eventually consistent; `min_position` waits.
+"""The projections' query API (docs/CONTRACT.md, query side). Eventually consistent; `min_position` waits.
 
 Every query needs a bearer token with the `agreements:read` scope (`services.common.auth`).
 Reads are not limited to the client's own parties: agreements are documents shared among
@@ -18,17 +18,32 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from fastapi.responses import JSONResponse
 
 from services.common import auth, problems
+from services.common.auth.dependencies import require
+from services.common.problems import documented_errors
 from services.projections.readmodel import queries
 from services.projections.settings import ProjectionSettings
 
 # Positions are PostgreSQL bigints: a larger number is no position at all (422, not a 500).
 MAX_POSITION = 2**63 - 1
 _CURSOR = re.compile(r"^[0-9]{1,19}$")
+# What every query can answer: the token (401, 403, 429), the body limit on any request
+# (413), the database (503). Each route adds its own below.
 router = APIRouter(
     prefix="/v1",
-    dependencies=[Depends(auth.require(auth.READ))],
-    responses=auth.documented_errors(400, 401, 403, 404, 422, 429, 503),
+    dependencies=[Depends(require(auth.READ))],
+    responses=documented_errors(401, 403, 413, 429, 503),
 )
+# With `min_position`, 503 also means the wait ran out (NotYetApplied); 400 is a cursor not ours.
+_DESCRIBED = {
+    400: "Bad request: `cursor` is not a value returned as `next_cursor`",
+    503: "The database is unavailable, or the read models have not applied `min_position` "
+    "within the wait; see Retry-After",
+}
+# Any parameter can fail validation (422); a path parameter holding "/" matches no route (404).
+BY_QUERY = documented_errors(422, 503, described=_DESCRIBED)
+BY_PATH = documented_errors(404, 422, 503, described=_DESCRIBED)
+PAGED = documented_errors(400, 422, 503, described=_DESCRIBED)
+PAGED_BY_PATH = documented_errors(400, 404, 422, 503, described=_DESCRIBED)
 PartyId = Annotated[str, Path(pattern=r"^[a-z0-9._-]{1,64}$")]
 Period = Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2024", "2024-Q3"])]
 
@@ -65,7 +80,7 @@ Pool = Annotated[asyncpg.Pool, Depends(pool_of)]
 Consistent = Depends(read_your_writes)
 
 
-@router.get("/parties/{party_id}/obligations", dependencies=[Consistent])
+@router.get("/parties/{party_id}/obligations", dependencies=[Consistent], responses=BY_PATH)
 async def party_obligations(
     party_id: PartyId, pool: Pool, status: Literal["active", "all"] = "active"
 ) -> dict[str, Any]:
@@ -73,7 +88,7 @@ async def party_obligations(
     return {"party_id": party_id, "obligations": obligations, "position": await _position(pool)}
 
 
-@router.get("/parties/{party_id}/history", dependencies=[Consistent])
+@router.get("/parties/{party_id}/history", dependencies=[Consistent], responses=PAGED_BY_PATH)
 async def party_history(
     party_id: PartyId,
     pool: Pool,
@@ -86,7 +101,7 @@ async def party_history(
     return {"party_id": party_id, "events": events, "next_cursor": next_cursor}
 
 
-@router.get("/agreements", dependencies=[Consistent])
+@router.get("/agreements", dependencies=[Consistent], responses=PAGED)
 async def list_agreements(
     pool: Pool,
     party_id: Annotated[str | None, Query(pattern=r"^[a-z0-9._-]{1,64}$")] = None,
@@ -109,7 +124,7 @@ async def list_agreements(
     return {"agreements": [r for _, r in rows], "next_cursor": next_cursor}
 
 
-@router.get("/agreements/{agreement_id}", dependencies=[Consistent])
+@router.get("/agreements/{agreement_id}", dependencies=[Consistent], responses=BY_PATH)
 async def get_agreement(agreement_id: Annotated[str, Path(max_length=64)], pool: Pool) -> JSONResponse:
     doc = await queries.agreement(pool, agreement_id)
     if doc is None:
@@ -117,7 +132,7 @@ async def get_agreement(agreement_id: Annotated[str, Path(max_length=64)], pool:
     return JSONResponse(doc, headers={"ETag": f'"{doc["version"]}"'})
 
 
-@router.get("/reports/overdue", dependencies=[Consistent])
+@router.get("/reports/overdue", dependencies=[Consistent], responses=BY_QUERY)
 async def overdue(period: Period, pool: Pool) -> dict[str, Any]:
     return {"period": period, "obligations": await queries.overdue(pool, period)}
 

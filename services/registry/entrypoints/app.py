@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common import auth, limits, observability
+from services.common.auth import dependencies
 from services.common.db import create_pool, migrate
 from services.registry import bootstrap
 from services.registry.entrypoints.errors import install_errors
@@ -17,7 +18,7 @@ from services.registry.settings import RegistrySettings
 
 
 def create_app(settings: RegistrySettings) -> FastAPI:
-    # Refuses to build (and so to start) without trustworthy keys: see services/common/auth.py.
+    # Refuses to build (and so to start) without trustworthy keys: see services/common/auth/.
     verifier = auth.verifier_from_settings(settings)
 
     @asynccontextmanager
@@ -53,7 +54,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     limits.install(app, max_body_bytes=settings.max_body_bytes)
     observability.install(app, "registry", ready)
     install_errors(app)
-    auth.install(
+    dependencies.install(
         app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     )
     app.include_router(router)

@@ -21,7 +21,9 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.common import auth, problems
-from services.common.auth import Client, documented_errors
+from services.common.auth import Client
+from services.common.auth.dependencies import require
+from services.common.problems import documented_errors
 from services.registry.bootstrap import Registry
 from services.registry.domain.errors import NotFound
 from services.registry.entrypoints.errors import BadIfMatch
@@ -41,11 +43,11 @@ def registry_of(request: Request) -> Registry:
 
 RegistryDep = Annotated[Registry, Depends(registry_of)]
 AgreementId = Annotated[str, Path(min_length=1, max_length=64)]
-Signer = Annotated[Client, Depends(auth.require(auth.SIGN))]
-Amender = Annotated[Client, Depends(auth.require(auth.AMEND))]
-Reporter = Annotated[Client, Depends(auth.require(auth.REPORT))]
-Closer = Annotated[Client, Depends(auth.require(auth.CLOSE))]
-Reader = Depends(auth.require(auth.READ))
+Signer = Annotated[Client, Depends(require(auth.SIGN))]
+Amender = Annotated[Client, Depends(require(auth.AMEND))]
+Reporter = Annotated[Client, Depends(require(auth.REPORT))]
+Closer = Annotated[Client, Depends(require(auth.CLOSE))]
+Reader = Depends(require(auth.READ))
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -56,8 +58,16 @@ IdempotencyKey = Annotated[
     ),
 ]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
-COMMAND_ERRORS = documented_errors(400, 401, 403, 404, 409, 412, 413, 422, 429)
-READ_ERRORS = documented_errors(401, 403, 404, 422, 429)
+# Every status each operation can answer (tests/unit/test_openapi_documents.py derives them).
+_COMMAND_TEXT = {
+    400: "Bad request: a body that cannot be decoded, or (amendments) an If-Match that is not a version",
+    503: "The database is unavailable; see Retry-After. The command may have been recorded: "
+    "retry with the same Idempotency-Key",
+}
+SIGN_ERRORS = documented_errors(400, 401, 403, 409, 413, 422, 429, 503, described=_COMMAND_TEXT)
+AMEND_ERRORS = documented_errors(400, 401, 403, 404, 409, 412, 413, 422, 429, 503, described=_COMMAND_TEXT)
+COMMAND_ERRORS = documented_errors(400, 401, 403, 404, 409, 413, 422, 429, 503, described=_COMMAND_TEXT)
+READ_ERRORS = documented_errors(401, 403, 404, 413, 422, 429, 503)
 
 
 def parse_if_match(value: str | None) -> int | None:
@@ -119,7 +129,7 @@ def _result_response(body: dict[str, Any], status_code: int, location: bool) -> 
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
-@router.post("/agreements", status_code=201, summary="Sign an agreement", responses=COMMAND_ERRORS)
+@router.post("/agreements", status_code=201, summary="Sign an agreement", responses=SIGN_ERRORS)
 async def sign(
     body: SignAgreement, request: Request, registry: RegistryDep, client: Signer, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -127,7 +137,7 @@ async def sign(
     return reply_response(await registry.bus.handle(body, context), 201, body)
 
 
-@router.post("/agreements/{agreement_id}/amendments", summary="Amend an agreement", responses=COMMAND_ERRORS)
+@router.post("/agreements/{agreement_id}/amendments", summary="Amend an agreement", responses=AMEND_ERRORS)
 async def amend(
     agreement_id: AgreementId,
     body: AmendAgreement,

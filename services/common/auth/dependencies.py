@@ -1,0 +1,84 @@
+"""The FastAPI side of authentication: `require(scope)` for routes, and `install` for the app.
+
+`authenticate` verifies the bearer token with the app's verifier and charges the client's
+rate-limit bucket (429 past it, `services.common.limits`); `require(scope)` adds the scope
+check. `install` writes the refusals as problem+json: 401 with a `WWW-Authenticate: Bearer`
+challenge, 403 (with `error="insufficient_scope"` when a scope is missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.common.auth import Client, Forbidden, Unauthenticated
+from services.common.auth.verifier import TokenVerifier
+from services.common.limits import RateLimiter
+from services.common.problems import problem
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="A JWT from the identity provider: `sub` (client id), `scope`, `party_ids`.",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def authenticate(request: Request, credentials: Credentials) -> Client:
+    """The verified caller, charged to its rate-limit bucket."""
+    if credentials is None:
+        raise Unauthenticated("this endpoint needs a bearer token (Authorization: Bearer <JWT>)", error=None)
+    verifier: TokenVerifier = request.app.state.verifier
+    client = verifier.verify(credentials.credentials)
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        limiter.charge(client.client_id)
+    request.state.client_id = client.client_id
+    structlog.contextvars.bind_contextvars(client_id=client.client_id)
+    return client
+
+
+def require(scope: str) -> Callable[[Client], Awaitable[Client]]:
+    """A dependency: the authenticated client, which must hold `scope` (else 403)."""
+
+    async def scoped(client: Annotated[Client, Depends(authenticate)]) -> Client:
+        if scope not in client.scopes:
+            raise Forbidden(
+                f"this client's token lacks the scope {scope!r}", scope=scope, kind="insufficient-scope"
+            )
+        return client
+
+    scoped.__name__ = f"require_{scope.replace(':', '_')}"
+    return scoped
+
+
+def install(app: FastAPI, verifier: TokenVerifier, limiter: RateLimiter | None) -> None:
+    """Puts the verifier and the rate limiter on the app and writes auth errors as problem+json."""
+    app.state.verifier = verifier
+    app.state.rate_limiter = limiter
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:
+        challenge = 'Bearer realm="coordreg"'
+        if exc.error:
+            challenge += f', error="{exc.error}", error_description="{_quoted(exc.detail)}"'
+        return problem(401, exc.detail, kind="unauthenticated", headers={"WWW-Authenticate": challenge})
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        headers = None
+        if exc.scope:
+            headers = {
+                "WWW-Authenticate": f'Bearer realm="coordreg", error="insufficient_scope", scope="{exc.scope}"'
+            }
+        return problem(403, exc.detail, kind=exc.kind, headers=headers)
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "").replace('"', "'")
