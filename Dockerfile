@@ -1,14 +1,23 @@
-# The project's own image: both services, the relay and the tools. One image, several commands.
+# The project's own image: both services, the relay and the tools. One image, several commands
+# (the console commands of pyproject.toml: coordreg-registry, coordreg-relay, ...).
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+# The locked dependencies first (hatchling, the build backend, among them): their layer is
+# reused until requirements.lock changes.
 COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
+# Then the two distributions, installed (not editable): the contracts and the services.
+# The development private key never enters the build context (.dockerignore), and the wheel
+# excludes it too, so the image cannot carry it; the compose demo loader mounts it read-only.
+COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY services ./services
 COPY deploy ./deploy
-ENV PYTHONPATH=/app REGISTRY_HOST=0.0.0.0 PROJECTIONS_HOST=0.0.0.0
+RUN pip install --no-deps --no-build-isolation ./schemas . && rm -rf /src
+WORKDIR /app
+ENV REGISTRY_HOST=0.0.0.0 PROJECTIONS_HOST=0.0.0.0
 RUN useradd --system --uid 10001 coordreg
-USER coordreg
+USER 10001
 EXPOSE 8000 8001
-CMD ["python", "-m", "services.registry.entrypoints.main"]
+CMD ["coordreg-registry"]

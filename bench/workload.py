@@ -6,8 +6,9 @@ mix of 10 % signings, 10 % amendments, 70 % progress reports and 10 % closings. 
 append comparison with the peer (`APPEND_LIFE`) is a signing followed by nine reports,
 which both systems can express the same way.
 
-Every body is valid under CONTRACT.md, so every command should succeed: an error in a
-run is a real error, not a generator mistake.
+Every body is valid under the contract, so every command should succeed: an error in a
+run is a real error, not a generator mistake. The signing is the tests' sample programme
+(deploy/demo/samples.py, one home for both), signed in one of eight provinces.
 """
 
 from __future__ import annotations
@@ -18,16 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-PROVINCES = [
-    ("Hòa Bình", "hoa-binh"),
-    ("Lào Cai", "lao-cai"),
-    ("Bắc Kạn", "bac-kan"),
-    ("Quảng Ninh", "quang-ninh"),
-    ("Đắk Lắk", "dak-lak"),
-    ("Cà Mau", "ca-mau"),
-    ("Nghệ An", "nghe-an"),
-    ("Thừa Thiên Huế", "hue"),
-]
+from deploy.demo.samples import PROVINCES, programme
 
 LIFE = ["sign", "report", "report", "report", "amend", "report", "report", "report", "report", "close"]
 APPEND_LIFE = ["sign"] + ["report"] * 9
@@ -44,58 +36,15 @@ def party_ids() -> list[str]:
 
 
 def sign_body(index: int, tag: str) -> dict[str, Any]:
+    """The sample programme (deploy/demo/samples.py) in the `index`-th province, three parties."""
     province, slug = PROVINCES[index % len(PROVINCES)]
-    lead, red_cross, women = f"mttq-{slug}", f"hctd-{slug}", f"hlhpn-{slug}"
-    return {
-        "document_number": f"{index}/CTPH-{tag}",
-        "kind": "program",
-        "title": f"Chương trình phối hợp số {index} về công tác vì người nghèo, an sinh xã hội và cứu trợ",
-        "locality": province,
-        "signed_on": "2023-04-25",
-        "term": {"start": "2023-01-01", "end": "2027-12-31"},
-        "parties": [
-            {
-                "party_id": lead,
-                "name": f"Ủy ban MTTQ Việt Nam tỉnh {province}",
-                "role": "lead",
-                "signatory": {"name": "Bùi Tiến Lực", "title": "Chủ tịch"},
-            },
-            {
-                "party_id": red_cross,
-                "name": f"Hội Chữ thập đỏ tỉnh {province}",
-                "role": "member",
-                "signatory": {"name": "Đinh Thị Hương", "title": "Chủ tịch"},
-            },
-            {"party_id": women, "name": f"Hội Liên hiệp Phụ nữ tỉnh {province}", "role": "member"},
-        ],
-        "legal_basis": [
-            {
-                "reference": "40-CT/TW",
-                "issued_on": "2014-11-22",
-                "issuer": "Ban Bí thư",
-                "title": "Về tăng cường sự lãnh đạo của Đảng đối với tín dụng chính sách xã hội",
-            }
-        ],
-        "obligations": [
-            {
-                "obligation_id": "nhan-dao",
-                "title": "Tổ chức hoạt động nhân đạo, từ thiện và an sinh xã hội",
-                "description": "Phối hợp vận động quỹ “Vì người nghèo” và cứu trợ đột xuất",
-                "lead_party_id": lead,
-                "supporting_party_ids": [red_cross, women],
-                "cadence": "annual",
-            },
-            {
-                "obligation_id": "tuyen-truyen",
-                "title": "Công tác tuyên truyền",
-                "description": "Tuyên truyền trên báo và đài phát thanh - truyền hình tỉnh",
-                "lead_party_id": red_cross,
-                "supporting_party_ids": [women],
-                "cadence": "quarterly",
-            },
-        ],
-        "parent_agreement_id": None,
-    }
+    return programme(
+        province,
+        slug,
+        f"{index}/CTPH-{tag}",
+        title=f"Chương trình phối hợp số {index} về công tác vì người nghèo, an sinh xã hội và cứu trợ",
+        womens_union=True,
+    )
 
 
 def report_body(index: int, nth: int, rng: random.Random) -> dict[str, Any]:

@@ -4,6 +4,12 @@
         --scope "agreements:sign agreements:amend progress:report agreements:close agreements:read" \\
         --party mttq-hoa-binh --party hctd-hoa-binh [--ttl 3600]
     python -m deploy.tokens demo        # a token for every demo party, with every scope
+    coordreg-token demo --key PATH      # the same, with the key file at PATH
+
+The private key is a file of the source tree only: no installed copy of the package (a wheel,
+the Docker image) carries it. In a checkout (editable install) it is found next to this
+module; elsewhere give its path with `--key` or COORDREG_DEV_KEY (the Docker demo loader
+gets ./deploy/dev-keys as a read-only bind mount).
 
 The services trust this key only in development mode; in production mode they refuse to
 start when it is configured. Real clients get their tokens from the identity provider.
@@ -23,6 +29,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.auth import ALL_SCOPES, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEV_JWK
 
@@ -31,8 +38,35 @@ DEV_PRIVATE_KEY = HERE / "dev-keys" / "dev-signing-key.pem"
 DEMO_DATA = HERE / "demo" / "agreements.json"
 
 
-def load_private_key(path: Path = DEV_PRIVATE_KEY) -> PrivateKeyTypes:
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+class KeySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COORDREG_", env_ignore_empty=True)
+
+    # COORDREG_DEV_KEY: where the development private key is, outside a checkout.
+    dev_key: Path | None = None
+
+
+class MissingKey(Exception):
+    """The development private key is not where it was looked for (its message is one line)."""
+
+
+def key_path(explicit: Path | None = None) -> Path:
+    """`explicit` (--key), else COORDREG_DEV_KEY, else the checkout's deploy/dev-keys/ file."""
+    if explicit is not None:
+        return explicit
+    return KeySettings().dev_key or DEV_PRIVATE_KEY
+
+
+def load_private_key(path: Path | None = None) -> PrivateKeyTypes:
+    resolved = key_path(path)
+    try:
+        pem = resolved.read_bytes()
+    except OSError as error:
+        raise MissingKey(
+            f"development signing key not readable at {resolved} ({error.strerror or error}); it is not "
+            "installed with the package: pass --key PATH or set COORDREG_DEV_KEY to a checkout's "
+            "deploy/dev-keys/dev-signing-key.pem"
+        ) from None
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def mint(
@@ -78,9 +112,22 @@ def demo_party_ids(path: Path = DEMO_DATA) -> list[str]:
     return list(seen)
 
 
-def demo_token(ttl: float = 12 * 3600, sub: str = "demo-client") -> str:
+def demo_token(
+    ttl: float = 12 * 3600, sub: str = "demo-client", *, key: PrivateKeyTypes | None = None
+) -> str:
     """The token `make run` prints and the demo loader uses: every demo party, every scope."""
-    return mint(sub, ALL_SCOPES, demo_party_ids(), ttl=ttl)
+    return mint(sub, ALL_SCOPES, demo_party_ids(), ttl=ttl, key=key)
+
+
+def key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the development private key (PEM); default: COORDREG_DEV_KEY, else the checkout's "
+        "deploy/dev-keys/dev-signing-key.pem",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,7 +135,10 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m deploy.tokens", description="Mints development tokens (development key only)."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    minting = commands.add_parser("mint", help="a token for one client")
+    # --key after the command (`demo --key PATH`), where a reader looks for it.
+    common = argparse.ArgumentParser(add_help=False)
+    key_option(common)
+    minting = commands.add_parser("mint", help="a token for one client", parents=[common])
     minting.add_argument("--sub", required=True, help="the client id (recorded as each event's actor)")
     minting.add_argument(
         "--scope",
@@ -105,9 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     minting.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
     minting.add_argument("--audience", default=DEFAULT_AUDIENCE)
     minting.add_argument("--issuer", default=DEFAULT_ISSUER)
-    demo = commands.add_parser("demo", help="a token for every demo party with every scope")
+    demo = commands.add_parser("demo", help="a token for every demo party with every scope", parents=[common])
     demo.add_argument("--ttl", type=int, default=12 * 3600)
     args = parser.parse_args(argv)
+    try:
+        key = load_private_key(args.key)
+    except MissingKey as missing:
+        parser.exit(2, f"{parser.prog}: {missing}\n")
     if args.command == "mint":
         unknown = set(args.scope.split()) - set(ALL_SCOPES)
         if unknown:
@@ -120,10 +174,11 @@ def main(argv: list[str] | None = None) -> None:
                 ttl=args.ttl,
                 audience=args.audience,
                 issuer=args.issuer,
+                key=key,
             )
         )
     else:
-        print(demo_token(ttl=args.ttl))
+        print(demo_token(ttl=args.ttl, key=key))
 
 
 if __name__ == "__main__":

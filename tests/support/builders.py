@@ -1,4 +1,7 @@
-"""Request bodies taken from the Hòa Bình signing of 25/4/2023 (seeds/000), varied per test."""
+"""Request bodies taken from the Hòa Bình signing of 25/4/2023 (seeds/000), varied per test.
+
+The signing itself lives in deploy/demo/samples.py, which the benchmark shares.
+"""
 
 from __future__ import annotations
 
@@ -6,55 +9,7 @@ import copy
 import uuid
 from typing import Any
 
-HOA_BINH: dict[str, Any] = {
-    "document_number": "25/NDPH-MTTQ-HCTĐ",
-    "kind": "program",
-    "title": "Chương trình phối hợp công tác vì người nghèo, an sinh xã hội và cứu trợ",
-    "locality": "Hòa Bình",
-    "signed_on": "2023-04-25",
-    "term": {"start": "2023-01-01", "end": "2027-12-31"},
-    "parties": [
-        {
-            "party_id": "mttq-hoa-binh",
-            "name": "Ủy ban MTTQ Việt Nam tỉnh Hòa Bình",
-            "role": "lead",
-            "signatory": {"name": "Bùi Tiến Lực", "title": "Chủ tịch"},
-        },
-        {
-            "party_id": "hctd-hoa-binh",
-            "name": "Hội Chữ thập đỏ tỉnh Hòa Bình",
-            "role": "member",
-            "signatory": {"name": "Đinh Thị Hương", "title": "Chủ tịch"},
-        },
-    ],
-    "legal_basis": [
-        {
-            "reference": "40-CT/TW",
-            "issued_on": "2014-11-22",
-            "issuer": "Ban Bí thư",
-            "title": "Về tăng cường sự lãnh đạo của Đảng đối với tín dụng chính sách xã hội",
-        }
-    ],
-    "obligations": [
-        {
-            "obligation_id": "nhan-dao",
-            "title": "Tổ chức hoạt động nhân đạo, từ thiện và an sinh xã hội",
-            "description": "Phối hợp vận động quỹ “Vì người nghèo” và cứu trợ đột xuất",
-            "lead_party_id": "mttq-hoa-binh",
-            "supporting_party_ids": ["hctd-hoa-binh"],
-            "cadence": "annual",
-        },
-        {
-            "obligation_id": "tuyen-truyen",
-            "title": "Công tác tuyên truyền",
-            "description": "Tuyên truyền trên Báo Hòa Bình và Đài PT-TH tỉnh",
-            "lead_party_id": "hctd-hoa-binh",
-            "supporting_party_ids": [],
-            "cadence": "quarterly",
-        },
-    ],
-    "parent_agreement_id": None,
-}
+from deploy.demo.samples import HOA_BINH as HOA_BINH
 
 
 def sign_body(**overrides: Any) -> dict[str, Any]:

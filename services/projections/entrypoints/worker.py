@@ -1,4 +1,5 @@
-"""Entry point: `python -m services.projections.entrypoints.worker` runs one more projection worker in the group.
+"""Entry point: `coordreg-projection-worker` runs one more projection worker in the group
+(also `python -m services.projections.entrypoints.worker`).
 
 Workers share the topic's partitions through Kafka's consumer-group protocol; each
 batch's read-model rows and offsets commit together, so a rebalance or a crash never
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from services.common.cli import parse_no_arguments
 from services.common.db import create_pool, migrate
 from services.common.observability import configure_logging
 from services.projections.adapters.kafka_consumer import ProjectionWorker
@@ -37,7 +39,10 @@ async def run(settings: ProjectionSettings) -> None:
         await pool.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_no_arguments(
+        argv, ProjectionSettings, "Runs one more projection worker in the consumer group (no HTTP)."
+    )
     settings = ProjectionSettings()
     configure_logging(settings.log_level, settings.json_logs)
     asyncio.run(run(settings))

@@ -1,10 +1,12 @@
-"""Entry point: `python -m services.registry.entrypoints.relay_main` runs an outbox relay (leader or standby)."""
+"""Entry point: `coordreg-relay` runs an outbox relay (leader or standby)
+(also `python -m services.registry.entrypoints.relay_main`)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 
+from services.common.cli import parse_no_arguments
 from services.common.db import create_pool, migrate
 from services.common.observability import configure_logging
 from services.registry.adapters.relay import OutboxRelay
@@ -32,7 +34,13 @@ async def run(settings: RegistrySettings) -> None:
         await pool.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_no_arguments(
+        argv,
+        RegistrySettings,
+        "Runs an outbox relay: publishes the registry's committed events to Kafka in order, as the "
+        "leader, or waits as a standby while another relay leads. Reads the registry's settings.",
+    )
     settings = RegistrySettings()
     configure_logging(settings.log_level, settings.json_logs)
     asyncio.run(run(settings))
