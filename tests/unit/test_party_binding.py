@@ -54,7 +54,9 @@ def amendment(number: str, *changes: dict[str, Any]) -> AmendAgreement:
 
 
 REMOVE_NEWSPAPER = amendment("1/QĐ-MTTQ", {"op": "remove_party", "party_id": "bao-hoa-binh"})
-BY_NEWSPAPER = amendment("2/QĐ-BAO", {"op": "change_term", "term": {"start": "2023-01-01", "end": "2028-12-31"}})
+BY_NEWSPAPER = amendment(
+    "2/QĐ-BAO", {"op": "change_term", "term": {"start": "2023-01-01", "end": "2028-12-31"}}
+)
 CLOSE = CloseTerm.model_validate({"closed_on": "2024-06-30", "outcome": "terminated"})
 
 
@@ -102,9 +104,12 @@ async def test_after_the_removal_the_party_stays_refused(command: Command) -> No
 async def test_a_party_added_while_its_command_runs_may_amend() -> None:
     store = InterleavingStore()
     ours, other = (bootstrap.bootstrap(store, InMemoryIdempotencyStore(store)) for _ in range(2))
-    agreement_id = (await other.bus.run(SignAgreement.model_validate(sign_body()), context(LEAD))).agreement_id
+    agreement_id = (
+        await other.bus.run(SignAgreement.model_validate(sign_body()), context(LEAD))
+    ).agreement_id
     add = amendment(
-        "3/QĐ-MTTQ", {"op": "add_party", "party": {"party_id": "bao-hoa-binh", "name": "Báo", "role": "member"}}
+        "3/QĐ-MTTQ",
+        {"op": "add_party", "party": {"party_id": "bao-hoa-binh", "name": "Báo", "role": "member"}},
     )
     await other.bus.run(add, context(LEAD), agreement_id)
     result = await ours.bus.run(BY_NEWSPAPER, context(NEWSPAPER), agreement_id)
