@@ -1,6 +1,6 @@
 """Commands: what a government system asks the registry to do (imperative names).
 
-Each model is exactly the JSON body of one POST in CONTRACT.md; the agreement id and
+Each model is exactly the JSON body of one POST in docs/CONTRACT.md; the agreement id and
 the caller's identity travel beside it (see `CommandContext` in the registry).
 """
 

@@ -1,4 +1,4 @@
-"""The CloudEvents 1.0 envelope of CONTRACT.md and its hash chain.
+"""The CloudEvents 1.0 envelope of docs/CONTRACT.md and its hash chain.
 
 `hash` is SHA-256 over the canonical JSON of the envelope without `hash` and
 `position`; `position` is the store's global order, assigned as the row is written,

@@ -1,4 +1,4 @@
-"""Who may do what (CONTRACT.md, "Clients"): every endpoint of both services against every
+"""Who may do what (docs/CONTRACT.md, "Clients"): every endpoint of both services against every
 kind of caller, on the real stack. The matrix is printed; no unauthorised request succeeds.
 
 Also: the token's `sub` is the event's actor, party binding in detail, key rotation, and the

@@ -1,4 +1,4 @@
-"""Idempotency-Key exactly as CONTRACT.md says, and many concurrent commands on one agreement."""
+"""Idempotency-Key exactly as docs/CONTRACT.md says, and many concurrent commands on one agreement."""
 
 from __future__ import annotations
 

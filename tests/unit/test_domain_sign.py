@@ -1,4 +1,4 @@
-"""Signing rules of CONTRACT.md, on the pure domain (no I/O)."""
+"""Signing rules of docs/CONTRACT.md, on the pure domain (no I/O)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The CloudEvents envelope and its hash chain, exactly as CONTRACT.md defines them."""
+"""The CloudEvents envelope and its hash chain, exactly as docs/CONTRACT.md defines them."""
 
 from __future__ import annotations
 

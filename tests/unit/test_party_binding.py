@@ -18,9 +18,11 @@ from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, Sign
 
 from services.registry import bootstrap
 from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
+from services.registry.domain.errors import Conflict
 from services.registry.service_layer.binding import Caller, PartyNotHeld
 from services.registry.service_layer.bus import CommandContext, CommandResult, IdempotentRequest, Replayed
-from services.registry.service_layer.event_store import StoredEvent
+from services.registry.service_layer.event_store import ConcurrencyError, StoredEvent
+from services.registry.service_layer.idempotency import Claim
 from tests.support.builders import sign_body
 
 LEAD = Caller("lead-system", frozenset({"mttq-hoa-binh"}))
@@ -130,3 +132,25 @@ async def test_a_binding_refusal_is_not_remembered_for_the_key() -> None:
     again = await ours.bus.handle(CLOSE, context(LEAD, key="k-2"), agreement_id)
     assert isinstance(first, CommandResult) and isinstance(again, Replayed)
     assert dict(again.response.body) == first.body() and again.response.status_code == 200
+
+
+class RacedAfterSigningStore(InMemoryEventStore):
+    """Every append after the signing loses to another writer, as under a storm of commands."""
+
+    async def append(self, agreement_id: str, expected_version: int, *args: Any, **kwargs: Any) -> list[int]:
+        if expected_version > 0:
+            raise ConcurrencyError(agreement_id)
+        return await super().append(agreement_id, expected_version, *args, **kwargs)
+
+
+async def test_losing_every_race_is_a_409_that_is_not_remembered_for_the_key() -> None:
+    store = RacedAfterSigningStore()
+    keys = InMemoryIdempotencyStore(store)
+    registry = bootstrap.bootstrap(store, keys, retries=2)
+    agreement_id = (
+        await registry.bus.run(SignAgreement.model_validate(sign_body()), context(LEAD))
+    ).agreement_id
+    for _ in range(2):  # the second try is decided again, not answered from a record
+        with pytest.raises(Conflict, match="being changed by other requests"):
+            await registry.bus.handle(CLOSE, context(LEAD, key="k-3"), agreement_id)
+    assert isinstance(await keys.claim("lead-system", "k-3", "print-k-3"), Claim)

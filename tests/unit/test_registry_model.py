@@ -1,4 +1,4 @@
-"""Model-based test: random command sequences against a small, independent model of CONTRACT.md.
+"""Model-based test: random command sequences against a small, independent model of docs/CONTRACT.md.
 
 The model below is written from the contract's command rules alone (sign, amend with six
 change ops, report progress, close); it never calls `decide`, `evolve` or the rule helpers.

@@ -1,4 +1,4 @@
-"""The signing rules of CONTRACT.md, checked on a whole agreement.
+"""The signing rules of docs/CONTRACT.md, checked on a whole agreement.
 
 They hold at signing and after every amendment; each breach names the field path
 (relative to the request body) so a caller can point at the offending input.

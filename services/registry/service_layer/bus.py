@@ -96,8 +96,9 @@ DescribeRefusal = Callable[[DomainError], tuple[int, Mapping[str, Any]]]
 
 
 class _NotRemembered(Exception):
-    """A refusal decided before the decision proper (who is asking, does the agreement exist):
-    it is not recorded for the key, as before the claim, and is decided again next time."""
+    """A refusal that is not the command's own answer: decided before the decision proper (who is
+    asking, does the agreement exist), or transient (lost every race). It is not recorded for
+    the Idempotency-Key: the key is released and the same request is decided again next time."""
 
     def __init__(self, reason: Exception) -> None:
         super().__init__(reason)
@@ -188,7 +189,10 @@ class CommandBus:
                 log.info("concurrent append, deciding again", agreement_id=agreement_id, attempt=attempt)
                 # Jittered backoff spreads instances that keep colliding on one agreement.
                 await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-        raise Conflict("the agreement is being changed by other requests right now; retry the command")
+        # Transient: the same request may well succeed on a retry, so it is not remembered.
+        raise _NotRemembered(
+            Conflict("the agreement is being changed by other requests right now; retry the command")
+        )
 
     def _lock_for(self, agreement_id: str) -> asyncio.Lock:
         lock = self._locks.get(agreement_id)
