@@ -226,8 +226,11 @@ class LocalKafka:
             "offsets.topic.replication.factor": "1",
             # 50 partitions by default: slow to create on first use, pointless on one node.
             "offsets.topic.num.partitions": "6",
+            # The relay publishes in transactions: their state log is an internal topic too,
+            # with 50 partitions by default (seconds to create on the first transaction).
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "6",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "min.insync.replicas": "1",

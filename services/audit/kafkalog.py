@@ -57,8 +57,8 @@ class TopicReader:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            # What the projection sees: the relay's idempotent producer is not transactional,
-            # so this equals read_uncommitted today and stays right if transactions come.
+            # What the projection sees: the relay publishes in transactions, and the records of
+            # an aborted one (a fenced relay's) are not part of the log.
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,

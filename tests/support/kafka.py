@@ -18,6 +18,9 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float =
         group_id=f"reader-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        # What every event consumer must use: the relay publishes in transactions, and a
+        # fenced relay's aborted records are visible to read_uncommitted readers.
+        isolation_level="read_committed",
     )
     await consumer.start()
     records: list[Any] = []

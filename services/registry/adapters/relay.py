@@ -1,13 +1,27 @@
-"""The outbox relay: publishes stored events to Kafka, in order, and forgets them only when acknowledged.
+"""The outbox relay: publishes stored events to Kafka, in order, and forgets them only once committed.
 
-- One relay is active at a time: it holds a PostgreSQL advisory lock on its own session;
-  a standby blocks on the same lock and takes over as soon as the holder's session ends.
+- One relay leads at a time: it holds a PostgreSQL session-level advisory lock on one
+  connection, its lock session; a standby retries the lock and takes over once the holder's
+  session ends.
+- A relay that lost its leadership (its lock session was terminated, or it stalled while a
+  standby took over) can neither delete outbox rows nor publish; both are fenced, not checked:
+  - it reads and deletes outbox rows on the lock session only: a session-level lock lives
+    exactly as long as its session, so a statement that succeeds there ran while this relay
+    held the lock, and the next leader reads the outbox only after it;
+  - it publishes each batch as one Kafka transaction under one transactional id shared by
+    every relay of the topic: a new leader's producer init bumps the epoch, so the old
+    producer's later sends and commits fail (ProducerFenced) and its open transaction is
+    aborted, invisible to read_committed consumers. Before committing it also checks that
+    its lock session still holds the lock, so a leader that lost the lock and has no
+    successor yet does not commit either.
 - It reads unpublished outbox rows, not "positions after the last one sent": a position
   handed out early may commit late, and reading by row never skips it.
 - Key = agreement id, so one agreement's events share a partition; the producer is
   idempotent with acks=all, so a retried send neither duplicates nor reorders within it.
-  A crash between the broker's ack and the row's deletion republishes a row: consumers
-  skip it by its sequence (at-least-once on the wire, exactly-once in effect).
+  A crash (or lost leadership) between the commit and the rows' deletion republishes the
+  batch: consumers skip it by its sequence (at-least-once on the wire, exactly-once in
+  effect). An old leader's transaction is visible only if it committed before the new
+  leader's producer init, so its records never follow the new leader's on a partition.
 """
 
 from __future__ import annotations
@@ -15,29 +29,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, ProducerFenced
 from coordreg_contracts.envelope import CONTENT_TYPE
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.registry.adapters.postgres_store import OUTBOX_CHANNEL, StoredEvent
+from services.common.db import Connection
+from services.registry.adapters.postgres_store import OUTBOX_CHANNEL
+from services.registry.service_layer.event_store import StoredEvent
 
 log = structlog.get_logger(__name__)
 
 RELAY_LOCK = 0x72656C61  # "rela"
-PUBLISHED = Counter("relay_published_total", "Events published to Kafka and acknowledged")
+PUBLISHED = Counter("relay_published_total", "Events published to Kafka and committed")
 BACKLOG = Gauge("relay_outbox_backlog", "Unpublished outbox rows seen in the last batch")
-BATCH_SECONDS = Histogram("relay_batch_seconds", "Time to publish and acknowledge one batch")
+BATCH_SECONDS = Histogram("relay_batch_seconds", "Time to publish and commit one batch")
 IS_LEADER = Gauge("relay_is_leader", "1 while this relay holds the leader lock")
+FENCED = Counter("relay_fenced_total", "Batches refused because this relay was no longer the leader")
+
+# pg_locks shows a one-bigint advisory key as classid (high half) and objid (low half).
+_HOLDS_LOCK = """SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() AND objsubid = 1
+      AND ((classid::bigint << 32) | objid::bigint) = $1)"""
+# How long a failed batch may spend aborting its transaction before the relay starts over:
+# a new producer's init aborts it anyway, this only frees the consumers sooner.
+_ABORT_SECONDS = 5.0
 
 
-def make_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+class LeadershipLost(Exception):
+    """The lock session is gone or no longer holds the lock, or a newer leader fenced the producer."""
+
+
+def relay_transactional_id(topic: str) -> str:
+    """One transactional id per relay group (every relay of a topic): the newest leader fences the rest."""
+    return f"coordreg-relay.{topic}"
+
+
+def make_producer(bootstrap_servers: str, transactional_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
-        enable_idempotence=True,
+        # Implies the idempotent producer; acks=all is then required.
+        transactional_id=transactional_id,
         acks="all",
         linger_ms=2,
         request_timeout_ms=30000,
@@ -54,26 +91,34 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 0.5,
+        transactional_id: str | None = None,
     ) -> None:
         self.pool = pool
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.transactional_id = transactional_id or relay_transactional_id(topic)
         self.is_leader = False
+        # Batches this relay refused to finish because it had lost its leadership.
+        self.fenced = 0
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Waits for leadership, then relays until `stop` is set; reconnects after failures."""
+        """Waits for leadership, then relays until `stop` is set; starts over after failures."""
         while not stop.is_set():
             try:
                 await self._lead(stop)
+            except LeadershipLost as exc:
+                log.warning("relay is no longer the leader; standing by", reason=str(exc))
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
                 log.warning("relay lost its connection; starting over", error=repr(exc))
-                self.is_leader = False
-                IS_LEADER.set(0)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+            else:
+                continue
+            self.is_leader = False
+            IS_LEADER.set(0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
     async def _lead(self, stop: asyncio.Event) -> None:
         conn = await self.pool.acquire()
@@ -87,12 +132,12 @@ class OutboxRelay:
                 return
             self.is_leader = True
             IS_LEADER.set(1)
-            log.info("relay is the leader")
+            log.info("relay is the leader", transactional_id=self.transactional_id)
             await conn.add_listener(OUTBOX_CHANNEL, self._notified)
-            producer = make_producer(self.bootstrap_servers)
+            producer = make_producer(self.bootstrap_servers, self.transactional_id)
             await producer.start()
             try:
-                await self._relay(stop, producer)
+                await self._relay(stop, conn, producer)
             finally:
                 await producer.stop()
                 with contextlib.suppress(Exception):
@@ -100,24 +145,32 @@ class OutboxRelay:
         finally:
             self.is_leader = False
             IS_LEADER.set(0)
-            # Closing the session releases the advisory lock for a standby.
+            # Releasing resets the session (asyncpg unlocks its advisory locks) or drops a
+            # broken one: either way the lock is free for a standby.
             await self.pool.release(conn)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
-    async def _relay(self, stop: asyncio.Event, producer: AIOKafkaProducer) -> None:
+    async def _relay(self, stop: asyncio.Event, conn: Connection, producer: AIOKafkaProducer) -> None:
         while not stop.is_set():
             self._wake.clear()
-            sent = await self.publish_batch(producer)
+            sent = await self.publish_batch(conn, producer)
             if sent < self.batch_size:
                 waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
                 await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waiters:
                     waiter.cancel()
 
-    async def publish_batch(self, producer: AIOKafkaProducer) -> int:
-        rows = await self.pool.fetch(
+    async def publish_batch(self, conn: Connection, producer: AIOKafkaProducer) -> int:
+        """One batch: read on the lock session, publish in one transaction, delete on the lock session.
+
+        `conn` must be the session that holds RELAY_LOCK: nothing but the end of that session
+        releases the lock (the relay never unlocks, and the pool's reset runs only on
+        release, after which the relay never uses it), so the read and the delete below
+        either run while this relay is the leader or fail.
+        """
+        rows = await conn.fetch(
             """SELECT o.position, o.agreement_id, o.sequence, e.envelope
                FROM registry.outbox o JOIN registry.events e USING (position)
                ORDER BY o.position LIMIT $1""",
@@ -128,19 +181,10 @@ class OutboxRelay:
             return 0
         started = time.perf_counter()
         events = [StoredEvent(r["position"], r["agreement_id"], r["sequence"], r["envelope"]) for r in rows]
-        # Within one agreement the outbox order is the sequence order: event n+1 is decided
-        # on a state that includes n, so n committed first.
-        futures = [
-            await producer.send(
-                self.topic,
-                value=event.message(),
-                key=event.agreement_id.encode("utf-8"),
-                headers=[("content-type", CONTENT_TYPE.encode())],
-            )
-            for event in events
-        ]
-        await asyncio.gather(*futures)
-        await self.pool.execute(
+        await self.publish(conn, producer, events)
+        # Committed on the broker; a failure from here on republishes the batch (duplicates
+        # that consumers skip by sequence), never loses it.
+        await conn.execute(
             "DELETE FROM registry.outbox WHERE position = ANY($1::bigint[])", [e.position for e in events]
         )
         PUBLISHED.inc(len(events))
@@ -152,3 +196,59 @@ class OutboxRelay:
         )
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(events)
+
+    async def publish(self, conn: Connection, producer: AIOKafkaProducer, events: list[StoredEvent]) -> None:
+        """Sends the events as one transaction and commits it while `conn` still holds the lock.
+
+        Raises LeadershipLost (and commits nothing) when a newer leader's producer fenced
+        this one or the lock session no longer holds the lock.
+        """
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            await producer.begin_transaction()
+            # Within one agreement the outbox order is the sequence order: event n+1 is decided
+            # on a state that includes n, so n committed first.
+            for event in events:
+                future = await producer.send(
+                    self.topic,
+                    value=event.message(),
+                    key=event.agreement_id.encode("utf-8"),
+                    headers=[("content-type", CONTENT_TYPE.encode())],
+                )
+                futures.append(future)
+            await asyncio.gather(*futures)
+            await self._still_leader(conn)
+            await producer.commit_transaction()
+        except ProducerFenced as exc:
+            _settle_unawaited(futures)
+            # Fatal for this producer: it cannot even abort; the new leader's init already did.
+            self._lost()
+            raise LeadershipLost("a newer relay's producer fenced this one") from exc
+        except Exception as exc:
+            _settle_unawaited(futures)
+            if isinstance(exc, LeadershipLost):
+                self._lost()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.abort_transaction(), _ABORT_SECONDS)
+            raise
+
+    async def _still_leader(self, conn: Connection) -> None:
+        try:
+            held = await conn.fetchval(_HOLDS_LOCK, RELAY_LOCK)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise LeadershipLost(f"the lock session failed: {exc!r}") from exc
+        if not held:
+            raise LeadershipLost("the lock session no longer holds the relay lock")
+
+    def _lost(self) -> None:
+        self.fenced += 1
+        FENCED.inc()
+        self.is_leader = False
+        IS_LEADER.set(0)
+
+
+def _settle_unawaited(futures: list[asyncio.Future[Any]]) -> None:
+    # A send that raises leaves the earlier records' futures unawaited; their failure is the
+    # batch's, already handled, and must not be reported again as "never retrieved".
+    for future in futures:
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
