@@ -7,7 +7,8 @@
   tasks on a pool as large as the registry's. Nothing is read, decided or hashed.
   A second, one-client run gives the commit latency (the fsync a command waits for).
 - Kafka: the same messages (canonical JSON with position, key = agreement id) produced
-  by raw aiokafka with the relay's settings (idempotent, acks=all, linger 2 ms) to a
+  by raw aiokafka with the relay's producer settings (idempotent, acks=all, linger 2 ms; not
+  transactional: the ceiling is the broker's, the relay's transactions are its own cost) to a
   topic with the same partitions and config, every send pipelined.
 """
 
