@@ -64,11 +64,11 @@ def make_life(index: int, tag: str, life: list[str] = LIFE, actor: str = "bench-
     prevhash = ""
     envelopes: list[Envelope] = []
     reports = 0
-    claim = DocumentClaim("", "")
+    claim = DocumentClaim("", "", 0)
     for kind in life:
         command = command_for(kind, index, reports, tag, rng)
         if isinstance(command, SignAgreement):
-            claim = DocumentClaim(command.locality, command.document_number)
+            claim = DocumentClaim(command.locality, command.document_number, command.signed_on.year)
         reports += kind == "report"
         for event in decide(command, state, Known(agreement_id)):
             envelope = seal(

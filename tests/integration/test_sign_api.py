@@ -132,6 +132,27 @@ async def test_same_document_in_same_locality_is_409_and_elsewhere_fine(stack: S
     assert elsewhere.status_code == 201
 
 
+async def test_a_number_restarts_every_year_but_is_taken_once_in_a_year(stack: Stack) -> None:
+    """Decision 13: the 409 is for the same number in the same locality in the same year of `signed_on`."""
+    body_2019 = sign_body(signed_on="2019-03-23")
+    body_2024 = {**body_2019, "signed_on": "2024-01-01"}
+    in_2019 = await stack.registry.post("/v1/agreements", json=body_2019)
+    assert in_2019.status_code == 201, in_2019.text
+    in_2024 = await stack.registry.post("/v1/agreements", json=body_2024)
+    assert in_2024.status_code == 201, in_2024.text
+    before = await store_counts(stack)
+    # Later that year, the locality written otherwise: the same document again.
+    again = await stack.registry.post(
+        "/v1/agreements", json={**body_2024, "signed_on": "2024-12-31", "locality": " HÒA  BÌNH "}
+    )
+    assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
+    assert again.json()["existing_agreement_id"] == in_2024.json()["agreement_id"]
+    assert await store_counts(stack) == before
+    for response, body in ((in_2019, body_2019), (in_2024, body_2024)):
+        state = (await stack.registry.get(f"/v1/agreements/{response.json()['agreement_id']}")).json()
+        assert (state["document_number"], state["signed_on"]) == (body["document_number"], body["signed_on"])
+
+
 async def test_parent_must_exist(stack: Stack) -> None:
     missing = await stack.registry.post(
         "/v1/agreements", json=sign_body(parent_agreement_id="no-such-agreement")

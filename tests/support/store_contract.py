@@ -42,8 +42,9 @@ from tests.support.builders import report_body, sign_body
 CTX = CommandContext(Caller.in_process("tester"), correlation_id="c", causation_id="k")
 
 
-def envelopes_for(agreement_id: str, version: int, prevhash: str = "") -> list[Envelope]:
-    events = decide(SignAgreement.model_validate(sign_body()), None, Known(agreement_id))
+def envelopes_for(agreement_id: str, version: int, prevhash: str = "", **signing: Any) -> list[Envelope]:
+    """The sealed signing of `sign_body(**signing)`."""
+    events = decide(SignAgreement.model_validate(sign_body(**signing)), None, Known(agreement_id))
     return seal_events(
         events,
         agreement_id=agreement_id,
@@ -108,19 +109,27 @@ class EventStoreContract:
         with pytest.raises(ConcurrencyError):
             await store.append("a-stale", 0, envelopes_for("a-stale", 0))
 
-    async def test_document_number_is_claimed_once_per_locality(self, store: EventStore) -> None:
-        claim = DocumentClaim("Hòa Bình", "25/NDPH-MTTQ-HCTĐ")
-        await store.append("a-doc-1", 0, envelopes_for("a-doc-1", 0), claim)
+    async def test_document_number_is_claimed_once_per_locality_and_year(self, store: EventStore) -> None:
+        number = "25/NDPH-MTTQ-HCTĐ"
+        await store.append("a-doc-1", 0, envelopes_for("a-doc-1", 0), DocumentClaim("Hòa Bình", number, 2018))
         with pytest.raises(DuplicateDocument) as caught:
             await store.append(
-                "a-doc-2", 0, envelopes_for("a-doc-2", 0), DocumentClaim(" hòa  BÌNH ", claim.document_number)
+                "a-doc-2", 0, envelopes_for("a-doc-2", 0), DocumentClaim(" hòa  BÌNH ", number, 2018)
             )
         assert caught.value.agreement_id == "a-doc-1"
         assert await store.load("a-doc-2") == []
-        # Another province may use the same number.
-        await store.append(
-            "a-doc-3", 0, envelopes_for("a-doc-3", 0), DocumentClaim("Lào Cai", claim.document_number)
-        )
+        # Another province may use the same number, and so may the same one another year
+        # (decision 13): numbers restart every year.
+        await store.append("a-doc-3", 0, envelopes_for("a-doc-3", 0), DocumentClaim("Lào Cai", number, 2018))
+        await store.append("a-doc-4", 0, envelopes_for("a-doc-4", 0), DocumentClaim("Hòa Bình", number, 2024))
+        # ...but only once in that year too, and the refusal names that year's holder.
+        with pytest.raises(DuplicateDocument) as again:
+            await store.append(
+                "a-doc-5", 0, envelopes_for("a-doc-5", 0), DocumentClaim("HÒA BÌNH", number, 2024)
+            )
+        assert again.value.agreement_id == "a-doc-4"
+        assert await store.load("a-doc-5") == []
+        assert [len(await store.load(a)) for a in ("a-doc-1", "a-doc-3", "a-doc-4")] == [1, 1, 1]
 
     async def test_existing(self, store: EventStore) -> None:
         await store.append("a-known", 0, envelopes_for("a-known", 0))

@@ -11,7 +11,8 @@ folds from the store is the model's agreement.
 Where the contract leaves an order or a detail open, the model follows the implementation:
 - several refusals at once: 404 before 412 (If-Match) before 409 (closed) before 422; at
   signing, the 422 rules before the duplicate document 409;
-- "the same locality" ignores case and repeated blanks;
+- "the same locality" ignores case and repeated blanks, and a document number is taken only in
+  the year of its `signed_on` (decision 13: numbers restart every year);
 - a supporter listed twice is refused (422);
 - after an amendment at least one obligation must still be active;
 - a `successor_agreement_id` is checked (exists, not the agreement itself) whatever the outcome;
@@ -224,8 +225,10 @@ class Model:
         if not ok:
             return Rejected
         for other in self.agreements.values():
-            if other.document_number == body["document_number"] and same_locality(
-                other.locality, body["locality"]
+            if (
+                other.document_number == body["document_number"]
+                and same_locality(other.locality, body["locality"])
+                and other.signed_on.year == body["signed_on"].year
             ):
                 return Conflict
         return None
@@ -431,8 +434,8 @@ def obligation_body(oid: str, lead: str, supporters: list[str], cadence: str) ->
 
 
 @st.composite
-def sign_bodies(draw: st.DrawFn, existing: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
-    """`existing`: (agreement_id, document_number, locality) of the agreements signed so far."""
+def sign_bodies(draw: st.DrawFn, existing: tuple[tuple[str, str, str, date], ...]) -> dict[str, Any]:
+    """`existing`: (agreement_id, document_number, locality, signed_on) of the agreements signed so far."""
     party_ids = draw(st.permutations(SIGNING_PARTIES))[: draw(st.integers(2, 4))]
     lead = pick(draw, party_ids)
     parties = [
@@ -461,9 +464,18 @@ def sign_bodies(draw: st.DrawFn, existing: tuple[tuple[str, str, str], ...]) -> 
     if existing and not usually(draw, 4):
         body["parent_agreement_id"] = pick(draw, existing)[0]
     if existing and not usually(draw, 8):  # the same document again, perhaps written differently
-        _, document_number, locality = pick(draw, existing)
+        _, document_number, locality, their_day = pick(draw, existing)
         body["document_number"] = document_number
         body["locality"] = pick(draw, (locality, f" {locality.upper()} ", "Sơn La"))
+        # Signed the same day, the same year, or just across the turn of a year.
+        year = their_day.year
+        signed_on = pick(
+            draw,
+            (their_day, date(year, 1, 1), date(year, 12, 31), date(year - 1, 12, 31), date(year + 1, 1, 1)),
+        )
+        body["signed_on"] = signed_on
+        end = max(end, signed_on)
+        body["term"]["end"] = end
     corruptions = (
         [] if usually(draw, 3) else draw(st.lists(st.sampled_from(SIGN_CORRUPTIONS), min_size=1, max_size=2))
     )
@@ -737,7 +749,8 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def sign(self, data: st.DataObject) -> None:
         existing = tuple(
-            (a.agreement_id, a.document_number, a.locality) for a in self.model.agreements.values()
+            (a.agreement_id, a.document_number, a.locality, a.signed_on)
+            for a in self.model.agreements.values()
         )
         body = data.draw(sign_bodies(existing), label="sign")
         predicted = self.model.sign(body)

@@ -45,7 +45,7 @@ class InMemoryEventStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.streams: dict[str, list[StoredEvent]] = {}
         self.clock = clock
-        self._documents: dict[tuple[str, str], str] = {}
+        self._documents: dict[tuple[str, int, str], str] = {}
         self._keys: dict[tuple[str, str], _KeyRecord] = {}
         self._position = 0
         self._lock = asyncio.Lock()

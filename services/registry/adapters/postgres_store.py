@@ -52,15 +52,15 @@ class PostgresEventStore:
         async with self.pool.acquire() as conn, conn.transaction():
             if claim is not None:
                 owner = await conn.fetchval(
-                    """INSERT INTO registry.document_numbers (locality, document_number, agreement_id)
-                       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING agreement_id""",
+                    """INSERT INTO registry.document_numbers (locality, year, document_number, agreement_id)
+                       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING agreement_id""",
                     *claim.key(),
                     agreement_id,
                 )
                 if owner is None:
                     existing = await conn.fetchval(
                         "SELECT agreement_id FROM registry.document_numbers"
-                        " WHERE locality = $1 AND document_number = $2",
+                        " WHERE locality = $1 AND year = $2 AND document_number = $3",
                         *claim.key(),
                     )
                     raise DuplicateDocument(str(existing))

@@ -213,7 +213,7 @@ class CommandBus:
         known = Known(agreement_id, frozenset(await self.store.existing(refs)))
         events = decide(command, None, known)
         envelopes = self._seal(events, agreement_id, 0, "", context)
-        document = DocumentClaim(command.locality, command.document_number)
+        document = DocumentClaim(command.locality, command.document_number, command.signed_on.year)
         result = _result_after(agreement_id, fold(events))
         try:
             positions = await self.store.append(

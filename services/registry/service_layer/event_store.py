@@ -26,7 +26,7 @@ class ConcurrencyError(Exception):
 
 
 class DuplicateDocument(Exception):
-    """The document number is already signed in that locality."""
+    """The document number is already signed in that locality that year."""
 
     def __init__(self, agreement_id: str) -> None:
         super().__init__(agreement_id)
@@ -35,14 +35,17 @@ class DuplicateDocument(Exception):
 
 @dataclass(frozen=True)
 class DocumentClaim:
-    """A signing's document number, unique within its locality (docs/CONTRACT.md)."""
+    """A signing's document number, unique within its locality and the year of its `signed_on`
+    (docs/CONTRACT.md, decisions 5 and 13)."""
 
     locality: str
     document_number: str
+    year: int
 
-    def key(self) -> tuple[str, str]:
-        # Decision 5 of the contract: "the same locality" ignores case and extra spaces.
-        return " ".join(self.locality.split()).casefold(), self.document_number
+    def key(self) -> tuple[str, int, str]:
+        # Decision 5: "the same locality" ignores case and extra spaces. Decision 13: numbers
+        # restart every year, so one signed in another year is another document.
+        return " ".join(self.locality.split()).casefold(), self.year, self.document_number
 
 
 @dataclass(frozen=True)
