@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import httpx
+
 from deploy.demo.load import load
 from deploy.tokens import MissingKey, demo_token, key_option, load_private_key
 
@@ -28,7 +30,10 @@ def main(argv: list[str] | None = None) -> None:
         token = demo_token(key=load_private_key(args.key))
     except MissingKey as missing:
         parser.exit(2, f"{parser.prog}: {missing}\n")
-    summary = load(args.registry_url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        summary = load(args.registry_url, headers={"Authorization": f"Bearer {token}"})
+    except httpx.TransportError as exc:
+        parser.exit(3, f"{parser.prog}: the registry at {args.registry_url} cannot be reached ({exc})\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "agreements"}))
 
 

@@ -31,3 +31,21 @@ def test_no_argument_is_accepted_and_none_is_needed(capsys: pytest.CaptureFixtur
         parse_no_arguments(["--port", "9000"], ProjectionSettings, "x")
     assert exited.value.code == 2
     assert "unrecognized arguments: --port 9000" in capsys.readouterr().err
+
+
+def test_the_demo_loader_says_in_one_line_that_the_registry_is_unreachable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    from deploy.demo.__main__ import main as demo
+    from deploy.tokens import DEV_PRIVATE_KEY
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SystemExit) as exited:
+        demo(["--key", str(DEV_PRIVATE_KEY), f"http://127.0.0.1:{port}"])
+    assert exited.value.code == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot be reached" in err and str(port) in err

@@ -229,3 +229,19 @@ async def test_the_less_obvious_statuses_are_real() -> None:
         assert unavailable.status_code == 503, unavailable.text
         assert unavailable.headers["retry-after"] == "1"
         assert unavailable.json()["type"].endswith("/unavailable")
+
+
+async def test_both_services_are_ready_only_while_their_database_answers() -> None:
+    for name, app in apps().items():
+        async with _client(app) as client:
+            assert (await client.get("/readyz")).status_code == 503, f"{name}: ready without a pool"
+            pool = await asyncpg.create_pool(
+                f"postgresql://nobody@127.0.0.1:{_closed_port()}/none", min_size=0
+            )
+            try:
+                app.state.pool = pool
+                answer = await client.get("/readyz")
+            finally:
+                await pool.close()
+                del app.state.pool
+            assert answer.status_code == 503, f"{name}: ready while its database is unreachable"

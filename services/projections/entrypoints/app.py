@@ -62,8 +62,14 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
     )
 
     async def ready() -> bool:
+        # Ready means able to answer: the database must answer too, as for the registry.
         pool = getattr(app.state, "pool", None)
-        return pool is not None
+        if pool is None:
+            return False
+        try:
+            return bool(await pool.fetchval("SELECT 1"))
+        except Exception:
+            return False
 
     # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
     limits.install(app, max_body_bytes=settings.max_body_bytes)
