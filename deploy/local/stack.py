@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from deploy.demo.load import load
 from deploy.local.kafka import LocalKafka, MissingPrerequisite
 from deploy.local.postgres import LocalPostgres
+from deploy.local.processes import die_with_parent
 from deploy.tokens import demo_token
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
 
@@ -271,7 +272,11 @@ def run(settings: StackSettings) -> int:
             log = (logs / f"{name}.log").open("ab")
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+                    [sys.executable, "-m", module],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent,  # one call, no threads yet
                 )
             )
         registry = f"http://{HOST}:{settings.registry_port}"
@@ -294,9 +299,7 @@ def run(settings: StackSettings) -> int:
         say(f"PostgreSQL:            {database_url}")
         say("demo token (client demo-client, every demo party, every scope, 12 h; development key only):")
         print(f"export TOKEN={token}", flush=True)
-        say(
-            "more: python -m deploy.tokens demo  |  python -m deploy.tokens mint --sub ID --scope ... --party ..."
-        )
+        say("more: coordreg-token demo  |  coordreg-token mint --sub ID --scope ... --party ...")
         say(
             f'try: curl -s -H "Authorization: Bearer $TOKEN" {projections}/v1/parties/mttq-hoa-binh/obligations'
         )
