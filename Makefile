@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Test servers keep their data under pytest's temporary folders; pytest prunes old ones of the
+# same root, so each checkout gets its own root: another checkout's test run cannot delete the
+# PostgreSQL or Kafka data of this one's mid-run.
+TEST_TMP := $(CURDIR)/.local/pytest-tmp
+PYTEST := mkdir -p $(TEST_TMP) && PYTEST_DEBUG_TEMPROOT=$(TEST_TMP) $(PY) -m pytest
 
 .PHONY: run test test-unit test-faults lint bench lock clean-local schemas audit
 
@@ -19,13 +24,13 @@ run: $(STAMP)
 	$(VENV)/bin/coordreg-stack run
 
 test: $(STAMP)
-	$(PY) -m pytest tests/unit tests/integration tests/e2e
+	$(PYTEST) tests/unit tests/integration tests/e2e
 
 test-unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PYTEST) tests/unit
 
 test-faults: $(STAMP)
-	$(PY) -m pytest tests/faults -s
+	$(PYTEST) tests/faults -s
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
