@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from services.common.db import create_pool, migrate
+from services.projections.migrations import MIGRATIONS
+from services.projections.readmodel import queries
+from services.projections.readmodel.search_text import search_key
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import Stack
 
@@ -194,3 +199,182 @@ async def test_status_and_read_your_writes(stack: Stack) -> None:
     )
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.headers["content-type"] == "application/problem+json"
+
+
+# Decision 14: the search. Titles like the seeds' (deploy/demo/agreements.json), in signing order.
+TOGETHER = "Quy chế phối hợp Chuyển đổi số Quảng Ngãi giai đoạn 2025-2030"
+SCATTERED = "Chương trình phối hợp giữa Ủy ban MTTQ Việt Nam tỉnh Quảng Ngãi và Sở Khoa học về chuyển đổi số"
+ELSEWHERE = "Kế hoạch phối hợp Chuyển đổi số tỉnh Bình Định năm 2024"
+UNRELATED = "Chương trình phối hợp giảm nghèo bền vững"
+
+
+async def sign_titles(stack: Stack, *signings: tuple[str, str, str]) -> list[str]:
+    """Signs (title, locality, document number) in order, waits until all are read; their ids."""
+    ids = []
+    for title, locality, number in signings:
+        signed = await stack.sign(sign_body(title=title, locality=locality, document_number=number))
+        await stack.wait_for_position(signed["position"])
+        ids.append(signed["agreement_id"])
+    return ids
+
+
+async def search(stack: Stack, q: str, **params: Any) -> dict[str, Any]:
+    response = await stack.projections.get("/v1/agreements", params={"q": q, **params})
+    assert response.status_code == 200, response.text
+    page: dict[str, Any] = response.json()
+    return page
+
+
+async def found(stack: Stack, q: str) -> list[str]:
+    return [a["agreement_id"] for a in (await search(stack, q))["agreements"]]
+
+
+async def test_decision_14_search_wants_every_word_in_any_order_best_first(stack: Stack) -> None:
+    together, scattered, elsewhere, unrelated = await sign_titles(
+        stack,
+        (TOGETHER, "Quảng Ngãi", "15/QC-UBND-MTTQ"),
+        (SCATTERED, "Quảng Ngãi", "07/CTPH-MTTQ-SKHCN"),
+        (ELSEWHERE, "Bình Định", "21/KH-UBND"),
+        (UNRELATED, "Thái Nguyên", "03/CTPH-MTTQ"),
+    )
+    # Any order, any case, with or without diacritics: the words side by side rank first.
+    for q in ("chuyen doi so quang ngai", "Quảng Ngãi CHUYỂN ĐỔI SỐ", "ngai SO quang Doi chuyen"):
+        assert await found(stack, q) == [together, scattered], q
+    # Every word is required.
+    assert await found(stack, "chuyen doi so binh dinh") == [elsewhere]
+    assert await found(stack, "quang ngai binh dinh") == []
+    assert await found(stack, "giam ngheo quang ngai") == []
+    # Equally good matches (each holds `chuyen doi so` as it is) come in the order of signing.
+    assert await found(stack, "Chuyển đổi số") == [together, scattered, elsewhere]
+    # A word may be part of a longer one: "pho" of "phối", "vi" of "Việt" (only in one title).
+    assert await found(stack, "pho") == [together, scattered, elsewhere, unrelated]
+    assert await found(stack, "chuyen doi so vi") == [scattered]
+    assert await found(stack, "ke hoach chuyen") == [elsewhere]
+    # LIKE's own characters are taken literally.
+    assert await found(stack, "2025-2030") == [together]
+    for q in ("2025_2030", "%", "_", "\\", "so%"):
+        assert await found(stack, q) == [], q
+
+    # Every query that matched as one substring before still matches: its words are adjacent.
+    texts = {
+        together: search_key(f"15/QC-UBND-MTTQ {TOGETHER}"),
+        scattered: search_key(f"07/CTPH-MTTQ-SKHCN {SCATTERED}"),
+        elsewhere: search_key(f"21/KH-UBND {ELSEWHERE}"),
+        unrelated: search_key(f"03/CTPH-MTTQ {UNRELATED}"),
+    }
+    for q in ("chuyen doi", "uyen doi so qua", "doi so quang ngai giai doan 2025-2030", "15/qc-ubnd",
+              "ctph-mttq", "phoi hop", "MTTQ Việt", "2024", "ng"):  # fmt: skip
+        before = {agreement for agreement, text in texts.items() if search_key(q) in text}
+        assert before and before <= set(await found(stack, q)), q
+
+
+async def test_decision_14_paging_through_a_search_gives_every_match_once(stack: Stack) -> None:
+    titles = [
+        "Kế hoạch chuyển đổi số năm 2025",
+        "Phối hợp chuyển giao, đổi mới, số liệu",  # every word, inside others
+        "Chuyển đổi số quốc gia và chuyển đổi xanh",
+        "Chuyên đề đối ngoại trên sông",  # "so" only inside "song"
+        "Số hóa và chuyển đổi",
+        "Chuyển đổi sổ sách kế toán",
+        "Giảm nghèo bền vững",  # no match
+    ]
+    ids = await sign_titles(stack, *[(t, "Hòa Bình", f"{n + 1}/KH-CDS") for n, t in enumerate(titles)])
+    # The same number and title in two localities: one search text, so exactly one rank.
+    twins = await sign_titles(
+        stack,
+        *[("Phối hợp chuyển giao, đổi mới, số liệu", place, "9/KH-CDS") for place in ("Sơn La", "Lai Châu")],
+    )
+    everything = await search(stack, "chuyen doi so")
+    assert everything["next_cursor"] is None
+    order = [a["agreement_id"] for a in everything["agreements"]]
+    # strict_word_similarity: 1 for the words side by side (ties by signing), then words apart
+    # (0.79), "so" inside "song" (0.69), and the three "chuyển giao, đổi mới, số liệu" (0.64,
+    # by signing: the twins have one search text, so exactly one rank).
+    assert order == [ids[0], ids[2], ids[5], ids[4], ids[3], ids[1], *twins]
+    for limit in (1, 2, 3, 8):
+        pages: list[str] = []
+        cursors = []
+        params: dict[str, Any] = {"limit": limit}
+        for _ in range(len(order) + 2):  # a full last page is followed by an empty one
+            page = await search(stack, "chuyen doi so", **params)
+            pages += [a["agreement_id"] for a in page["agreements"]]
+            assert len(page["agreements"]) <= limit
+            if page["next_cursor"] is None:
+                break
+            cursors.append(page["next_cursor"])
+            params["cursor"] = page["next_cursor"]
+        assert pages == order, limit
+        assert all(c.count(".") == 1 and not c.isdigit() for c in cursors)
+
+
+async def test_decision_14_a_cursor_not_given_for_that_listing_is_a_400(stack: Stack) -> None:
+    await sign_titles(stack, (TOGETHER, "Quảng Ngãi", "15/QC-UBND-MTTQ"), (ELSEWHERE, "Bình Định", "21/KH"))
+    listing = (await stack.projections.get("/v1/agreements", params={"cursor": "x"})).json()
+    ranked_cursor = (await search(stack, "chuyen doi so", limit=1))["next_cursor"]
+    listing_cursor = (await stack.projections.get("/v1/agreements", params={"limit": 1})).json()[
+        "next_cursor"
+    ]
+    for cursor in (
+        "x",
+        listing_cursor,
+        "1.2.3",
+        "1.",
+        ".1",
+        f"{0x3F800001}.1",
+        f"1.{2**63}",
+        "１.1",
+        "1.2\n",
+    ):
+        response = await stack.projections.get(
+            "/v1/agreements", params={"q": "chuyen doi so", "cursor": cursor}
+        )
+        assert response.status_code == 400 and response.json() == listing, cursor
+        assert response.headers["content-type"] == "application/problem+json"
+    # A search's cursor is no listing's cursor; over 40 characters is a 422, as before.
+    without_q = await stack.projections.get("/v1/agreements", params={"cursor": ranked_cursor})
+    assert without_q.status_code == 400 and without_q.json() == listing
+    too_long = await stack.projections.get("/v1/agreements", params={"q": "so", "cursor": "1." + "0" * 39})
+    assert too_long.status_code == 422
+    # A `q` with no word in it (spaces, a lone combining mark) is the listing, cursors and all.
+    plain = (await stack.projections.get("/v1/agreements", params={"limit": 1})).json()
+    for q in ("   ", "\u0301"):
+        assert (await search(stack, q, limit=1)) == plain
+        rest = await search(stack, q, limit=1, cursor=plain["next_cursor"])
+        assert rest == (await stack.projections.get(
+            "/v1/agreements", params={"limit": 1, "cursor": plain["next_cursor"]}
+        )).json()  # fmt: skip
+
+
+def plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in plan_nodes(child))]
+
+
+async def test_decision_14_each_word_is_looked_up_in_the_trigram_index(stack: Stack) -> None:
+    """The LIKE of every word is an Index Cond of the GIN trigram index, in the live schema and
+    in a shadow built with the same migrations (pg_trgm once, in `public`, for both)."""
+    await sign_titles(stack, (TOGETHER, "Quảng Ngãi", "15/QC-UBND-MTTQ"))
+    shadow = "shadow_search_test"
+    shadow_pool = await create_pool(stack.database_url, min_size=1, max_size=1, schema=shadow)
+    try:
+        await migrate(shadow_pool, "projections", MIGRATIONS, schema=shadow)
+    finally:
+        await shadow_pool.close()
+    words = queries.search_words("Quảng Ngãi chuyển đổi số")
+    sql, args = queries.search_query(party_id=None, locality=None, status=None, words=words, after=None)
+    for schema in ("projections", shadow):
+        async with stack.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+            # Only a bitmap scan is left to choose: the index must be able to answer the LIKEs.
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            await conn.execute("SET LOCAL enable_indexscan = off")
+            [plan] = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))
+            [scan] = [node for node in plan_nodes(plan["Plan"]) if node["Node Type"] == "Bitmap Index Scan"]
+            assert scan["Index Name"] == "agreements_search_text_trgm", plan
+            for word in words:
+                assert f"(search_text ~~ '%{word}%'::text)" in scan["Index Cond"], word
+            live = schema == "projections"
+            assert await conn.fetchval(f"SELECT count(*) FROM ({sql}) m", *args) == (1 if live else 0)
+    extensions = await stack.pool.fetch(
+        "SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pg_trgm'"
+    )
+    assert [r["schema"] for r in extensions] == ["public"]

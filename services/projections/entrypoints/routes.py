@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import struct
 import time
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,17 @@ from services.projections.settings import ProjectionSettings
 # Positions are PostgreSQL bigints: a larger number is no position at all (422, not a 500).
 MAX_POSITION = 2**63 - 1
 _CURSOR = re.compile(r"^[0-9]{1,19}$")
+# A search's cursor (decision 14): its last result's rank and signing position. Never digits
+# alone, so a cursor of one kind of listing is refused by the other.
+_RANKED_CURSOR = re.compile(r"([0-9]{1,10})\.([0-9]{1,19})")  # fullmatch: no trailing newline
+_RANK_ONE_BITS = 0x3F800000  # 1.0 as an IEEE 754 single
+Q_DESCRIPTION = (
+    "Words to look for in the document number and title, ignoring case and Vietnamese "
+    "diacritics (`chuyen doi so` finds `Chuyển đổi số`). Every word must occur there, in any "
+    "order, as a word or part of one; the best matches come first (pg_trgm's strict word "
+    "similarity), ties in the order of signing. A search pages with its own cursors "
+    "(contract decision 14)."
+)
 # What every query can answer: the token (401, 403, 429), the body limit on any request
 # (413), the database (503). Each route adds its own below.
 router = APIRouter(
@@ -107,16 +119,29 @@ async def list_agreements(
     party_id: Annotated[str | None, Query(pattern=r"^[a-z0-9._-]{1,64}$")] = None,
     locality: Annotated[str | None, Query(max_length=300)] = None,
     status: Literal["active", "closed"] | None = None,
-    q: Annotated[str | None, Query(max_length=300)] = None,
+    q: Annotated[str | None, Query(max_length=300, description=Q_DESCRIPTION)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
+    words = queries.search_words(q) if q else []
+    if words:
+        found = await queries.search_agreements(
+            pool,
+            party_id=party_id,
+            locality=locality,
+            status=status,
+            words=words,
+            after=_decode_ranked_cursor(cursor),
+            limit=limit,
+        )
+        ranked_cursor = _encode_ranked_cursor(found[-1][0]) if len(found) == limit else None
+        return {"agreements": [r for _, r in found], "next_cursor": ranked_cursor}
+    # No word to look for (no `q`, or one of spaces and marks only): the listing, as before.
     rows = await queries.agreements(
         pool,
         party_id=party_id,
         locality=locality,
         status=status,
-        q=q,
         after=_decode_cursor(cursor),
         limit=limit,
     )
@@ -161,6 +186,23 @@ def _decode_cursor(cursor: str | None) -> int:
     if not _CURSOR.match(cursor) or int(cursor) > MAX_POSITION:
         raise HTTPException(400, "cursor must be a value returned as next_cursor")
     return int(cursor)
+
+
+def _encode_ranked_cursor(key: queries.Ranked) -> str:
+    """`<bits>.<position>`: the rank as the bits of its float4, so it comes back exactly."""
+    (bits,) = struct.unpack(">I", struct.pack(">f", key.rank))
+    return f"{bits}.{key.first_position}"
+
+
+def _decode_ranked_cursor(cursor: str | None) -> queries.Ranked | None:
+    if cursor is None:
+        return None
+    match = _RANKED_CURSOR.fullmatch(cursor)
+    # Bits up to those of 1.0 are the floats 0 to 1 (similarities), in the same order.
+    if match is None or int(match[1]) > _RANK_ONE_BITS or int(match[2]) > MAX_POSITION:
+        raise HTTPException(400, "cursor must be a value returned as next_cursor")
+    (rank,) = struct.unpack(">f", struct.pack(">I", int(match[1])))
+    return queries.Ranked(rank, int(match[2]))
 
 
 def install_errors(app: FastAPI) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -62,26 +63,99 @@ async def agreements(
     party_id: str | None,
     locality: str | None,
     status: str | None,
-    q: str | None,
     after: int,
     limit: int,
 ) -> list[tuple[int, dict[str, Any]]]:
+    """The listing without `q`: in the order of the agreements' signing, after position `after`."""
     rows = await pool.fetch(
         """SELECT * FROM agreements
            WHERE first_position > $1
              AND ($2::text IS NULL OR $2 = ANY(party_ids))
              AND ($3::text IS NULL OR locality_key = $3)
              AND ($4::text IS NULL OR status = $4)
-             AND ($5::text IS NULL OR strpos(search_text, $5) > 0)
-           ORDER BY first_position LIMIT $6""",
+           ORDER BY first_position LIMIT $5""",
         after,
         party_id,
         search_key(locality) if locality else None,
         status,
-        search_key(q) if q else None,
         limit,
     )
     return [(r["first_position"], agreement_summary(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Where a result stands in a search: its rank (a PostgreSQL `real`, exactly), then its signing."""
+
+    rank: float
+    first_position: int
+
+
+def search_words(q: str) -> list[str]:
+    """The words every match must hold, folded as `search_text` is (each once, in order)."""
+    return list(dict.fromkeys(search_key(q).split()))
+
+
+def like_pattern(word: str) -> str:
+    """`%word%`, the word's own `%`, `_` and `\\` taken literally (LIKE's default escape is `\\`)."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_agreements(
+    pool: asyncpg.Pool,
+    *,
+    party_id: str | None,
+    locality: str | None,
+    status: str | None,
+    words: list[str],
+    after: Ranked | None,
+    limit: int,
+) -> list[tuple[Ranked, dict[str, Any]]]:
+    """Agreements whose search text holds every one of `words`, best match first (decision 14).
+
+    A match holds each word as a substring, in any order: one `LIKE` per word, each served by
+    the trigram index (migration 003). The rank is pg_trgm's `strict_word_similarity` of the
+    query against the search text: how closely a run of whole words of the text matches the
+    query's trigrams, so the query's words side by side (in any order) score 1, and words
+    with others between them, or inside longer words, less. Ties go by signing:
+    (rank, first_position) orders every match once, and `after` is a keyset on it.
+    """
+    sql, args = search_query(party_id=party_id, locality=locality, status=status, words=words, after=after)
+    rows = await pool.fetch(f"{sql} LIMIT ${len(args) + 1}", *args, limit)
+    return [(Ranked(r["rank"], r["first_position"]), agreement_summary(r)) for r in rows]
+
+
+def search_query(
+    *, party_id: str | None, locality: str | None, status: str | None, words: list[str], after: Ranked | None
+) -> tuple[str, list[Any]]:
+    """The search's SQL without its LIMIT, and its arguments (tests EXPLAIN it)."""
+    if not words:
+        raise ValueError("a search needs at least one word")
+    args: list[Any] = [
+        party_id,
+        search_key(locality) if locality else None,
+        status,
+        " ".join(words),
+        after.rank if after else None,
+        after.first_position if after else None,
+    ]
+    # One parameter per word: a LIKE on an array (`LIKE ALL`) cannot use a GIN index.
+    likes = "".join(
+        f"\n                 AND a.search_text LIKE ${len(args) + n}" for n in range(1, len(words) + 1)
+    )
+    args += [like_pattern(word) for word in words]
+    # pg_trgm is in `public` whatever the search_path (migration 003).
+    sql = f"""SELECT * FROM (
+               SELECT a.*, public.strict_word_similarity($4, a.search_text) AS rank
+               FROM agreements a
+               WHERE ($1::text IS NULL OR $1 = ANY(a.party_ids))
+                 AND ($2::text IS NULL OR a.locality_key = $2)
+                 AND ($3::text IS NULL OR a.status = $3){likes}
+           ) m
+           WHERE $5::real IS NULL OR m.rank < $5 OR (m.rank = $5 AND m.first_position > $6::bigint)
+           ORDER BY m.rank DESC, m.first_position"""
+    return sql, args
 
 
 async def agreement(pool: asyncpg.Pool, agreement_id: str) -> dict[str, Any] | None:
