@@ -139,8 +139,10 @@ class LocalPostgres:
                 "127.0.0.1",
                 "-p",
                 str(self._port),
+                # No Unix socket: everything connects over TCP loopback, and a socket path inside
+                # a deep data folder can pass the 107-byte limit of sun_path and stop the server.
                 "-k",
-                str(self.pgdata),
+                "",
                 "-c",
                 "max_connections=300",
                 "-c",

@@ -20,6 +20,7 @@ from services.common.auth import Client, Forbidden, Unauthenticated
 from services.common.auth.verifier import TokenVerifier
 from services.common.limits import RateLimiter
 from services.common.problems import problem
+from services.common.text_input import refuse_unstorable_parameters
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -44,14 +45,16 @@ async def authenticate(request: Request, credentials: Credentials) -> Client:
     return client
 
 
-def require(scope: str) -> Callable[[Client], Awaitable[Client]]:
+def require(scope: str) -> Callable[[Request, Client], Awaitable[Client]]:
     """A dependency: the authenticated client, which must hold `scope` (else 403)."""
 
-    async def scoped(client: Annotated[Client, Depends(authenticate)]) -> Client:
+    async def scoped(request: Request, client: Annotated[Client, Depends(authenticate)]) -> Client:
         if scope not in client.scopes:
             raise Forbidden(
                 f"this client's token lacks the scope {scope!r}", scope=scope, kind="insufficient-scope"
             )
+        # Once the caller is known and allowed: bad text in the URL is the caller's bad input.
+        refuse_unstorable_parameters(request)
         return client
 
     scoped.__name__ = f"require_{scope.replace(':', '_')}"

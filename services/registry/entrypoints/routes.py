@@ -24,6 +24,7 @@ from services.common import auth, problems
 from services.common.auth import Client
 from services.common.auth.dependencies import require
 from services.common.problems import documented_errors
+from services.common.text_input import refuse_unstorable_body
 from services.registry.bootstrap import Registry
 from services.registry.domain.errors import NotFound
 from services.registry.entrypoints.errors import BadIfMatch
@@ -88,8 +89,14 @@ def fingerprint(method: str, path: str, if_match: str | None, body: Any) -> str:
 
 
 async def command_context(
-    request: Request, client: Client, status_code: int, key: str | None, if_match: str | None
+    request: Request,
+    client: Client,
+    command: Command,
+    status_code: int,
+    key: str | None,
+    if_match: str | None,
 ) -> CommandContext:
+    refuse_unstorable_body(command.model_dump())
     idempotency = None
     if key is not None:
         body = json.loads(await request.body())
@@ -133,7 +140,7 @@ def _result_response(body: dict[str, Any], status_code: int, location: bool) -> 
 async def sign(
     body: SignAgreement, request: Request, registry: RegistryDep, client: Signer, key: IdempotencyKey = None
 ) -> JSONResponse:
-    context = await command_context(request, client, 201, key, None)
+    context = await command_context(request, client, body, 201, key, None)
     return reply_response(await registry.bus.handle(body, context), 201, body)
 
 
@@ -147,7 +154,7 @@ async def amend(
     key: IdempotencyKey = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    context = await command_context(request, client, 200, key, if_match)
+    context = await command_context(request, client, body, 200, key, if_match)
     return reply_response(await registry.bus.handle(body, context, agreement_id), 200, body)
 
 
@@ -165,7 +172,7 @@ async def report(
     client: Reporter,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    context = await command_context(request, client, 201, key, None)
+    context = await command_context(request, client, body, 201, key, None)
     return reply_response(await registry.bus.handle(body, context, agreement_id), 201, body)
 
 
@@ -180,7 +187,7 @@ async def close(
     client: Closer,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    context = await command_context(request, client, 200, key, None)
+    context = await command_context(request, client, body, 200, key, None)
     return reply_response(await registry.bus.handle(body, context, agreement_id), 200, body)
 
 
