@@ -9,8 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.common import auth, limits, observability
-from services.common.auth import dependencies
+from services.common import auth, service_app
 from services.common.db import create_pool, migrate
 from services.projections.adapters.kafka_consumer import ProjectionWorker
 from services.projections.entrypoints.routes import install_errors, router
@@ -61,22 +60,4 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    async def ready() -> bool:
-        # Ready means able to answer: the database must answer too, as for the registry.
-        pool = getattr(app.state, "pool", None)
-        if pool is None:
-            return False
-        try:
-            return bool(await pool.fetchval("SELECT 1"))
-        except Exception:
-            return False
-
-    # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
-    limits.install(app, max_body_bytes=settings.max_body_bytes)
-    observability.install(app, "projections", ready)
-    install_errors(app)
-    dependencies.install(
-        app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    )
-    app.include_router(router)
-    return app
+    return service_app.finish(app, "projections", settings, verifier, install_errors, router)

@@ -7,8 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.common import auth, limits, observability
-from services.common.auth import dependencies
+from services.common import auth, service_app
 from services.common.db import create_pool, migrate
 from services.registry import bootstrap
 from services.registry.entrypoints.errors import install_errors
@@ -41,21 +40,4 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    async def ready() -> bool:
-        pool = getattr(app.state, "pool", None)
-        if pool is None:
-            return False
-        try:
-            return bool(await pool.fetchval("SELECT 1"))
-        except Exception:
-            return False
-
-    # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
-    limits.install(app, max_body_bytes=settings.max_body_bytes)
-    observability.install(app, "registry", ready)
-    install_errors(app)
-    dependencies.install(
-        app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    )
-    app.include_router(router)
-    return app
+    return service_app.finish(app, "registry", settings, verifier, install_errors, router)

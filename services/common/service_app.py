@@ -1,0 +1,47 @@
+"""What both HTTP services put around their routes, in the same order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, FastAPI
+
+from services.common import limits, observability
+from services.common.auth import dependencies
+from services.common.auth.verifier import TokenVerifier
+from services.common.settings import ClientAccessSettings
+
+
+async def _database_answers(app: FastAPI) -> bool:
+    # Ready means able to answer: the pool exists and its database answers.
+    pool = getattr(app.state, "pool", None)
+    if pool is None:
+        return False
+    try:
+        return bool(await pool.fetchval("SELECT 1"))
+    except Exception:
+        return False
+
+
+def finish(
+    app: FastAPI,
+    service: str,
+    settings: ClientAccessSettings,
+    verifier: TokenVerifier,
+    install_errors: Callable[[FastAPI], None],
+    router: APIRouter,
+) -> FastAPI:
+    """Limits, correlation and health endpoints, the service's error mapping, authentication, routes."""
+
+    async def ready() -> bool:
+        return await _database_answers(app)
+
+    # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
+    limits.install(app, max_body_bytes=settings.max_body_bytes)
+    observability.install(app, service, ready)
+    install_errors(app)
+    dependencies.install(
+        app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    )
+    app.include_router(router)
+    return app
