@@ -1,6 +1,6 @@
 """Every relative link in the repository's Markdown and YAML files resolves inside the repository.
 
-A clone has nothing but its own files: a link to `../shared/...` (or anywhere above the root)
+A clone has nothing but its own files: a link to a sibling folder (or anywhere above the root)
 works on one machine and is broken everywhere else, so it fails here even when the target
 happens to exist. Checked, in every tracked `.md`, `.yaml` and `.yml` file (and new ones not
 yet committed, so the check holds before a commit):
@@ -276,7 +276,7 @@ def test_the_checker_finds_every_kind_of_broken_link(tmp_path: Path) -> None:
                 " [fine](docs/guide.md#min_position-waits)",
                 "[fine](<docs/guide.md#custom>) [fine](#top) [web](https://example.org/x) `[code](nowhere.md)`",
                 "[missing](docs/nowhere.md)",
-                "[outside](../shared.md)",
+                "[outside](../sibling.md)",
                 "[anchor](docs/guide.md#not-there) [self](#nor-here)",
                 "[absolute](/docs/guide.md)",
                 "[ref]: docs/gone.md",
@@ -297,7 +297,7 @@ def test_the_checker_finds_every_kind_of_broken_link(tmp_path: Path) -> None:
     found = Checker(root).problems([readme, root / "api.yaml"])
     assert found == [
         "README.md:4: docs/nowhere.md: no such file or directory",
-        "README.md:5: ../shared.md: goes outside the repository (a clone does not have it)",
+        "README.md:5: ../sibling.md: goes outside the repository (a clone does not have it)",
         "README.md:6: docs/guide.md#not-there: no heading or anchor #not-there in docs/guide.md",
         "README.md:6: #nor-here: no heading or anchor #nor-here in README.md",
         "README.md:7: /docs/guide.md: an absolute path: write it relative to the file",
