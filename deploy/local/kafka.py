@@ -32,7 +32,7 @@ from typing import IO, Self
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from deploy.local.processes import process_alive
+from deploy.local.processes import end_process
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 
 # Newest Kafka that aiokafka 0.14.0 was proven against (tests/integration/test_kafka_broker.py):
@@ -295,14 +295,7 @@ class LocalKafka:
             self.pid_file.unlink(missing_ok=True)
             return None
         # The broker leads its own session (start_new_session), so its group id is its pid.
-        for signum in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signum)
-            deadline = time.monotonic() + timeout
-            while process_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not process_alive(pid):
-                break
+        end_process(pid, (signal.SIGTERM, signal.SIGKILL), os.killpg, timeout)
         self.pid_file.unlink(missing_ok=True)
         return pid
 

@@ -12,7 +12,6 @@ depend on it); without one, the one the data folder was first given, else a free
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
@@ -24,7 +23,7 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 
-from deploy.local.processes import process_alive
+from deploy.local.processes import end_process
 
 SYSTEM_USER = "coordreg_pg"
 
@@ -185,14 +184,7 @@ class LocalPostgres:
         if str(self.pgdata).encode() not in cmdline:
             return None
         # SIGINT: fast shutdown, as stop() does; SIGKILL only if that does not end it.
-        for signum in (signal.SIGINT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-            deadline = time.monotonic() + timeout
-            while process_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not process_alive(pid):
-                break
+        end_process(pid, (signal.SIGINT, signal.SIGKILL), os.kill, timeout)
         return pid
 
     def _log_tail(self) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -33,3 +35,16 @@ def die_with_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def end_process(pid: int, signals: tuple[int, ...], send: Callable[[int, int], None], timeout: float) -> None:
+    """Sends each signal in turn (`send(pid, signal)`: os.kill, or os.killpg for a session) and
+    waits up to `timeout` for the process to end before the next, harsher one."""
+    for signum in signals:
+        with contextlib.suppress(ProcessLookupError):
+            send(pid, signum)
+        deadline = time.monotonic() + timeout
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not process_alive(pid):
+            return
