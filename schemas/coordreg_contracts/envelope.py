@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from coordreg_contracts.events import EVENT_CLASSES, Event, event_name, event_type
+from coordreg_contracts.parties import PARTY_EVENT_CLASSES, PartyEvent
 from coordreg_contracts.upcasting import upcast
 
 SPEC_VERSION = "1.0"
@@ -64,14 +65,20 @@ class Envelope(BaseModel):
         return envelope_hash(self.model_dump())
 
     def event(self) -> Event:
-        """The typed event in the current schema version (older payloads upcast)."""
+        """The typed agreement event in the current schema version (older payloads upcast).
+        Raises KeyError for a type that is not an agreement's (a party's: `party_event`)."""
         name = event_name(self.type)
         return EVENT_CLASSES[name].model_validate(upcast(name, self.data))
+
+    def party_event(self) -> PartyEvent:
+        """The typed event of a party directory stream."""
+        name = event_name(self.type)
+        return PARTY_EVENT_CLASSES[name].model_validate(upcast(name, self.data))
 
 
 def seal(
     *,
-    event: Event,
+    event: Event | PartyEvent,
     event_id: str,
     agreement_id: str,
     sequence: int,

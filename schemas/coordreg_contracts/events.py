@@ -28,6 +28,7 @@ from coordreg_contracts.common import (
     Term,
     Title,
 )
+from coordreg_contracts.parties import PARTY_EVENT_CLASSES, PartyEvent
 
 EVENT_TYPE_PREFIX = "vn.gov.coordination."
 
@@ -75,14 +76,39 @@ class TermClosed(Frozen):
     successor_agreement_id: str | None = None
 
 
-Event = AgreementSigned | AgreementAmended | ProgressReported | TermClosed
+class ObligationTransfer(Frozen):
+    obligation_id: Slug
+    successor_party_id: Slug
+
+
+class ObligationsTransferred(Frozen):
+    """A party of the agreement ceased (its directory stream records `SuccessionRecorded`, the
+    event `succession_event_id`): from `effective_on` its place and its obligations belong to
+    its successors. Recorded by the succession process manager (docs/CONTRACT.md, decision 17).
+
+    `successors` are the parties that take over, as they stand in the agreement from now on
+    (one that was already a party keeps its entry, but takes the lead if the predecessor led);
+    `obligations` lists every obligation that named the predecessor, with who holds it now.
+    """
+
+    schema_version: Literal[1] = 1
+    predecessor_party_id: Slug
+    effective_on: IsoDate
+    legal_basis: DocumentNumber
+    succession_event_id: str
+    successors: list[Party]
+    obligations: list[ObligationTransfer]
+
+
+Event = AgreementSigned | AgreementAmended | ProgressReported | TermClosed | ObligationsTransferred
 
 EVENT_CLASSES: dict[str, type[Event]] = {
-    cls.__name__: cls for cls in (AgreementSigned, AgreementAmended, ProgressReported, TermClosed)
+    cls.__name__: cls
+    for cls in (AgreementSigned, AgreementAmended, ProgressReported, TermClosed, ObligationsTransferred)
 }
 
 
-def event_type(event: Event) -> str:
+def event_type(event: Event | PartyEvent) -> str:
     """The CloudEvents `type` of an event, e.g. vn.gov.coordination.AgreementSigned.v1."""
     return f"{EVENT_TYPE_PREFIX}{type(event).__name__}.v{event.schema_version}"
 
@@ -92,3 +118,7 @@ def event_name(cloud_type: str) -> str:
     if not cloud_type.startswith(EVENT_TYPE_PREFIX):
         raise ValueError(f"not a registry event type: {cloud_type!r}")
     return cloud_type[len(EVENT_TYPE_PREFIX) :].rsplit(".", 1)[0]
+
+
+# Every event type the store holds, agreements' and parties': what schemas/ publishes.
+ALL_EVENT_CLASSES: dict[str, type[Event | PartyEvent]] = {**EVENT_CLASSES, **PARTY_EVENT_CLASSES}

@@ -22,16 +22,39 @@ from coordreg_contracts.changes import (
     WithdrawObligation,
 )
 from coordreg_contracts.common import LegalBasis, Obligation, Party, Term
-from coordreg_contracts.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
+from coordreg_contracts.events import (
+    AgreementAmended,
+    AgreementSigned,
+    Event,
+    ObligationsTransferred,
+    ProgressReported,
+    TermClosed,
+)
 
 ObligationStatus = Literal["active", "withdrawn"]
 AgreementStatus = Literal["active", "closed"]
 
 
 @dataclass(frozen=True)
+class Inheritance:
+    """An obligation passed from a party that ceased to its successor (decision 17)."""
+
+    from_party_id: str
+    to_party_id: str
+    effective_on: date
+    legal_basis: str
+
+
+@dataclass(frozen=True)
 class ObligationState:
     obligation: Obligation
     status: ObligationStatus = "active"
+    # Oldest first: a successor that later ceased too passes it on again.
+    inherited: tuple[Inheritance, ...] = ()
+
+    def ceded_by(self, party_id: str) -> Inheritance | None:
+        """The transfer by which `party_id` stopped holding this obligation, if it did."""
+        return next((i for i in self.inherited if i.from_party_id == party_id), None)
 
     @property
     def obligation_id(self) -> str:
@@ -58,6 +81,16 @@ class Closure:
 
 
 @dataclass(frozen=True)
+class FormerParty:
+    """A party that ceased while the agreement ran: kept as signed, with who took its place."""
+
+    party: Party
+    effective_on: date
+    legal_basis: str
+    successor_party_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AgreementState:
     agreement_id: str
     version: int
@@ -76,6 +109,7 @@ class AgreementState:
     # The latest report of each (obligation, party, period): a later one supersedes it.
     reports: Mapping[tuple[str, str, str], Report] = field(default_factory=dict)
     amendment_documents: tuple[str, ...] = ()
+    former_parties: Mapping[str, FormerParty] = field(default_factory=dict)
 
 
 def apply_change(state: AgreementState, change: Change) -> AgreementState:
@@ -148,10 +182,59 @@ def evolve(state: AgreementState | None, event: Event) -> AgreementState:
             sequence=version,
         )
         return replace(state, version=version, reports=MappingProxyType(reports))
+    if isinstance(event, ObligationsTransferred):
+        return replace(transfer(state, event), version=version)
     if isinstance(event, TermClosed):
         closure = Closure(event.closed_on, event.outcome.value, event.summary, event.successor_agreement_id)
         return replace(state, version=version, status="closed", closure=closure)
     raise TypeError(f"unknown event {type(event).__name__}")
+
+
+def _replaced(ids: Iterable[str], old: str, new: str, lead: str) -> list[str]:
+    """Supporters with `old` replaced by `new`, without the lead and without repeats."""
+    out: list[str] = []
+    for party_id in ids:
+        party_id = new if party_id == old else party_id
+        if party_id != lead and party_id not in out:
+            out.append(party_id)
+    return out
+
+
+def transfer(state: AgreementState, event: ObligationsTransferred) -> AgreementState:
+    """The predecessor leaves the parties for the successors; each obligation it named moves to
+    the successor the event gives (unchecked: decide checked it, evolve trusts the log)."""
+    old = event.predecessor_party_id
+    parties = dict(state.parties)
+    predecessor = parties.pop(old)
+    for successor in event.successors:
+        parties[successor.party_id] = successor
+    obligations = dict(state.obligations)
+    for moved in event.obligations:
+        current = obligations[moved.obligation_id]
+        ob = current.obligation
+        lead = moved.successor_party_id if ob.lead_party_id == old else ob.lead_party_id
+        revised = ob.model_copy(
+            update={
+                "lead_party_id": lead,
+                "supporting_party_ids": _replaced(
+                    ob.supporting_party_ids, old, moved.successor_party_id, lead
+                ),
+            }
+        )
+        inheritance = Inheritance(old, moved.successor_party_id, event.effective_on, event.legal_basis)
+        obligations[moved.obligation_id] = replace(
+            current, obligation=revised, inherited=(*current.inherited, inheritance)
+        )
+    former = dict(state.former_parties)
+    former[old] = FormerParty(
+        predecessor, event.effective_on, event.legal_basis, tuple(p.party_id for p in event.successors)
+    )
+    return replace(
+        state,
+        parties=MappingProxyType(parties),
+        obligations=MappingProxyType(obligations),
+        former_parties=MappingProxyType(former),
+    )
 
 
 def fold(events: Iterable[Event], state: AgreementState | None = None) -> AgreementState | None:

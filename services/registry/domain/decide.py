@@ -22,7 +22,7 @@ from coordreg_contracts.common import Outcome
 from coordreg_contracts.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
 
 from services.agreement import periods
-from services.agreement.state import AgreementState, apply_change
+from services.agreement.state import AgreementState, ObligationState, apply_change
 from services.registry.domain.errors import Conflict, Rejected, Violation
 from services.registry.domain.rules import (
     obligation_violations,
@@ -157,9 +157,7 @@ def _report(command: ReportProgress, state: AgreementState) -> ProgressReported:
         )
     ob = current.obligation
     if command.party_id != ob.lead_party_id and command.party_id not in ob.supporting_party_ids:
-        violations.append(
-            Violation(("party_id",), f"{command.party_id!r} neither leads nor supports {ob.obligation_id!r}")
-        )
+        violations += _holder_violations(command, current)
     if not periods.matches_cadence(command.period, ob.cadence):
         violations.append(
             Violation(
@@ -180,6 +178,37 @@ def _report(command: ReportProgress, state: AgreementState) -> ProgressReported:
     if violations:
         raise Rejected(violations)
     return ProgressReported(**command.model_dump())
+
+
+def _holder_violations(command: ReportProgress, current: ObligationState) -> list[Violation]:
+    """A party that does not hold the obligation now: it may still report the periods that
+    began before it ceased and passed the obligation on (late reports, decision 18)."""
+    ceded = current.ceded_by(command.party_id)
+    if ceded is None:
+        return [
+            Violation(
+                ("party_id",), f"{command.party_id!r} neither leads nor supports {current.obligation_id!r}"
+            )
+        ]
+    if periods.bounds(command.period)[0] < ceded.effective_on:
+        return []
+    holder = _holder_now(current, ceded.to_party_id)
+    return [
+        Violation(
+            ("party_id",),
+            f"{command.party_id!r} ceased on {ceded.effective_on} ({ceded.legal_basis}) and"
+            f" {ceded.to_party_id!r} succeeded it: from that date {holder!r} reports on"
+            f" {current.obligation_id!r}",
+        )
+    ]
+
+
+def _holder_now(current: ObligationState, party_id: str) -> str:
+    """Where the obligation went after `party_id`, following later transfers."""
+    for inheritance in current.inherited:
+        if inheritance.from_party_id == party_id:
+            party_id = inheritance.to_party_id
+    return party_id
 
 
 def _close(command: CloseTerm, state: AgreementState, known: Known) -> TermClosed:
