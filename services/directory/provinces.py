@@ -199,3 +199,11 @@ def current_province(name: str, on: date) -> str:
 def former_provinces(name: str) -> tuple[str, ...]:
     """The units the current unit `name` was formed from (itself alone if it was left unchanged)."""
     return province_map().former_provinces(name)
+
+
+def province_or_none(name: str) -> str | None:
+    """The unit's canonical name, or None for a name that is no province before or after."""
+    try:
+        return canonical_name(name)
+    except UnknownProvince:
+        return None

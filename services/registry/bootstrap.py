@@ -21,7 +21,8 @@ from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.service_layer.bus import CommandBus, DescribeRefusal, utc_now
 from services.registry.service_layer.event_store import EventStore
 from services.registry.service_layer.idempotency import IdempotencyRecorder
-from services.registry.service_layer.repository import AgreementRepository
+from services.registry.service_layer.repository import AgreementRepository, PartyRepository
+from services.registry.service_layer.successions import SuccessionManager
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Registry:
     bus: CommandBus
     agreements: AgreementRepository
     store: EventStore
+    parties: PartyRepository
+    successions: SuccessionManager
 
 
 def bootstrap(
@@ -41,17 +44,19 @@ def bootstrap(
     new_id: Callable[[], str] | None = None,
 ) -> Registry:
     agreements = AgreementRepository(store)
-    extra = {} if new_id is None else {"new_id": new_id}
+    parties = PartyRepository(store)
     bus = CommandBus(
         store,
         keys,
         describe_refusal or refusal_status_and_body,
         agreements=agreements,
+        parties=parties,
         retries=retries,
         clock=clock,
-        **extra,
+        **({} if new_id is None else {"new_id": new_id}),
     )
-    return Registry(bus, agreements, store)
+    successions = SuccessionManager(store, agreements, parties, clock=clock)
+    return Registry(bus, agreements, store, parties, successions)
 
 
 def on_postgres(pool: asyncpg.Pool, *, retries: int = 5, clock: Callable[[], str] = utc_now) -> Registry:

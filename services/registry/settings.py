@@ -19,3 +19,6 @@ class RegistrySettings(ClientAccessSettings):
     concurrency_retries: int = 5
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.5
+    # The succession process manager runs in every registry instance (decision 17): woken by
+    # the queue's notification, and at least this often; 0 turns it off in this instance.
+    succession_poll_seconds: float = 1.0

@@ -43,7 +43,9 @@ AMEND = "agreements:amend"
 REPORT = "progress:report"
 CLOSE = "agreements:close"
 READ = "agreements:read"
-ALL_SCOPES = (SIGN, AMEND, REPORT, CLOSE, READ)
+# The party directory's administrators (decision 15): register, rename, record successions.
+ADMINISTER = "parties:administer"
+ALL_SCOPES = (SIGN, AMEND, REPORT, CLOSE, READ, ADMINISTER)
 
 DEVELOPMENT = "development"
 PRODUCTION = "production"

@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordreg_contracts.envelope import Envelope, canonical_json
+from coordreg_contracts.parties import is_party_subject, party_subject
 
 from services.registry.service_layer.event_store import (
     ConcurrencyError,
+    DirectoryRead,
     DocumentClaim,
     DuplicateDocument,
+    PendingSuccession,
     StoredEvent,
+    StreamAppend,
+    party_marker,
     require_continuation,
 )
 from services.registry.service_layer.idempotency import (
@@ -48,6 +53,8 @@ class InMemoryEventStore:
         self._documents: dict[tuple[str, int, str], str] = {}
         self._keys: dict[tuple[str, str], _KeyRecord] = {}
         self._position = 0
+        self._successions: dict[str, int] = {}
+        self._request = 0
         self._lock = asyncio.Lock()
 
     async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
@@ -60,14 +67,24 @@ class InMemoryEventStore:
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
         completion: Completion | None = None,
+        *,
+        also: Sequence[StreamAppend] = (),
+        directory: DirectoryRead | None = None,
+        queue_successions: Sequence[str] = (),
     ) -> list[int]:
-        require_continuation(agreement_id, expected_version, envelopes)
+        appends = [StreamAppend(agreement_id, expected_version, envelopes), *also]
+        for append in appends:
+            require_continuation(append.stream_id, append.expected_version, append.envelopes)
         async with self._lock:
             # Every check before any write: a refused append stores nothing, as a rolled-back
             # transaction would.
-            stream = self.streams.get(agreement_id, [])
-            if len(stream) != expected_version:
-                raise ConcurrencyError(agreement_id)
+            for append in appends:
+                if len(self.streams.get(append.stream_id, [])) != append.expected_version:
+                    raise ConcurrencyError(append.stream_id)
+            if directory is not None:
+                for party_id, version in directory.versions.items():
+                    if len(self.streams.get(party_subject(party_id), [])) != version:
+                        raise ConcurrencyError(party_subject(party_id))
             if claim is not None and claim.key() in self._documents:
                 raise DuplicateDocument(self._documents[claim.key()])
             if completion is not None and not self._holds(completion.claim):
@@ -75,16 +92,43 @@ class InMemoryEventStore:
             if claim is not None:
                 self._documents[claim.key()] = agreement_id
             positions = []
-            for envelope in envelopes:
-                self._position += 1
-                text = canonical_json(envelope.without_position()).decode("utf-8")
-                stream.append(StoredEvent(self._position, agreement_id, envelope.sequence, text))
-                positions.append(self._position)
-            self.streams[agreement_id] = stream
+            for append in appends:
+                stream = self.streams.setdefault(append.stream_id, [])
+                for envelope in append.envelopes:
+                    self._position += 1
+                    text = canonical_json(envelope.without_position()).decode("utf-8")
+                    stream.append(StoredEvent(self._position, append.stream_id, envelope.sequence, text))
+                    if append.stream_id == agreement_id:
+                        positions.append(self._position)
+            for party_id in queue_successions:
+                self._request += 1
+                self._successions[party_id] = self._request
             if completion is not None:
                 record = self._keys[(completion.claim.client_id, completion.claim.key)]
                 record.response = StoredResponse(completion.status_code, completion.body(positions[-1]))
             return positions
+
+    async def directory_versions(self, party_ids: Sequence[str]) -> dict[str, int]:
+        return {
+            p: len(self.streams[party_subject(p)]) for p in party_ids if self.streams.get(party_subject(p))
+        }
+
+    async def streams_naming(self, party_id: str) -> list[str]:
+        marker = party_marker(party_id)
+        named = [
+            (stream[0].position, stream_id)
+            for stream_id, stream in self.streams.items()
+            if stream and not is_party_subject(stream_id) and any(marker in e.envelope_text for e in stream)
+        ]
+        return [stream_id for _, stream_id in sorted(named)]
+
+    async def pending_successions(self, limit: int = 100) -> list[PendingSuccession]:
+        queued = sorted(self._successions.items(), key=lambda item: item[1])[:limit]
+        return [PendingSuccession(party_id, request) for party_id, request in queued]
+
+    async def finish_succession(self, pending: PendingSuccession) -> None:
+        if self._successions.get(pending.party_id) == pending.request:
+            del self._successions[pending.party_id]
 
     async def existing(self, agreement_ids: Sequence[str]) -> set[str]:
         return {a for a in agreement_ids if self.streams.get(a)}

@@ -5,7 +5,7 @@ store beforehand and passes it in, as for `decide`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from coordreg_contracts.commands import SignAgreement
@@ -23,7 +23,6 @@ from coordreg_contracts.parties import (
 )
 
 from services.agreement.state import AgreementState
-from services.directory.provinces import UnknownProvince, canonical_name
 from services.directory.state import PartyState
 from services.registry.domain.errors import Conflict, NotFound, Rejected, Violation
 
@@ -41,23 +40,31 @@ class Directory:
         return self.entries.get(party_id)
 
 
-def decide_register(command: RegisterParty, state: PartyState | None) -> list[PartyEvent]:
+# A province's name as the directory stores it (the unit's name in Resolution 202/2025/QH15, or
+# one of the 63 before it), None for a name that is no province: `services.directory.provinces`
+# reads its data from the package, so the handler passes the lookup in.
+ProvinceOf = Callable[[str], str | None]
+
+
+def decide_register(
+    command: RegisterParty, state: PartyState | None, province_of: ProvinceOf
+) -> list[PartyEvent]:
     if state is not None:
         raise Conflict(f"party {command.party_id!r} is already in the directory")
+    violations = []
     if command.kind is PartyKind.UNCLASSIFIED:
-        raise Rejected([Violation(("kind",), "'unclassified' is only for parties registered from a signing")])
-    province = command.province
-    if province is not None:
-        try:
-            province = canonical_name(province)
-        except UnknownProvince:
-            raise Rejected(
-                [
-                    Violation(
-                        ("province",), f"{province!r} is none of the provinces before or after 1 July 2025"
-                    )
-                ]
-            ) from None
+        violations.append(
+            Violation(("kind",), "'unclassified' is only for parties registered from a signing")
+        )
+    province = None if command.province is None else province_of(command.province)
+    if command.province is not None and province is None:
+        violations.append(
+            Violation(
+                ("province",), f"{command.province!r} is none of the provinces before or after 1 July 2025"
+            )
+        )
+    if violations:
+        raise Rejected(violations)
     return [PartyRegistered(**{**command.model_dump(), "province": province})]
 
 
@@ -196,26 +203,21 @@ def signing_violations(command: SignAgreement, directory: Directory) -> list[Vio
     return violations
 
 
-def registrations(command: SignAgreement, agreement_id: str, directory: Directory) -> list[PartyRegistered]:
+def registrations(
+    command: SignAgreement, agreement_id: str, directory: Directory, province_of: ProvinceOf
+) -> list[PartyRegistered]:
     """The signing's parties that the directory does not hold yet, registered from it."""
     return [
         PartyRegistered(
             party_id=party.party_id,
             name=party.name,
             kind=PartyKind.UNCLASSIFIED,
-            province=_province_or_none(command.locality),
+            province=province_of(command.locality),
             registered_from_agreement_id=agreement_id,
         )
         for party in command.parties
         if directory.get(party.party_id) is None
     ]
-
-
-def _province_or_none(locality: str) -> str | None:
-    try:
-        return canonical_name(locality)
-    except UnknownProvince:
-        return None
 
 
 # --- the succession of one party into one agreement -------------------------------------------

@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 
 from services.common import auth, service_app
 from services.common.db import create_pool, migrate
 from services.registry import bootstrap
+from services.registry.adapters.postgres_store import SUCCESSION_CHANNEL
 from services.registry.entrypoints.errors import install_errors
 from services.registry.entrypoints.routes import router
 from services.registry.migrations import MIGRATIONS
+from services.registry.service_layer.successions import run_forever
 from services.registry.settings import RegistrySettings
+
+
+@asynccontextmanager
+async def _successions(
+    pool: asyncpg.Pool, registry: bootstrap.Registry, poll_seconds: float
+) -> AsyncIterator[None]:
+    """The succession process manager beside the HTTP API, on a connection that listens for the
+    queue's notifications (a crash loses nothing: the queue is in the database)."""
+    if poll_seconds <= 0:
+        yield
+        return
+    wake = asyncio.Event()
+    conn = await pool.acquire()
+
+    def notified(*_: object) -> None:
+        wake.set()
+
+    await conn.add_listener(SUCCESSION_CHANNEL, notified)
+    task = asyncio.create_task(run_forever(registry.successions, wake, idle_seconds=poll_seconds))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(SUCCESSION_CHANNEL, notified)
+        await pool.release(conn)
 
 
 def create_app(settings: RegistrySettings) -> FastAPI:
@@ -27,11 +60,13 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         )
         await migrate(pool, "registry", MIGRATIONS)
         app.state.pool = pool
-        app.state.registry = bootstrap.on_postgres(pool, retries=settings.concurrency_retries)
-        try:
-            yield
-        finally:
-            await pool.close()
+        registry = bootstrap.on_postgres(pool, retries=settings.concurrency_retries)
+        app.state.registry = registry
+        async with _successions(pool, registry, settings.succession_poll_seconds):
+            try:
+                yield
+            finally:
+                await pool.close()
 
     app = FastAPI(
         title="Coordination Agreement Registry — commands",

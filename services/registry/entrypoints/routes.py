@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from coordreg_contracts.envelope import canonical_json
+from coordreg_contracts.parties import PartyCommand, RecordSuccession, RegisterParty, RenameParty
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -28,9 +29,15 @@ from services.common.text_input import refuse_unstorable_body
 from services.registry.bootstrap import Registry
 from services.registry.domain.errors import NotFound
 from services.registry.entrypoints.errors import BadIfMatch
-from services.registry.entrypoints.views import agreement_view
+from services.registry.entrypoints.views import agreement_view, party_view
 from services.registry.service_layer.binding import Caller
-from services.registry.service_layer.bus import CommandContext, CommandResult, IdempotentRequest, Replayed
+from services.registry.service_layer.bus import (
+    CommandContext,
+    CommandResult,
+    IdempotentRequest,
+    PartyResult,
+    Reply,
+)
 from services.registry.service_layer.idempotency import MAX_KEY_LENGTH
 
 router = APIRouter(prefix="/v1")
@@ -48,6 +55,8 @@ Signer = Annotated[Client, Depends(require(auth.SIGN))]
 Amender = Annotated[Client, Depends(require(auth.AMEND))]
 Reporter = Annotated[Client, Depends(require(auth.REPORT))]
 Closer = Annotated[Client, Depends(require(auth.CLOSE))]
+Administrator = Annotated[Client, Depends(require(auth.ADMINISTER))]
+PartyId = Annotated[str, Path(pattern=r"^[a-z0-9._-]{1,64}$")]
 Reader = Depends(require(auth.READ))
 IdempotencyKey = Annotated[
     str | None,
@@ -91,7 +100,7 @@ def fingerprint(method: str, path: str, if_match: str | None, body: Any) -> str:
 async def command_context(
     request: Request,
     client: Client,
-    command: Command,
+    command: Command | PartyCommand,
     status_code: int,
     key: str | None,
     if_match: str | None,
@@ -112,9 +121,9 @@ async def command_context(
     )
 
 
-def reply_response(reply: CommandResult | Replayed, status_code: int, command: Command) -> JSONResponse:
-    location = isinstance(command, SignAgreement)
-    if isinstance(reply, CommandResult):
+def reply_response(reply: Reply, status_code: int, command: Command | PartyCommand) -> JSONResponse:
+    location = isinstance(command, SignAgreement | RegisterParty)
+    if isinstance(reply, CommandResult | PartyResult):
         return _result_response(reply.body(), status_code, location)
     stored = reply.response
     if stored.status_code >= 400:
@@ -131,8 +140,10 @@ def reply_response(reply: CommandResult | Replayed, status_code: int, command: C
 
 def _result_response(body: dict[str, Any], status_code: int, location: bool) -> JSONResponse:
     headers = {"ETag": f'"{body["version"]}"'}
-    if location:
+    if location and "agreement_id" in body:
         headers["Location"] = f"/v1/agreements/{body['agreement_id']}"
+    elif location:
+        headers["Location"] = f"/v1/parties/{body['party_id']}"
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
@@ -212,4 +223,81 @@ async def get_agreement(agreement_id: AgreementId, registry: RegistryDep) -> Res
 )
 async def get_events(agreement_id: AgreementId, registry: RegistryDep) -> dict[str, Any]:
     envelopes = await registry.agreements.envelopes(agreement_id)
+    return {"events": [e.to_json() for e in envelopes]}
+
+
+# --- the party directory (decisions 15-18) ------------------------------------------------------
+DIRECTORY_ERRORS = documented_errors(400, 401, 403, 409, 413, 422, 429, 503, described=_COMMAND_TEXT)
+PARTY_ERRORS = documented_errors(400, 401, 403, 404, 409, 413, 422, 429, 503, described=_COMMAND_TEXT)
+
+
+@router.post(
+    "/parties", status_code=201, summary="Register a party in the directory", responses=DIRECTORY_ERRORS
+)
+async def register_party(
+    body: RegisterParty,
+    request: Request,
+    registry: RegistryDep,
+    client: Administrator,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    context = await command_context(request, client, body, 201, key, None)
+    return reply_response(await registry.bus.handle(body, context), 201, body)
+
+
+@router.post("/parties/{party_id}/rename", summary="Rename a party", responses=PARTY_ERRORS)
+async def rename_party(
+    party_id: PartyId,
+    body: RenameParty,
+    request: Request,
+    registry: RegistryDep,
+    client: Administrator,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    context = await command_context(request, client, body, 200, key, None)
+    return reply_response(await registry.bus.handle(body, context, party_id), 200, body)
+
+
+@router.post(
+    "/parties/{party_id}/succession",
+    summary="Record that a party ceased and who took over its functions",
+    responses=PARTY_ERRORS,
+)
+async def record_succession(
+    party_id: PartyId,
+    body: RecordSuccession,
+    request: Request,
+    registry: RegistryDep,
+    client: Administrator,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    context = await command_context(request, client, body, 200, key, None)
+    return reply_response(await registry.bus.handle(body, context, party_id), 200, body)
+
+
+@router.get(
+    "/parties/{party_id}",
+    summary="A party's directory entry, from the event store",
+    dependencies=[Reader],
+    responses=READ_ERRORS,
+)
+async def get_party(party_id: PartyId, registry: RegistryDep) -> Response:
+    loaded = await registry.parties.get(party_id)
+    if loaded.state is None:
+        raise NotFound(f"no party {party_id!r} in the directory")
+    pending = {p.party_id for p in await registry.store.pending_successions(limit=10_000)}
+    return JSONResponse(
+        party_view(loaded.state, transfers_pending=party_id in pending),
+        headers={"ETag": f'"{loaded.state.version}"'},
+    )
+
+
+@router.get(
+    "/parties/{party_id}/events",
+    summary="The party's directory events, in sequence order",
+    dependencies=[Reader],
+    responses=READ_ERRORS,
+)
+async def get_party_events(party_id: PartyId, registry: RegistryDep) -> dict[str, Any]:
+    envelopes = await registry.parties.envelopes(party_id)
     return {"events": [e.to_json() for e in envelopes]}

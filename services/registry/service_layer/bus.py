@@ -14,26 +14,45 @@ import asyncio
 import random
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from coordreg_contracts.envelope import Envelope, seal
 from coordreg_contracts.events import Event
+from coordreg_contracts.parties import (
+    PartyCommand,
+    PartyEvent,
+    RecordSuccession,
+    RegisterParty,
+    RenameParty,
+    party_subject,
+)
 
 from services.agreement.state import AgreementState, fold
+from services.directory.provinces import province_or_none
+from services.directory.state import PartyState, fold_party
 from services.registry.domain.decide import Known, decide
-from services.registry.domain.errors import Conflict, DomainError, NotFound, PreconditionFailed
+from services.registry.domain.directory import (
+    decide_register,
+    decide_rename,
+    decide_succession,
+    registrations,
+    signing_violations,
+)
+from services.registry.domain.errors import Conflict, DomainError, NotFound, PreconditionFailed, Rejected
 from services.registry.service_layer import binding
 from services.registry.service_layer.binding import Caller, PartyNotHeld
 from services.registry.service_layer.event_store import (
     ConcurrencyError,
+    DirectoryRead,
     DocumentClaim,
     DuplicateDocument,
     EventStore,
+    StreamAppend,
 )
 from services.registry.service_layer.idempotency import (
     Claim,
@@ -43,9 +62,10 @@ from services.registry.service_layer.idempotency import (
     KeyInFlight,
     StoredResponse,
 )
-from services.registry.service_layer.repository import AgreementRepository, Loaded
+from services.registry.service_layer.repository import AgreementRepository, Loaded, PartyRepository
 
 log = structlog.get_logger(__name__)
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -84,13 +104,33 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class PartyResult:
+    """A directory command's result: the party's stream version and the position of its event."""
+
+    party_id: str
+    version: int
+    position: int
+    status: str  # active | ceased
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "party_id": self.party_id,
+            "version": self.version,
+            "position": self.position,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
 class Replayed:
     """The stored response of the first request with this Idempotency-Key."""
 
     response: StoredResponse
 
 
-Reply = CommandResult | Replayed
+Result = CommandResult | PartyResult
+Reply = Result | Replayed
+AnyCommand = Command | PartyCommand
 # How a refusal is answered (status and body), so that it can be remembered for its key.
 DescribeRefusal = Callable[[DomainError], tuple[int, Mapping[str, Any]]]
 
@@ -117,6 +157,7 @@ class CommandBus:
         describe_refusal: DescribeRefusal,
         *,
         agreements: AgreementRepository | None = None,
+        parties: PartyRepository | None = None,
         retries: int = 5,
         clock: Callable[[], str] = utc_now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
@@ -125,25 +166,26 @@ class CommandBus:
         self.keys = keys
         self.describe_refusal = describe_refusal
         self.agreements = agreements or AgreementRepository(store)
+        self.parties = parties or PartyRepository(store)
         self.retries = retries
         self.clock = clock
         self.new_id = new_id
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def handle(
-        self, command: Command, context: CommandContext, agreement_id: str | None = None
+        self, command: AnyCommand, context: CommandContext, stream_id: str | None = None
     ) -> Reply:
         request = context.idempotency
         if request is None:
             try:
-                return await self._execute(command, context, agreement_id, None)
+                return await self._execute(command, context, stream_id, None)
             except _NotRemembered as refusal:
                 raise refusal.reason from None
         claim = await self.keys.claim(context.caller.client_id, request.key, request.fingerprint)
         if isinstance(claim, StoredResponse):
             return Replayed(claim)
         try:
-            return await self._execute(command, context, agreement_id, claim)
+            return await self._execute(command, context, stream_id, claim)
         except _NotRemembered as refusal:
             await self.keys.release(claim)
             raise refusal.reason from None
@@ -162,16 +204,35 @@ class CommandBus:
     ) -> CommandResult:
         """A command without Idempotency-Key: decided and appended, or refused (raises)."""
         try:
-            return await self._execute(command, context, agreement_id, None)
+            result = await self._execute(command, context, agreement_id, None)
         except _NotRemembered as refusal:
             raise refusal.reason from None
+        assert isinstance(result, CommandResult)
+        return result
+
+    async def run_directory(
+        self, command: PartyCommand, context: CommandContext, party_id: str | None = None
+    ) -> PartyResult:
+        """A directory command without Idempotency-Key (demo data, tests)."""
+        try:
+            result = await self._execute(command, context, party_id, None)
+        except _NotRemembered as refusal:
+            raise refusal.reason from None
+        assert isinstance(result, PartyResult)
+        return result
 
     async def _execute(
-        self, command: Command, context: CommandContext, agreement_id: str | None, claim: Claim | None
-    ) -> CommandResult:
+        self, command: AnyCommand, context: CommandContext, stream_id: str | None, claim: Claim | None
+    ) -> Result:
         if isinstance(command, SignAgreement):
-            return await self._sign(command, context, claim)
-        assert agreement_id is not None
+            return await self._retrying(lambda: self._sign(command, context, claim))
+        if isinstance(command, RegisterParty):
+            return await self._retrying(lambda: self._directory(command, context, command.party_id, claim))
+        assert stream_id is not None
+        if isinstance(command, RenameParty | RecordSuccession):
+            party_id = stream_id
+            return await self._retrying(lambda: self._directory(command, context, party_id, claim))
+        agreement_id = stream_id
         # A command that lost a race is decided again on the newer state, unless the
         # caller pinned the version it saw (If-Match): then losing means 412.
         attempts = 1 if context.expected_version is not None else self.retries + 1
@@ -194,6 +255,17 @@ class CommandBus:
             Conflict("the agreement is being changed by other requests right now; retry the command")
         )
 
+    async def _retrying(self, step: Callable[[], Awaitable[_R]]) -> _R:
+        """A step whose append can lose a race it cannot pin (a party registered or a succession
+        recorded meanwhile): decided again on the newer state."""
+        for attempt in range(self.retries + 1):
+            try:
+                return await step()
+            except ConcurrencyError:
+                log.info("concurrent directory change, deciding again", attempt=attempt)
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise _NotRemembered(Conflict("the directory is being changed by other requests right now; retry"))
+
     def _lock_for(self, agreement_id: str) -> asyncio.Lock:
         lock = self._locks.get(agreement_id)
         if lock is None:
@@ -212,12 +284,34 @@ class CommandBus:
         refs = [command.parent_agreement_id] if command.parent_agreement_id else []
         known = Known(agreement_id, frozenset(await self.store.existing(refs)))
         events = decide(command, None, known)
+        party_ids = [p.party_id for p in command.parties]
+        directory, versions = await self.parties.directory(party_ids)
+        violations = signing_violations(command, directory)
+        if violations:
+            raise Rejected(violations)
         envelopes = self._seal(events, agreement_id, 0, "", context)
+        # Parties the directory does not know yet are registered by the signing (decision 16),
+        # in its transaction; one that ceased after the signing date is carried to its successor
+        # by the process manager, queued in the same transaction.
+        also = [
+            StreamAppend(
+                party_subject(r.party_id), 0, self._seal([r], party_subject(r.party_id), 0, "", context)
+            )
+            for r in registrations(command, agreement_id, directory, province_or_none)
+        ]
+        ceased = [p for p in party_ids if (entry := directory.get(p)) is not None and entry.ceased]
         document = DocumentClaim(command.locality, command.document_number, command.signed_on.year)
         result = _result_after(agreement_id, fold(events))
         try:
             positions = await self.store.append(
-                agreement_id, 0, envelopes, document, self._completion(claim, context, result)
+                agreement_id,
+                0,
+                envelopes,
+                document,
+                self._completion(claim, context, result),
+                also=also,
+                directory=DirectoryRead(versions),
+                queue_successions=ceased,
             )
         except DuplicateDocument as exc:
             raise Conflict(
@@ -225,6 +319,59 @@ class CommandBus:
                 f" (agreement {exc.agreement_id})",
                 existing_agreement_id=exc.agreement_id,
             ) from None
+        return result(positions[-1])
+
+    async def _directory(
+        self,
+        command: RegisterParty | RenameParty | RecordSuccession,
+        context: CommandContext,
+        party_id: str,
+        claim: Claim | None,
+    ) -> PartyResult:
+        loaded = await self.parties.get(party_id)
+        state = loaded.state
+        directory_read: dict[str, int] = {}
+        queued: list[str] = []
+        events: list[PartyEvent]
+        if isinstance(command, RegisterParty):
+            events = decide_register(command, state, province_or_none)
+        elif isinstance(command, RenameParty):
+            events = decide_rename(command, state, party_id)
+        else:
+            if state is None:
+                raise _NotRemembered(NotFound(f"no party {party_id!r} in the directory"))
+            successors = [
+                command.successor_party_id,
+                *(s.successor_party_id for s in command.obligation_successors),
+            ]
+            directory, directory_read = await self.parties.chain(successors)
+            directory_read.pop(party_id, None)  # its own stream is checked by the append itself
+            named = {}
+            for agreement_id in await self.store.streams_naming(party_id):
+                agreement = (await self.agreements.get(agreement_id)).state
+                if agreement is not None:
+                    named[agreement_id] = agreement
+            events = decide_succession(command, state, party_id, directory, named)
+            queued = [party_id]
+        stream = party_subject(party_id)
+        version = state.version if state is not None else 0
+        envelopes = self._seal(events, stream, version, loaded.last_hash, context)
+        after = fold_party(events, state)
+        result = _party_result_after(party_id, after)
+        completion = None
+        if claim is not None and context.idempotency is not None:
+            completion = Completion(
+                claim, context.idempotency.status_code, lambda position: result(position).body()
+            )
+        positions = await self.store.append(
+            stream,
+            version,
+            envelopes,
+            None,
+            completion,
+            directory=DirectoryRead(directory_read) if directory_read else None,
+            queue_successions=queued,
+        )
         return result(positions[-1])
 
     async def _decide_and_append(
@@ -268,7 +415,12 @@ class CommandBus:
         return loaded
 
     def _seal(
-        self, events: list[Event], agreement_id: str, version: int, prevhash: str, context: CommandContext
+        self,
+        events: Sequence[Event | PartyEvent],
+        agreement_id: str,
+        version: int,
+        prevhash: str,
+        context: CommandContext,
     ) -> list[Envelope]:
         return seal_events(
             events,
@@ -290,7 +442,7 @@ class CommandBus:
 
 
 def seal_events(
-    events: list[Event],
+    events: Sequence[Event | PartyEvent],
     *,
     agreement_id: str,
     version: int,
@@ -316,6 +468,12 @@ def seal_events(
         sealed.append(envelope)
         prevhash = envelope.hash
     return sealed
+
+
+def _party_result_after(party_id: str, state: PartyState | None) -> Callable[[int], PartyResult]:
+    assert state is not None
+    status = "ceased" if state.ceased else "active"
+    return lambda position: PartyResult(party_id, state.version, position, status)
 
 
 def _result_after(agreement_id: str, state: AgreementState | None) -> Callable[[int], CommandResult]:

@@ -5,15 +5,21 @@ suite run against each (tests/support/store_contract.py):
 - append-only: an event, once stored, never changes;
 - optimistic concurrency: an append names the version it follows and fails with
   `ConcurrencyError` if another append got there first;
-- one transaction: the events, their outbox rows, the document-number claim of a signing and
-  the Idempotency-Key response are stored together or not at all.
+- one transaction: the events, their outbox rows, the document-number claim of a signing,
+  the Idempotency-Key response, the party streams a signing registers, the directory versions
+  the decision relied on and the successions it queues are stored together or not at all.
+
+Party directory streams (`party/<id>`, decision 15) live in the same store. Beside each one the
+store keeps its current version as a lockable row, so that a decision that read a party's entry
+can require it unchanged at commit (`DirectoryRead`), and a queue of parties whose succession
+must still be carried into their agreements (the process manager's, decision 17).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from coordreg_contracts.envelope import Envelope, canonical_json
@@ -49,6 +55,33 @@ class DocumentClaim:
 
 
 @dataclass(frozen=True)
+class DirectoryRead:
+    """The directory versions a decision relied on (0: not registered). The append fails with
+    `ConcurrencyError` if any of them changed before it commits; a succession or rename that
+    commits meanwhile waits for it (the rows are locked for share), so neither can miss the other."""
+
+    versions: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    """Another stream written in the same transaction (a party a signing registers)."""
+
+    stream_id: str
+    expected_version: int
+    envelopes: Sequence[Envelope]
+
+
+@dataclass(frozen=True)
+class PendingSuccession:
+    """A party whose succession is still to be carried into its agreements. `request` changes
+    each time the party is queued again, so finishing an older run never drops a newer one."""
+
+    party_id: str
+    request: int
+
+
+@dataclass(frozen=True)
 class StoredEvent:
     position: int
     agreement_id: str
@@ -75,14 +108,34 @@ class EventStore(Protocol):
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
         completion: Completion | None = None,
+        *,
+        also: Sequence[StreamAppend] = (),
+        directory: DirectoryRead | None = None,
+        queue_successions: Sequence[str] = (),
     ) -> list[int]:
-        """Appends after `expected_version`; returns the positions.
+        """Appends after `expected_version`; returns the positions of this stream's events.
 
-        Raises ConcurrencyError (the agreement moved on), DuplicateDocument (the claim is
-        taken) or ClaimLost (the Idempotency-Key claim of `completion` was taken over), and
-        then stores nothing. With `completion`, the command's response is recorded for its
-        Idempotency-Key in the same transaction.
+        Raises ConcurrencyError (the stream, one of `also`, or a party of `directory` moved
+        on), DuplicateDocument (the claim is taken) or ClaimLost (the Idempotency-Key claim of
+        `completion` was taken over), and then stores nothing. With `completion`, the command's
+        response is recorded for its Idempotency-Key in the same transaction; the parties of
+        `queue_successions` are queued for the succession process manager.
         """
+        ...
+
+    async def directory_versions(self, party_ids: Sequence[str]) -> dict[str, int]:
+        """The current version of each of these party streams that exists."""
+        ...
+
+    async def streams_naming(self, party_id: str) -> list[str]:
+        """Every agreement any of whose events names the party as a party (signing, added
+        party, successor), in signing order."""
+        ...
+
+    async def pending_successions(self, limit: int = 100) -> list[PendingSuccession]: ...
+
+    async def finish_succession(self, pending: PendingSuccession) -> None:
+        """Drops the party from the queue, unless it was queued again since `pending` was read."""
         ...
 
     async def existing(self, agreement_ids: Sequence[str]) -> set[str]:
@@ -95,3 +148,9 @@ def require_continuation(agreement_id: str, expected_version: int, envelopes: Se
     for offset, envelope in enumerate(envelopes, start=1):
         if envelope.sequence != expected_version + offset or envelope.subject != agreement_id:
             raise ValueError("envelopes must continue the agreement's sequence")
+
+
+def party_marker(party_id: str) -> str:
+    """How any event naming the party as a party writes it in canonical JSON (party ids are
+    slugs: nothing in them is escaped), so `streams_naming` can find it in the stored text."""
+    return f'"party_id":"{party_id}"'

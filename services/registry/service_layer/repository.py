@@ -1,13 +1,17 @@
-"""Agreements as the command side sees them: folded from the event store, newest first from a cache."""
+"""Agreements and directory entries as the command side sees them: folded from the event store, newest first from a cache."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from coordreg_contracts.envelope import Envelope
+from coordreg_contracts.parties import SuccessionRecorded, party_subject
 
 from services.agreement.state import AgreementState, fold
 from services.common.lru import Lru
+from services.directory.state import PartyState, fold_party
+from services.registry.domain.directory import MAX_CHAIN, Directory
 from services.registry.domain.errors import NotFound
 from services.registry.service_layer.event_store import EventStore
 
@@ -46,4 +50,83 @@ class AgreementRepository:
         stored = await self.store.load(agreement_id)
         if not stored:
             raise NotFound(f"no agreement {agreement_id!r}")
+        return [e.envelope() for e in stored]
+
+
+@dataclass(frozen=True)
+class LoadedParty:
+    """A party's directory entry, the hash of its last event, and the id of the event that
+    recorded its succession (what the agreements' transfers name as their cause)."""
+
+    state: PartyState | None
+    last_hash: str = ""
+    succession_event_id: str = ""
+
+
+class PartyRepository:
+    """Loads directory entries (party streams) the way `AgreementRepository` loads agreements."""
+
+    def __init__(self, store: EventStore, capacity: int = 10_000) -> None:
+        self.store = store
+        self._loaded: Lru[str, LoadedParty] = Lru(capacity)
+
+    async def get(self, party_id: str) -> LoadedParty:
+        cached = self._loaded.get(party_id) or LoadedParty(None)
+        after = cached.state.version if cached.state is not None else 0
+        stored = await self.store.load(party_subject(party_id), after)
+        if not stored:
+            return cached
+        envelopes = [s.envelope() for s in stored]
+        events = [e.party_event() for e in envelopes]
+        succession_id = cached.succession_event_id
+        for envelope, event in zip(envelopes, events, strict=True):
+            if isinstance(event, SuccessionRecorded):
+                succession_id = envelope.id
+        loaded = LoadedParty(fold_party(events, cached.state), envelopes[-1].hash, succession_id)
+        self._loaded.put(party_id, loaded)
+        return loaded
+
+    async def directory(self, party_ids: Iterable[str]) -> tuple[Directory, dict[str, int]]:
+        """The entries of these parties and the versions they were read at (0: not registered).
+        One query when the cache is current."""
+        ids = sorted(set(party_ids))
+        versions = await self.store.directory_versions(ids)
+        entries: dict[str, PartyState | None] = {}
+        for party_id in ids:
+            cached = self._loaded.get(party_id)
+            current = (
+                cached is not None
+                and cached.state is not None
+                and cached.state.version == versions.get(party_id)
+            )
+            state = cached.state if current and cached is not None else None
+            if state is None and party_id in versions:
+                loaded = await self.get(party_id)
+                state = loaded.state
+                # Read at the version folded, which may be newer than the one counted above.
+                versions[party_id] = state.version if state is not None else 0
+            entries[party_id] = state
+        return Directory(entries), {party_id: versions.get(party_id, 0) for party_id in ids}
+
+    async def chain(self, party_ids: Iterable[str]) -> tuple[Directory, dict[str, int]]:
+        """As `directory`, plus every party the given ones' successions lead to (bounded)."""
+        wanted = set(party_ids)
+        directory, versions = await self.directory(wanted)
+        for _ in range(MAX_CHAIN):
+            following = {
+                entry.succession.successor_party_id
+                for entry in directory.entries.values()
+                if entry is not None and entry.succession is not None
+            } - set(directory.entries)
+            if not following:
+                break
+            more, more_versions = await self.directory(following)
+            directory = Directory({**directory.entries, **more.entries})
+            versions.update(more_versions)
+        return directory, versions
+
+    async def envelopes(self, party_id: str) -> list[Envelope]:
+        stored = await self.store.load(party_subject(party_id))
+        if not stored:
+            raise NotFound(f"no party {party_id!r} in the directory")
         return [e.envelope() for e in stored]

@@ -1,0 +1,148 @@
+"""The succession process manager: carries a party's succession into every agreement it belongs to
+(docs/CONTRACT.md, decision 17).
+
+Driven by the store's succession queue, which the succession's own transaction fills, never by a
+message that could be lost or delivered twice. For each queued party it finds every agreement
+that ever named it and, on each, decides the transfer on the agreement's current state
+(`decide_transfer`) and appends it with the usual optimistic concurrency. That decision is the
+idempotence: an agreement transferred already, closed, or that the party left gives no event, so
+a crash mid-way (`kill -9`), a second manager running at the same time, or the same party queued
+again all end with exactly one transfer per agreement. The party leaves the queue only after
+every agreement was dealt with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from services.registry.domain.directory import decide_transfer
+from services.registry.service_layer.binding import Caller
+from services.registry.service_layer.bus import CommandContext, seal_events, utc_now
+from services.registry.service_layer.event_store import ConcurrencyError, DirectoryRead, EventStore
+from services.registry.service_layer.repository import AgreementRepository, PartyRepository
+
+log = structlog.get_logger(__name__)
+# Names the transfer events: one id per (succession, agreement), so that even a transfer decided
+# twice on two versions of an agreement could not be stored twice (registry.events' event_id is unique).
+TRANSFER_NAMESPACE = uuid.UUID("6f1d4a52-3c55-4f0e-9a0b-5b1f4d2e7c11")
+
+
+@dataclass(frozen=True)
+class Carried:
+    party_id: str
+    transferred: int  # agreements that got their transfer in this run
+    unchanged: int  # agreements that needed none (closed, transferred already, the party left)
+
+
+class SuccessionManager:
+    def __init__(
+        self,
+        store: EventStore,
+        agreements: AgreementRepository,
+        parties: PartyRepository,
+        *,
+        clock: Callable[[], str] = utc_now,
+        retries: int = 20,
+    ) -> None:
+        self.store = store
+        self.agreements = agreements
+        self.parties = parties
+        self.clock = clock
+        self.retries = retries
+
+    async def run_pending(self) -> list[Carried]:
+        """Every queued succession, carried and taken off the queue."""
+        done = []
+        for pending in await self.store.pending_successions():
+            done.append(await self.carry(pending.party_id))
+            await self.store.finish_succession(pending)
+        return done
+
+    async def carry(self, party_id: str) -> Carried:
+        predecessor = await self.parties.get(party_id)
+        if predecessor.state is None or predecessor.state.succession is None:
+            return Carried(party_id, 0, 0)
+        transferred = unchanged = 0
+        for agreement_id in await self.store.streams_naming(party_id):
+            if await self._transfer(agreement_id, party_id):
+                transferred += 1
+            else:
+                unchanged += 1
+        log.info("succession carried", party_id=party_id, transferred=transferred, unchanged=unchanged)
+        return Carried(party_id, transferred, unchanged)
+
+    async def _transfer(self, agreement_id: str, party_id: str) -> bool:
+        for _attempt in range(self.retries):
+            predecessor = await self.parties.get(party_id)
+            transfer_id = str(
+                uuid.uuid5(TRANSFER_NAMESPACE, f"{predecessor.succession_event_id}/{agreement_id}")
+            )
+            state = predecessor.state
+            loaded = await self.agreements.get(agreement_id)
+            if state is None or state.succession is None or loaded.state is None:
+                return False
+            directory, versions = await self.parties.chain(state.succession.successor_ids())
+            events = decide_transfer(loaded.state, state, predecessor.succession_event_id, directory)
+            if not events:
+                return False
+            envelopes = seal_events(
+                events,
+                agreement_id=agreement_id,
+                version=loaded.state.version,
+                prevhash=loaded.last_hash,
+                context=await self._context(party_id, predecessor.succession_event_id),
+                recorded_at=self.clock,
+                new_id=functools.partial(str, transfer_id),
+            )
+            # A successor that has ceased since is carried on by its own succession, queued here.
+            ceased = [
+                s
+                for s in state.succession.successor_ids()
+                if (entry := directory.get(s)) is not None and entry.ceased
+            ]
+            try:
+                await self.store.append(
+                    agreement_id,
+                    loaded.state.version,
+                    envelopes,
+                    directory=DirectoryRead({s: versions[s] for s in state.succession.successor_ids()}),
+                    queue_successions=ceased,
+                )
+            except ConcurrencyError:
+                await asyncio.sleep(0.001)
+                continue
+            return True
+        raise ConcurrencyError(agreement_id)
+
+    async def _context(self, party_id: str, succession_event_id: str) -> CommandContext:
+        """The transfer is caused by the succession event and correlated with its request; its actor
+        is whoever recorded the succession."""
+        for envelope in reversed(await self.parties.envelopes(party_id)):
+            if envelope.id == succession_event_id:
+                return CommandContext(
+                    caller=Caller(envelope.actor, frozenset()),
+                    correlation_id=envelope.correlationid,
+                    causation_id=envelope.id,
+                )
+        raise LookupError(f"no succession event {succession_event_id} on party {party_id!r}")
+
+
+async def run_forever(manager: SuccessionManager, wake: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
+    """The registry's background loop: woken by the queue's notification, or every `idle_seconds`."""
+    while True:
+        try:
+            await manager.run_pending()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("succession run failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), idle_seconds)
+        wake.clear()
