@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 from coordreg_contracts.envelope import CONTENT_TYPE, DATA_CONTENT_TYPE, SOURCE, SPEC_VERSION, Envelope
-from coordreg_contracts.events import EVENT_CLASSES, EVENT_TYPE_PREFIX, Event
+from coordreg_contracts.events import ALL_EVENT_CLASSES, EVENT_TYPE_PREFIX, Event
+from coordreg_contracts.parties import PartyEvent
 
 JsonSchema = dict[str, Any]
 
@@ -44,7 +45,7 @@ KAFKA_BINDING_VERSION = "0.5.0"
 _HEX_SHA256 = "^[0-9a-f]{64}$"
 
 
-def schema_version(cls: type[Event]) -> int:
+def schema_version(cls: type[Event | PartyEvent]) -> int:
     """The schema version a model writes (the default of its `schema_version` literal)."""
     version = cls.model_fields["schema_version"].default
     if not isinstance(version, int):
@@ -54,11 +55,11 @@ def schema_version(cls: type[Event]) -> int:
 
 def cloud_type(name: str) -> str:
     """`AgreementSigned` -> `vn.gov.coordination.AgreementSigned.v1`."""
-    return f"{EVENT_TYPE_PREFIX}{name}.v{schema_version(EVENT_CLASSES[name])}"
+    return f"{EVENT_TYPE_PREFIX}{name}.v{schema_version(ALL_EVENT_CLASSES[name])}"
 
 
 def schema_filename(name: str) -> str:
-    return f"{name}.v{schema_version(EVENT_CLASSES[name])}.json"
+    return f"{name}.v{schema_version(ALL_EVENT_CLASSES[name])}.json"
 
 
 def _data_schema(name: str, ref_template: str) -> tuple[JsonSchema, dict[str, JsonSchema]]:
@@ -73,7 +74,7 @@ def _data_schema(name: str, ref_template: str) -> tuple[JsonSchema, dict[str, Js
     `json_schema_serialization_defaults_required`), which would make the published schema
     stricter than the models' own readers. For these models both modes give the same schema today.
     """
-    schema = EVENT_CLASSES[name].model_json_schema(mode="validation", ref_template=ref_template)
+    schema = ALL_EVENT_CLASSES[name].model_json_schema(mode="validation", ref_template=ref_template)
     definitions = schema.pop("$defs", {})
     return schema, definitions
 
@@ -107,7 +108,8 @@ def _envelope_schema(name: str, data_ref: str) -> JsonSchema:
         "subject": {
             "type": "string",
             "minLength": 1,
-            "description": "The agreement id; also the Kafka record key.",
+            "description": "The agreement id, or `party/<party_id>` for a party directory stream;"
+            " also the Kafka record key.",
         },
         "time": {
             "type": "string",
@@ -238,7 +240,7 @@ def _asyncapi_schema(value: Any) -> Any:
 
 def asyncapi_document() -> dict[str, Any]:
     """AsyncAPI 3.0 description of the events topic, every schema inlined."""
-    names = sorted(EVENT_CLASSES)
+    names = sorted(ALL_EVENT_CLASSES)
     schemas: dict[str, JsonSchema] = {}
 
     def define(key: str, schema: JsonSchema) -> None:
@@ -274,8 +276,9 @@ def asyncapi_document() -> dict[str, Any]:
                     "key": {
                         "type": "string",
                         "minLength": 1,
-                        "description": "The agreement id (UTF-8), equal to the envelope's `subject`: "
-                        "one agreement's events share a partition and arrive in sequence order.",
+                        "description": "The envelope's `subject` (UTF-8): the agreement id, or "
+                        "`party/<party_id>` for a party directory stream; one stream's events share a "
+                        "partition and arrive in sequence order.",
                     },
                     "bindingVersion": KAFKA_BINDING_VERSION,
                 }
@@ -290,7 +293,9 @@ def asyncapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "Every event of every agreement, as CloudEvents 1.0 in structured mode.\n\n"
-                "- Key: the agreement id; one agreement's events share a partition, in `sequence` order.\n"
+                "- Key: the agreement id (or `party/<party_id>` for the party directory's streams); one "
+                "stream's events share a partition, in `sequence` order.\n"
+                "- Consumers skip event types they do not know: new types are added, never changed.\n"
                 "- Delivery is at least once: skip an event whose `sequence` was already applied "
                 "for its `subject`.\n"
                 "- `hash`/`prevhash` chain each agreement's events (see [docs/CONTRACT.md](../docs/CONTRACT.md)).\n"
@@ -366,7 +371,7 @@ def expected_files() -> dict[str, str]:
     """Every exported file (path relative to `schemas/`) and its exact text."""
     files = {
         f"{JSONSCHEMA_DIRNAME}/{schema_filename(name)}": render_json(event_json_schema(name))
-        for name in sorted(EVENT_CLASSES)
+        for name in sorted(ALL_EVENT_CLASSES)
     }
     files[ASYNCAPI_FILENAME] = render_yaml(asyncapi_document())
     return files

@@ -23,13 +23,15 @@ import yaml
 from coordreg_contracts import export
 from coordreg_contracts.envelope import CONTENT_TYPE, Envelope, seal
 from coordreg_contracts.events import (
-    EVENT_CLASSES,
+    ALL_EVENT_CLASSES,
     AgreementAmended,
     AgreementSigned,
     Event,
+    ObligationsTransferred,
     ProgressReported,
     TermClosed,
 )
+from coordreg_contracts.parties import PartyEvent, PartyRegistered, PartyRenamed, SuccessionRecorded
 
 from tests.support.builders import HOA_BINH, report_body
 
@@ -161,7 +163,7 @@ def test_validator_rejects_what_it_should() -> None:
 # --- real envelopes, one per event type, with Vietnamese text -------------------------------------
 
 
-def sample_events() -> list[Event]:
+def sample_events() -> list[Event | PartyEvent]:
     signed = AgreementSigned.model_validate({**HOA_BINH, "agreement_id": AGREEMENT_ID})
     amended = AgreementAmended.model_validate(
         {
@@ -198,10 +200,43 @@ def sample_events() -> list[Event]:
     closed = TermClosed.model_validate(
         {"closed_on": "2028-12-31", "outcome": "completed", "summary": "Tổng kết giai đoạn 2023–2028"}
     )
-    return [signed, amended, reported, closed]
+    transferred = ObligationsTransferred.model_validate(
+        {
+            "predecessor_party_id": "hctd-hoa-binh",
+            "effective_on": "2025-07-01",
+            "legal_basis": "202/2025/QH15",
+            "succession_event_id": str(uuid.UUID(int=99, version=4)),
+            "successors": [
+                {"party_id": "hctd-phu-tho", "name": "Hội Chữ thập đỏ tỉnh Phú Thọ", "role": "member"}
+            ],
+            "obligations": [{"obligation_id": "chuyen-doi-so", "successor_party_id": "hctd-phu-tho"}],
+        }
+    )
+    # The directory's events go on their own stream in practice; one chain here is enough for schemas.
+    registered = PartyRegistered.model_validate(
+        {
+            "party_id": "hctd-phu-tho",
+            "name": "Hội Chữ thập đỏ tỉnh Phú Thọ",
+            "kind": "mass_organisation",
+            "province": "Phú Thọ",
+            "electronic_id": "000.00.00.H45",
+            "unit_code": "25",
+        }
+    )
+    renamed = PartyRenamed.model_validate(
+        {
+            "name": "Hội Chữ thập đỏ tỉnh Phú Thọ (mới)",
+            "effective_on": "2025-07-01",
+            "legal_basis": "202/2025/QH15",
+        }
+    )
+    succeeded = SuccessionRecorded.model_validate(
+        {"effective_on": "2025-07-01", "legal_basis": "202/2025/QH15", "successor_party_id": "mttq-phu-tho"}
+    )
+    return [signed, amended, reported, transferred, closed, registered, renamed, succeeded]
 
 
-def published(events: list[Event]) -> list[dict[str, Any]]:
+def published(events: list[Event | PartyEvent]) -> list[dict[str, Any]]:
     """The Kafka record values of one agreement's events: sealed, chained, with their positions."""
     values = []
     prevhash = ""
@@ -223,7 +258,7 @@ def published(events: list[Event]) -> list[dict[str, Any]]:
 
 
 ENVELOPES = {value["type"].split(".")[-2]: value for value in published(sample_events())}
-NAMES = sorted(EVENT_CLASSES)
+NAMES = sorted(ALL_EVENT_CLASSES)
 
 
 def test_every_event_type_has_a_sample() -> None:
@@ -306,7 +341,7 @@ def test_schema_header_and_envelope_attributes(name: str) -> None:
 def test_data_schema_is_the_event_model(name: str) -> None:
     schema = exported_schema(name)
     data = _resolve(schema, schema["properties"]["data"]["$ref"])
-    model = EVENT_CLASSES[name]
+    model = ALL_EVENT_CLASSES[name]
     assert set(data["properties"]) == set(model.model_fields)
     assert set(data.get("required", [])) == {n for n, f in model.model_fields.items() if f.is_required()}
     assert data["additionalProperties"] is False
