@@ -168,6 +168,21 @@ def endpoints() -> list[Endpoint]:
         body = {"closed_on": "2027-12-31", "outcome": "completed", "summary": "Tổng kết"}
         return f"/v1/agreements/{fresh}/close", body
 
+    async def register(stack: Stack, ctx: dict[str, str]) -> tuple[str, dict[str, Any] | None]:
+        body = {"party_id": f"p-{uuid.uuid4().hex[:12]}", "name": "Sở Nội vụ", "kind": "department"}
+        return "/v1/parties", body
+
+    async def rename(stack: Stack, ctx: dict[str, str]) -> tuple[str, dict[str, Any] | None]:
+        party = (await stack.register_party(f"p-{uuid.uuid4().hex[:12]}"))["party_id"]
+        return f"/v1/parties/{party}/rename", {"name": "Sở Nội vụ (mới)", "effective_on": "2025-07-01"}
+
+    async def succession(stack: Stack, ctx: dict[str, str]) -> tuple[str, dict[str, Any] | None]:
+        # A succession is once per body: a fresh predecessor and successor each time.
+        predecessor = (await stack.register_party(f"p-{uuid.uuid4().hex[:12]}"))["party_id"]
+        successor = (await stack.register_party(f"p-{uuid.uuid4().hex[:12]}"))["party_id"]
+        body = {"effective_on": "2025-07-01", "legal_basis": "202/2025/QH15", "successor_party_id": successor}
+        return f"/v1/parties/{predecessor}/succession", body
+
     def get(path: str) -> Callable[[Stack, dict[str, str]], Awaitable[tuple[str, dict[str, Any] | None]]]:
         async def prepare(stack: Stack, ctx: dict[str, str]) -> tuple[str, dict[str, Any] | None]:
             return path.format(**ctx), None
@@ -190,6 +205,22 @@ def endpoints() -> list[Endpoint]:
             200,
             False,
             get("/v1/agreements/{agreement}/events"),
+        ),
+        # The directory's administrators act for the directory, not for a party: no party binding.
+        Endpoint("registry", "POST", "/v1/parties", auth.ADMINISTER, 201, False, register),
+        Endpoint("registry", "POST", "/v1/parties/{party}/rename", auth.ADMINISTER, 200, False, rename),
+        Endpoint(
+            "registry", "POST", "/v1/parties/{party}/succession", auth.ADMINISTER, 200, False, succession
+        ),
+        Endpoint("registry", "GET", "/v1/parties/{party}", auth.READ, 200, False, get(f"/v1/parties/{LEAD}")),
+        Endpoint(
+            "registry",
+            "GET",
+            "/v1/parties/{party}/events",
+            auth.READ,
+            200,
+            False,
+            get(f"/v1/parties/{LEAD}/events"),
         ),
         Endpoint(
             "projections",

@@ -120,6 +120,14 @@ class Stack:
         result: dict[str, Any] = response.json()
         return result
 
+    async def register_party(self, party_id: str, name: str = "", **fields: Any) -> dict[str, Any]:
+        """A directory entry (decision 15), registered with the stack's all-scopes token."""
+        body = {"party_id": party_id, "name": name or f"Sở {party_id}", "kind": "department", **fields}
+        response = await self.registry.post("/v1/parties", json=body)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
 
 @contextlib.asynccontextmanager
 async def running_stack(

@@ -62,11 +62,12 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         app.state.pool = pool
         registry = bootstrap.on_postgres(pool, retries=settings.concurrency_retries)
         app.state.registry = registry
-        async with _successions(pool, registry, settings.succession_poll_seconds):
-            try:
+        try:
+            # The manager stops, and gives its connection back, before the pool closes.
+            async with _successions(pool, registry, settings.succession_poll_seconds):
                 yield
-            finally:
-                await pool.close()
+        finally:
+            await pool.close()
 
     app = FastAPI(
         title="Coordination Agreement Registry — commands",
