@@ -125,6 +125,13 @@ def with_examples(spec: dict[str, Any]) -> dict[str, Any]:
         },
         "/v1/agreements/{agreement_id}/progress-reports": report_body(),
         "/v1/agreements/{agreement_id}/close": {"closed_on": "2027-12-31", "outcome": "completed"},
+        "/v1/parties": {"party_id": "snv-phu-tho", "name": "Sở Nội vụ tỉnh Phú Thọ", "kind": "department"},
+        "/v1/parties/{party_id}/rename": {"name": "Sở Nội vụ tỉnh Phú Thọ", "effective_on": "2025-07-01"},
+        "/v1/parties/{party_id}/succession": {
+            "effective_on": "2025-07-01",
+            "legal_basis": "202/2025/QH15",
+            "successor_party_id": "snv-phu-tho",
+        },
     }
     for path, example in examples.items():
         content = spec["paths"].get(path, {}).get("post", {}).get("requestBody", {}).get("content", {})
