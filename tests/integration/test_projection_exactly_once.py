@@ -38,15 +38,27 @@ async def registry_only(database_url: str, kafka_bootstrap: str, topic: str) -> 
         await read_pool.close()
 
 
-async def one_agreement_records(stack: Stack, reports: int = 2) -> tuple[str, list[Any]]:
+async def topic_records(stack: Stack, reports: int = 2) -> tuple[str, list[Any], list[Any]]:
+    """The agreement, its own records in order, and every record of the topic: the signing
+    also registered its parties, whose streams are keyed (and partitioned) by their own subject."""
     signed = await stack.sign(sign_body())
+    agreement_id = signed["agreement_id"]
     for period in ["2023", "2024", "2025", "2026"][:reports]:
         response = await stack.registry.post(
-            f"/v1/agreements/{signed['agreement_id']}/progress-reports", json=report_body(period=period)
+            f"/v1/agreements/{agreement_id}/progress-reports", json=report_body(period=period)
         )
         assert response.status_code == 201
-    records = await read_topic(stack.bootstrap, stack.topic, reports + 1)
-    return signed["agreement_id"], sorted(records, key=lambda r: r.offset)
+    stored = await stack.pool.fetchval("SELECT count(*) FROM registry.events")
+    everything = await read_topic(stack.bootstrap, stack.topic, stored)
+    assert len(everything) == stored
+    mine = sorted((r for r in everything if r.key == agreement_id.encode()), key=lambda r: r.offset)
+    assert len(mine) == reports + 1
+    return agreement_id, mine, everything
+
+
+async def one_agreement_records(stack: Stack, reports: int = 2) -> tuple[str, list[Any]]:
+    agreement_id, mine, _ = await topic_records(stack, reports)
+    return agreement_id, mine
 
 
 def worker(stack: Stack) -> ProjectionWorker:
@@ -151,22 +163,23 @@ async def test_a_gap_is_parked_and_applied_when_filled(registry_only: Stack) -> 
 async def test_a_restarted_worker_resumes_from_the_stored_offsets(registry_only: Stack) -> None:
     """Consumes through the real broker twice in the same group: the second run reapplies nothing."""
     stack = registry_only
-    _, records = await one_agreement_records(stack)
+    _, _, records = await topic_records(stack)
     seen = []
     for _ in range(2):
         live = worker(stack)
         stop = asyncio.Event()
         task = asyncio.create_task(live.run(stop))
         for _ in range(200):
-            if await stack.pool.fetchval("SELECT count(*) FROM projections.applied") == 3:
+            if await stack.pool.fetchval("SELECT count(*) FROM projections.applied") == len(records):
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         stop.set()
         await task
         seen.append(live.seen)
-    assert seen == [3, 0], "the second worker must start after what the first one stored"
+    assert seen == [len(records), 0], "the second worker must start after what the first one stored"
     state = await read_model(stack)
-    assert state["applied"] == 3
-    # Right after the last record; offsets are not a count (transaction markers take some).
-    assert [tuple(r) for r in state["offsets"]] == [(records[-1].partition, records[-1].offset + 1)]
+    assert state["applied"] == len(records)
+    # Right after each partition's last record; offsets are not a count (transaction markers take some).
+    last = {r.partition: r.offset + 1 for r in sorted(records, key=lambda r: r.offset)}
+    assert [tuple(r) for r in state["offsets"]] == sorted(last.items())

@@ -119,13 +119,24 @@ async def test_party_history_names_each_event_once_with_cursor_paging(stack: Sta
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert [e["sequence"] for e in pages] == [1, 2, 3, 4], (
-        "signing + its own three reports, oldest first, once each"
+    # The signing registered the party in the directory (decision 16), in its own transaction.
+    assert [(e["type"].split(".")[-2], e["agreement_id"], e["sequence"]) for e in pages] == [
+        ("AgreementSigned", agreement, 1),
+        ("PartyRegistered", None, 1),
+        ("ProgressReported", agreement, 2),
+        ("ProgressReported", agreement, 3),
+        ("ProgressReported", agreement, 4),
+    ], "signing, registration and its own three reports, oldest first, once each"
+    assert pages[0]["summary"] and pages[1]["summary"].startswith(
+        f"hctd-hoa-binh registered from agreement {agreement}"
     )
-    assert pages[0]["type"] == "vn.gov.coordination.AgreementSigned.v1" and pages[0]["summary"]
-    assert len({e["event_id"] for e in pages}) == 4
+    assert len({e["event_id"] for e in pages}) == 5
     lead_history = (await stack.projections.get("/v1/parties/mttq-hoa-binh/history")).json()["events"]
-    assert [e["sequence"] for e in lead_history] == [1, 5]
+    assert [(e["agreement_id"], e["sequence"]) for e in lead_history] == [
+        (agreement, 1),
+        (None, 1),
+        (agreement, 5),
+    ]
 
 
 async def test_list_and_search_ignore_case_and_diacritics(stack: Stack) -> None:

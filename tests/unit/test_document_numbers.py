@@ -1,4 +1,4 @@
-"""Document numbers read apart (services/registry/domain/document_numbers.py): the demo data's
+"""Document numbers read apart (services/agreement/document_numbers.py): the demo data's
 real numbers, the shapes real documents take, and that no text is ever refused."""
 
 from __future__ import annotations
@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import unicodedata
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.registry.domain.document_numbers import DOCUMENT_TYPES, DocumentNumber, parse
+from services.agreement.document_numbers import DOCUMENT_TYPES, DocumentNumber, DocumentType, parse
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo"
 AGREEMENTS = json.loads((DEMO / "agreements.json").read_text(encoding="utf-8"))
@@ -105,6 +106,10 @@ def test_a_legal_normative_document_has_its_year() -> None:
     assert parse("24/2021/QH15") == DocumentNumber("24/2021/QH15", "24", 2021, None, None, ("QH15",))
     assert parse("30/2020/NĐ-CP").year == 2020
     assert parse("2024/KH-UBND").year is None  # a serial that looks like a year is still the serial
+
+
+def test_the_type_and_the_table_list_the_same_abbreviations() -> None:
+    assert sorted(get_args(DocumentType)) == sorted(DOCUMENT_TYPES)
 
 
 def test_type_names() -> None:

@@ -49,7 +49,13 @@ def test_like_patterns_take_the_words_literally(word: str, pattern: str) -> None
 def test_the_query_has_one_like_per_word_and_refuses_none() -> None:
     sql, args = search_query(party_id=None, locality="Bình  Định", status=None, words=["a", "b_"], after=None)
     assert sql.count("LIKE") == 2 and "public.strict_word_similarity($4" in sql
-    assert args == [None, "binh dinh", None, "a b_", None, None, "%a%", "%b\\_%"]
+    assert args == [None, ["binh dinh"], None, "a b_", None, None, None, "%a%", "%b\\_%"]
+    # A province written with its kind is also looked for by its name (as `locality_now` holds it).
+    sql, args = search_query(
+        party_id=None, locality="tỉnh Bình Định", status=None, words=["a"], after=None, document_type="KH"
+    )
+    assert "a.document_type = $7" in sql and "LIKE $8" in sql
+    assert args == [None, ["tinh binh dinh", "binh dinh"], None, "a", None, None, "KH", "%a%"]
     with pytest.raises(ValueError):
         search_query(party_id=None, locality=None, status=None, words=[], after=None)
 

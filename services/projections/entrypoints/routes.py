@@ -18,6 +18,7 @@ from coordreg_contracts.common import PERIOD_PATTERN
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from services.agreement.document_numbers import DocumentType
 from services.common import auth, problems
 from services.common.auth.dependencies import require
 from services.common.problems import documented_errors
@@ -37,6 +38,11 @@ Q_DESCRIPTION = (
     "order, as a word or part of one; the best matches come first (pg_trgm's strict word "
     "similarity), ties in the order of signing. A search pages with its own cursors "
     "(contract decision 14)."
+)
+LOCALITY_DESCRIPTION = (
+    "The locality as signed or as it is governed now (`locality_now`: the provinces of Resolution "
+    "202/2025/QH15), ignoring case and Vietnamese diacritics: `Phú Thọ` finds the agreements "
+    "signed in Hòa Bình, which is part of it now, and `Hòa Bình` still finds them."
 )
 # What every query can answer: the token (401, 403, 429), the body limit on any request
 # (413), the database (503). Each route adds its own below.
@@ -92,12 +98,34 @@ Pool = Annotated[asyncpg.Pool, Depends(pool_of)]
 Consistent = Depends(read_your_writes)
 
 
+@router.get("/parties/{party_id}", dependencies=[Consistent], responses=BY_PATH)
+async def get_party(party_id: PartyId, pool: Pool) -> JSONResponse:
+    """The party's directory entry, with the parties it succeeded and that succeeded it."""
+    entry = await queries.party(pool, party_id)
+    if entry is None:
+        raise HTTPException(404, f"no party {party_id!r} in the read model's directory")
+    return JSONResponse(entry, headers={"ETag": f'"{entry["version"]}"'})
+
+
 @router.get("/parties/{party_id}/obligations", dependencies=[Consistent], responses=BY_PATH)
 async def party_obligations(
-    party_id: PartyId, pool: Pool, status: Literal["active", "all"] = "active"
+    party_id: PartyId,
+    pool: Pool,
+    status: Annotated[
+        Literal["active", "all", "transferred"],
+        Query(
+            description="`active` and `all`: what the party holds now; `transferred`: what it "
+            "passed on to its successors when it ceased"
+        ),
+    ] = "active",
 ) -> dict[str, Any]:
     obligations = await queries.party_obligations(pool, party_id, status)
-    return {"party_id": party_id, "obligations": obligations, "position": await _position(pool)}
+    return {
+        "party_id": party_id,
+        "obligations": obligations,
+        "succeeded_by": await queries.succeeded_by(pool, party_id),
+        "position": await _position(pool),
+    }
 
 
 @router.get("/parties/{party_id}/history", dependencies=[Consistent], responses=PAGED_BY_PATH)
@@ -117,9 +145,15 @@ async def party_history(
 async def list_agreements(
     pool: Pool,
     party_id: Annotated[str | None, Query(pattern=r"^[a-z0-9._-]{1,64}$")] = None,
-    locality: Annotated[str | None, Query(max_length=300)] = None,
+    locality: Annotated[str | None, Query(max_length=300, description=LOCALITY_DESCRIPTION)] = None,
     status: Literal["active", "closed"] | None = None,
     q: Annotated[str | None, Query(max_length=300, description=Q_DESCRIPTION)] = None,
+    document_type: Annotated[
+        DocumentType | None,
+        Query(
+            description="The document number's type, as Appendix III of Decree 30/2020/NĐ-CP abbreviates it"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
@@ -133,6 +167,7 @@ async def list_agreements(
             words=words,
             after=_decode_ranked_cursor(cursor),
             limit=limit,
+            document_type=document_type,
         )
         ranked_cursor = _encode_ranked_cursor(found[-1][0]) if len(found) == limit else None
         return {"agreements": [r for _, r in found], "next_cursor": ranked_cursor}
@@ -144,6 +179,7 @@ async def list_agreements(
         status=status,
         after=_decode_cursor(cursor),
         limit=limit,
+        document_type=document_type,
     )
     next_cursor = str(rows[-1][0]) if len(rows) == limit else None
     return {"agreements": [r for _, r in rows], "next_cursor": next_cursor}

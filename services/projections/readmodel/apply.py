@@ -1,31 +1,49 @@
 """Applies events to the read models, a batch at a time, inside the caller's transaction.
 
-An agreement's event is applied only if its sequence is the next one: a duplicate
+A stream's event is applied only if its sequence is the next one: a duplicate
 (redelivery after a crash, a relay that republished) is skipped, an event ahead of a
-missing one is parked until the gap fills. The agreement's state is folded with the
-same `evolve` the registry decides with.
+missing one is parked until the gap fills. An agreement's state is folded with the
+same `evolve` the registry decides with; a party directory stream (subject `party/<id>`,
+on the same topic) with `evolve_party`. Both kinds share the bookkeeping (`streams`,
+`parked`, `applied`, keyed by subject) and `party_history`.
+
+Every row belongs to one stream: an agreement's rows (`agreements`, `party_obligations`,
+`party_transfers`, `reports`) are derived from its state alone, a party's (`parties`,
+`party_successions`) from its entry alone, a history row from one event. So streams can be
+applied in any interleaving (the audit rebuild spreads them over connections), and the
+queries join the directory to the agreements when they read.
 
 A batch costs a handful of statements whatever its size: the streams and states of its
-agreements are read (and locked) at once, folded in memory, and written back in bulk.
+subjects are read (and locked) at once, folded in memory, and written back in bulk.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 from coordreg_contracts.envelope import Envelope
 from coordreg_contracts.events import Event, ProgressReported
+from coordreg_contracts.parties import (
+    ObligationSuccessor,
+    PartyEvent,
+    is_party_subject,
+    party_id_of,
+    party_subject,
+)
 
 from services.agreement import periods
-from services.agreement.state import AgreementState, Report, evolve
+from services.agreement.document_numbers import parse
+from services.agreement.state import AgreementState, Inheritance, ObligationState, Report, evolve
 from services.common.db import Connection
 from services.common.lru import Lru
+from services.directory.state import Naming, PartyState, Succession, evolve_party
 from services.projections.readmodel.document import from_document, to_document
-from services.projections.readmodel.naming import parties_named, summary
+from services.projections.readmodel.locality import locality_now
+from services.projections.readmodel.naming import parties_named, party_events_named, party_summary, summary
 from services.projections.readmodel.search_text import search_key
 
 
@@ -52,12 +70,16 @@ def _applied(outcome: ApplyOutcome, envelope: Envelope, resumed: int = 0) -> App
     )
 
 
+State = AgreementState | PartyState
+Decoded = Event | PartyEvent
+
+
 @dataclass
 class _Stream:
-    """One agreement as the batch sees it."""
+    """One stream (an agreement's or a party's) as the batch sees it."""
 
     last_sequence: int
-    state: AgreementState | None
+    state: State | None
     first_position: int | None = None
     last_position: int = 0
     last_hash: str = ""
@@ -75,30 +97,39 @@ class _Writes:
 
 
 class FoldedStates:
-    """Recently folded agreement states, so a batch need not parse them back from JSON.
+    """Recently folded states, agreements' and parties', so a batch need not read them back.
 
-    An entry is used only when its version equals the stream's last sequence in the
-    database: a rolled-back batch or another worker's write simply makes it stale.
+    Keyed by subject (an agreement id never holds the `/` of `party/<id>`). An entry is used
+    only when its version equals the stream's last sequence in the database: a rolled-back
+    batch or another worker's write simply makes it stale.
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
-        self._states: Lru[str, AgreementState] = Lru(capacity)
+        self._states: Lru[str, State] = Lru(capacity)
 
     def get(self, agreement_id: str, version: int) -> AgreementState | None:
         state = self._states.get(agreement_id)
-        return state if state is not None and state.version == version else None
+        return state if isinstance(state, AgreementState) and state.version == version else None
 
-    def put(self, state: AgreementState) -> None:
-        self._states.put(state.agreement_id, state)
+    def get_party(self, party_id: str, version: int) -> PartyState | None:
+        state = self._states.get(party_subject(party_id))
+        return state if isinstance(state, PartyState) and state.version == version else None
+
+    def put(self, state: State) -> None:
+        key = state.agreement_id if isinstance(state, AgreementState) else party_subject(state.party_id)
+        self._states.put(key, state)
 
 
 def _text(message: bytes | str) -> str:
     return message if isinstance(message, str) else bytes(message).decode("utf-8")
 
 
-def decode(message: bytes | str) -> tuple[Envelope, Event]:
-    """The envelope and its typed event; raises on anything malformed (then dead-lettered)."""
+def decode(message: bytes | str) -> tuple[Envelope, Decoded]:
+    """The envelope and its typed event, an agreement's or (subject `party/<id>`) a party's;
+    raises on anything malformed or of a type the stream cannot hold (then dead-lettered)."""
     envelope = Envelope.model_validate_json(message)
+    if is_party_subject(envelope.subject):
+        return envelope, envelope.party_event()
     return envelope, envelope.event()
 
 
@@ -111,7 +142,7 @@ async def apply_many(
     a database failure raises, and the caller's transaction rolls back as a whole.
     """
     results: list[Applied | Exception] = []
-    decoded: list[tuple[Envelope, Event] | Exception] = []
+    decoded: list[tuple[Envelope, Decoded] | Exception] = []
     for message in messages:
         try:
             decoded.append(decode(message))
@@ -141,19 +172,27 @@ async def apply_many(
 async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) -> dict[str, _Stream]:
     if not ids:
         return {}
-    # Locked in id order, so that two appliers sharing agreements cannot deadlock.
+    # Locked in subject order, so that two appliers sharing streams cannot deadlock.
     rows = await conn.fetch(
         """SELECT agreement_id, last_sequence, last_position, last_hash FROM streams
            WHERE agreement_id = ANY($1::text[]) ORDER BY agreement_id FOR UPDATE""",
         ids,
     )
-    streams = {agreement_id: _Stream(0, None) for agreement_id in ids}
-    missing = []
+    streams = {subject: _Stream(0, None) for subject in ids}
+    missing: list[str] = []
+    missing_parties: list[str] = []
     for row in rows:
-        state = cache.get(row["agreement_id"], row["last_sequence"]) if cache else None
-        if state is None:
-            missing.append(row["agreement_id"])
-        streams[row["agreement_id"]] = _Stream(
+        subject = row["agreement_id"]
+        state: State | None
+        if is_party_subject(subject):
+            state = cache.get_party(party_id_of(subject), row["last_sequence"]) if cache else None
+            if state is None:
+                missing_parties.append(party_id_of(subject))
+        else:
+            state = cache.get(subject, row["last_sequence"]) if cache else None
+            if state is None:
+                missing.append(subject)
+        streams[subject] = _Stream(
             row["last_sequence"], state, last_position=row["last_position"], last_hash=row["last_hash"]
         )
     if missing:
@@ -162,6 +201,11 @@ async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) ->
             missing,
         ):
             streams[row["agreement_id"]].state = from_document(json.loads(row["state"]))
+    if missing_parties:
+        for row in await conn.fetch(
+            "SELECT * FROM parties WHERE party_id = ANY($1::text[])", missing_parties
+        ):
+            streams[party_subject(row["party_id"])].state = _party_state(row)
     for row in await conn.fetch(
         "SELECT agreement_id, sequence, message FROM parked WHERE agreement_id = ANY($1::text[])", ids
     ):
@@ -169,7 +213,7 @@ async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) ->
     return streams
 
 
-def _fold(stream: _Stream, envelope: Envelope, event: Event, message: str, writes: _Writes) -> Applied:
+def _fold(stream: _Stream, envelope: Envelope, event: Decoded, message: str, writes: _Writes) -> Applied:
     if envelope.sequence <= stream.last_sequence:
         return _applied(ApplyOutcome.DUPLICATE, envelope)
     if envelope.sequence > stream.last_sequence + 1:
@@ -191,14 +235,16 @@ def _fold(stream: _Stream, envelope: Envelope, event: Event, message: str, write
     return _applied(ApplyOutcome.APPLIED, envelope, resumed)
 
 
-def _evolve(stream: _Stream, envelope: Envelope, event: Event, writes: _Writes) -> None:
+def _evolve(stream: _Stream, envelope: Envelope, event: Decoded, writes: _Writes) -> None:
+    if is_party_subject(envelope.subject):
+        _evolve_party(stream, envelope, event, writes)
+        return
     before = stream.state
+    # decode() gave an agreement's subject an agreement's event, and _load its state.
+    assert before is None or isinstance(before, AgreementState)
+    assert not isinstance(event, PartyEvent)
     after = evolve(before, event)  # raises before anything is recorded
-    position = envelope.position or 0
-    stream.state, stream.changed = after, True
-    stream.last_sequence, stream.last_position, stream.last_hash = envelope.sequence, position, envelope.hash
-    if stream.first_position is None:
-        stream.first_position = position
+    position = _advance(stream, envelope, after)
     recorded_at = datetime.fromisoformat(envelope.time)
     line = summary(event, after)
     for party in sorted(parties_named(event, before, after)):
@@ -227,8 +273,39 @@ def _evolve(stream: _Stream, envelope: Envelope, event: Event, writes: _Writes) 
         )
 
 
+def _advance(stream: _Stream, envelope: Envelope, after: State) -> int:
+    position = envelope.position or 0
+    stream.state, stream.changed = after, True
+    stream.last_sequence, stream.last_position, stream.last_hash = envelope.sequence, position, envelope.hash
+    if stream.first_position is None:
+        stream.first_position = position
+    return position
+
+
+def _evolve_party(stream: _Stream, envelope: Envelope, event: Decoded, writes: _Writes) -> None:
+    """A directory event: into the history of every party it names (a succession: the party
+    that ceased and each successor), with no agreement."""
+    before = stream.state
+    assert before is None or isinstance(before, PartyState)
+    assert isinstance(event, PartyEvent)
+    party_id = party_id_of(envelope.subject)
+    after = evolve_party(before, event)  # raises before anything is recorded
+    if after.party_id != party_id:
+        raise ValueError(f"stream {envelope.subject!r} registers party {after.party_id!r}")
+    position = _advance(stream, envelope, after)
+    recorded_at = datetime.fromisoformat(envelope.time)
+    line = party_summary(event, after)
+    for party in sorted(party_events_named(event, party_id)):
+        writes.history.append(
+            (party, position, envelope.id, envelope.type, None, envelope.sequence, recorded_at, line)
+        )
+    writes.applied.append((position, envelope.subject, envelope.sequence))
+
+
 async def _write(conn: Connection, streams: dict[str, _Stream], writes: _Writes) -> None:
-    changed = {agreement_id: s for agreement_id, s in streams.items() if s.changed and s.state is not None}
+    changed_streams = {subject: s for subject, s in streams.items() if s.changed and s.state is not None}
+    changed = {a: s for a, s in changed_streams.items() if isinstance(s.state, AgreementState)}
+    parties = {a: s for a, s in changed_streams.items() if isinstance(s.state, PartyState)}
     if writes.parked_new:
         await conn.executemany(
             """INSERT INTO parked (agreement_id, sequence, position, message)
@@ -242,34 +319,12 @@ async def _write(conn: Connection, streams: dict[str, _Stream], writes: _Writes)
             [a for a, _ in writes.parked_done],
             [s for _, s in writes.parked_done],
         )
-    if not changed:
+    if not changed_streams:
         return
-    await conn.executemany(
-        """INSERT INTO agreements
-               (agreement_id, version, first_position, last_position, document_number, kind, title,
-                locality, locality_key, status, signed_on, term_start, term_end, party_ids, search_text, state)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::text::jsonb)
-           ON CONFLICT (agreement_id) DO UPDATE SET
-               version = EXCLUDED.version, last_position = EXCLUDED.last_position,
-               title = EXCLUDED.title, status = EXCLUDED.status,
-               term_start = EXCLUDED.term_start, term_end = EXCLUDED.term_end,
-               party_ids = EXCLUDED.party_ids, search_text = EXCLUDED.search_text,
-               state = EXCLUDED.state, updated_at = now()""",
-        [_agreement_row(s) for s in changed.values()],
-    )
-    # An agreement's obligation rows are rewritten whole: a moved lead leaves one party's
-    # list and joins another's.
-    await conn.execute("DELETE FROM party_obligations WHERE agreement_id = ANY($1::text[])", list(changed))
-    obligations = [row for s in changed.values() for row in _obligation_rows(s.state)]  # type: ignore[arg-type]
-    if obligations:
-        await conn.copy_records_to_table(
-            "party_obligations",
-            records=obligations,
-            columns=[
-                "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
-                "role", "cadence", "status", "term_start", "term_end", "latest_report",
-            ],
-        )  # fmt: skip
+    if changed:
+        await _write_agreements(conn, changed)
+    if parties:
+        await _write_parties(conn, parties)
     if writes.reports:
         await conn.executemany(
             """INSERT INTO reports (agreement_id, obligation_id, party_id, period, status,
@@ -304,13 +359,157 @@ async def _write(conn: Connection, streams: dict[str, _Stream], writes: _Writes)
            ON CONFLICT (agreement_id) DO UPDATE
            SET last_sequence = EXCLUDED.last_sequence, last_position = EXCLUDED.last_position,
                last_hash = EXCLUDED.last_hash""",
-        [(a, s.last_sequence, s.last_position, s.last_hash) for a, s in changed.items()],
+        [(a, s.last_sequence, s.last_position, s.last_hash) for a, s in changed_streams.items()],
+    )
+
+
+async def _write_agreements(conn: Connection, changed: dict[str, _Stream]) -> None:
+    await conn.executemany(
+        """INSERT INTO agreements
+               (agreement_id, version, first_position, last_position, document_number, kind, title,
+                locality, locality_key, status, signed_on, term_start, term_end, party_ids, search_text, state,
+                locality_now, locality_now_key, document_type)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::text::jsonb,
+                   $17, $18, $19)
+           ON CONFLICT (agreement_id) DO UPDATE SET
+               version = EXCLUDED.version, last_position = EXCLUDED.last_position,
+               title = EXCLUDED.title, status = EXCLUDED.status,
+               term_start = EXCLUDED.term_start, term_end = EXCLUDED.term_end,
+               party_ids = EXCLUDED.party_ids, search_text = EXCLUDED.search_text,
+               state = EXCLUDED.state, updated_at = now(),
+               -- Derived from what never changes, but written again so that a row migrated
+               -- with placeholders (migration 004) is right from its agreement's next event.
+               locality_now = EXCLUDED.locality_now, locality_now_key = EXCLUDED.locality_now_key,
+               document_type = EXCLUDED.document_type""",
+        [_agreement_row(s) for s in changed.values()],
+    )
+    states = [s.state for s in changed.values() if isinstance(s.state, AgreementState)]
+    # An agreement's obligation rows are rewritten whole: a moved lead leaves one party's
+    # list and joins another's, a transfer moves an obligation from the party that ceased.
+    await conn.execute("DELETE FROM party_obligations WHERE agreement_id = ANY($1::text[])", list(changed))
+    await conn.execute("DELETE FROM party_transfers WHERE agreement_id = ANY($1::text[])", list(changed))
+    obligations = [row for state in states for row in _obligation_rows(state)]
+    if obligations:
+        await conn.copy_records_to_table(
+            "party_obligations",
+            records=obligations,
+            columns=[
+                "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
+                "role", "cadence", "status", "term_start", "term_end", "latest_report",
+                "inherited_from", "inherited_on", "inherited_legal_basis",
+            ],
+        )  # fmt: skip
+    transfers = [row for state in states for row in _transfer_rows(state)]
+    if transfers:
+        await conn.copy_records_to_table(
+            "party_transfers",
+            records=transfers,
+            columns=[
+                "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
+                "cadence", "status", "term_start", "term_end", "latest_report",
+                "inherited_from", "inherited_on", "transferred_to", "transferred_on", "legal_basis",
+            ],
+        )  # fmt: skip
+
+
+async def _write_parties(conn: Connection, changed: dict[str, _Stream]) -> None:
+    rows = [_party_row(s) for s in changed.values()]
+    await conn.executemany(
+        """INSERT INTO parties
+               (party_id, version, first_position, last_position, name, kind, province, electronic_id,
+                unit_code, registered_from_agreement_id, names, ceased_on, legal_basis, successor_party_id,
+                obligation_successors)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           ON CONFLICT (party_id) DO UPDATE SET
+               version = EXCLUDED.version, last_position = EXCLUDED.last_position, name = EXCLUDED.name,
+               kind = EXCLUDED.kind, province = EXCLUDED.province, electronic_id = EXCLUDED.electronic_id,
+               unit_code = EXCLUDED.unit_code, names = EXCLUDED.names, ceased_on = EXCLUDED.ceased_on,
+               legal_basis = EXCLUDED.legal_basis, successor_party_id = EXCLUDED.successor_party_id,
+               obligation_successors = EXCLUDED.obligation_successors""",
+        rows,
+    )
+    # A party's successions, one row per successor, rewritten from its entry like its row.
+    ids = [row[0] for row in rows]
+    await conn.execute("DELETE FROM party_successions WHERE predecessor_party_id = ANY($1::text[])", ids)
+    edges = [
+        (state.party_id, successor, state.succession.effective_on, state.succession.legal_basis)
+        for s in changed.values()
+        if isinstance(state := s.state, PartyState) and state.succession is not None
+        for successor in state.succession.successor_ids()
+    ]
+    if edges:
+        await conn.copy_records_to_table(
+            "party_successions",
+            records=edges,
+            columns=["predecessor_party_id", "successor_party_id", "effective_on", "legal_basis"],
+        )
+
+
+def _party_row(stream: _Stream) -> tuple[Any, ...]:
+    state = stream.state
+    assert isinstance(state, PartyState)
+    succession = state.succession
+    return (
+        state.party_id,
+        state.version,
+        stream.first_position or stream.last_position,
+        stream.last_position,
+        state.name,
+        state.kind,
+        state.province,
+        state.electronic_id,
+        state.unit_code,
+        state.registered_from_agreement_id,
+        [
+            {
+                "name": n.name,
+                "effective_on": n.effective_on.isoformat() if n.effective_on else None,
+                "legal_basis": n.legal_basis,
+            }
+            for n in state.names
+        ],  # jsonb: the connection's codec encodes it
+        succession.effective_on if succession else None,
+        succession.legal_basis if succession else None,
+        succession.successor_party_id if succession else None,
+        [s.model_dump(mode="json") for s in succession.obligation_successors] if succession else [],
+    )
+
+
+def _party_state(row: Any) -> PartyState:
+    """A party's entry read back from its `parties` row (the inverse of `_party_row`)."""
+    succession = None
+    if row["ceased_on"] is not None:
+        succession = Succession(
+            row["ceased_on"],
+            row["legal_basis"],
+            row["successor_party_id"],
+            tuple(ObligationSuccessor.model_validate(s) for s in row["obligation_successors"]),
+        )
+    return PartyState(
+        party_id=row["party_id"],
+        version=row["version"],
+        name=row["name"],
+        kind=row["kind"],
+        province=row["province"],
+        electronic_id=row["electronic_id"],
+        unit_code=row["unit_code"],
+        registered_from_agreement_id=row["registered_from_agreement_id"],
+        names=tuple(
+            Naming(
+                n["name"],
+                date.fromisoformat(n["effective_on"]) if n["effective_on"] else None,
+                n["legal_basis"],
+            )
+            for n in row["names"]
+        ),
+        succession=succession,
     )
 
 
 def _agreement_row(stream: _Stream) -> tuple[Any, ...]:
     state = stream.state
-    assert state is not None
+    assert isinstance(state, AgreementState)
+    now = locality_now(state.locality)
     return (
         state.agreement_id,
         state.version,
@@ -328,6 +527,9 @@ def _agreement_row(stream: _Stream) -> tuple[Any, ...]:
         sorted(state.parties),
         search_key(f"{state.document_number} {state.title}"),
         json.dumps(to_document(state), ensure_ascii=False),
+        now,
+        search_key(now),
+        parse(state.document_number).document_type,
     )
 
 
@@ -347,6 +549,11 @@ def latest_report(state: AgreementState, obligation_id: str, party_id: str) -> d
     }
 
 
+def inherited_by(item: ObligationState, party_id: str) -> Inheritance | None:
+    """The latest transfer that gave `party_id` the obligation, if it holds it by one."""
+    return next((i for i in reversed(item.inherited) if i.to_party_id == party_id), None)
+
+
 def _obligation_rows(state: AgreementState) -> list[tuple[Any, ...]]:
     rows = []
     for item in state.obligations.values():
@@ -355,6 +562,7 @@ def _obligation_rows(state: AgreementState) -> list[tuple[Any, ...]]:
         roles = [(ob.lead_party_id, "lead")] + [(p, "supporter") for p in ob.supporting_party_ids]
         for party_id, role in roles:
             report = latest_report(state, ob.obligation_id, party_id)
+            inherited = inherited_by(item, party_id)
             rows.append(
                 (
                     party_id,
@@ -369,6 +577,46 @@ def _obligation_rows(state: AgreementState) -> list[tuple[Any, ...]]:
                     state.term.start,
                     state.term.end,
                     report,  # jsonb: the connection's codec encodes it
+                    inherited.from_party_id if inherited else None,
+                    inherited.effective_on if inherited else None,
+                    inherited.legal_basis if inherited else None,
+                )
+            )
+    return rows
+
+
+def _transfer_rows(state: AgreementState) -> list[tuple[Any, ...]]:
+    """What each party that ceased passed on: one row per (party, obligation) it ceded."""
+    rows = []
+    for item in state.obligations.values():
+        ob = item.obligation
+        status = "closed" if state.status == "closed" else item.status
+        ceded: set[str] = set()
+        for n, transfer in enumerate(item.inherited):
+            if transfer.from_party_id in ceded:
+                continue  # `ceded_by`: the first time it let the obligation go
+            ceded.add(transfer.from_party_id)
+            got = next(
+                (i for i in reversed(item.inherited[:n]) if i.to_party_id == transfer.from_party_id), None
+            )
+            rows.append(
+                (
+                    transfer.from_party_id,
+                    state.agreement_id,
+                    ob.obligation_id,
+                    state.document_number,
+                    state.title,
+                    ob.title,
+                    ob.cadence.value,
+                    status,
+                    state.term.start,
+                    state.term.end,
+                    latest_report(state, ob.obligation_id, transfer.from_party_id),
+                    got.from_party_id if got else None,
+                    got.effective_on if got else None,
+                    transfer.to_party_id,
+                    transfer.effective_on,
+                    transfer.legal_basis,
                 )
             )
     return rows

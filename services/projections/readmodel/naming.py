@@ -1,4 +1,9 @@
-"""Which parties an event names, and a one-line summary of it, for the party history."""
+"""Which parties an event names, and a one-line summary of it, for the party history.
+
+Agreement events (`parties_named`, `summary`) and party directory events
+(`party_events_named`, `party_summary`) both land in a party's history: a succession is in the
+history of the party that ceased and of every party that took over from it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,18 @@ from coordreg_contracts.changes import (
     ReviseObligation,
     WithdrawObligation,
 )
-from coordreg_contracts.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
+from coordreg_contracts.events import (
+    AgreementAmended,
+    AgreementSigned,
+    Event,
+    ObligationsTransferred,
+    ProgressReported,
+    TermClosed,
+)
+from coordreg_contracts.parties import PartyEvent, PartyRegistered, PartyRenamed, SuccessionRecorded
 
 from services.agreement.state import AgreementState
+from services.directory.state import PartyState
 
 
 def parties_named(event: Event, before: AgreementState | None, after: AgreementState) -> set[str]:
@@ -19,7 +33,8 @@ def parties_named(event: Event, before: AgreementState | None, after: AgreementS
 
     An amendment names the parties it adds or removes and the leads and supporters of
     every obligation it adds, revises or withdraws (before and after the change); a
-    closing concerns every party the agreement has when it closes.
+    closing concerns every party the agreement has when it closes; a transfer of
+    obligations, the party that ceased and every successor, whether or not it took any.
     """
     if isinstance(event, AgreementSigned):
         return {p.party_id for p in event.parties}
@@ -27,6 +42,12 @@ def parties_named(event: Event, before: AgreementState | None, after: AgreementS
         return {event.party_id}
     if isinstance(event, TermClosed):
         return set(after.parties)
+    if isinstance(event, ObligationsTransferred):
+        return {
+            event.predecessor_party_id,
+            *(p.party_id for p in event.successors),
+            *(o.successor_party_id for o in event.obligations),
+        }
     named: set[str] = set()
     assert isinstance(event, AgreementAmended)
     for change in event.changes:
@@ -44,6 +65,10 @@ def parties_named(event: Event, before: AgreementState | None, after: AgreementS
     return named
 
 
+def _successors(ids: list[str]) -> str:
+    return ", ".join(dict.fromkeys(ids))
+
+
 def summary(event: Event, state: AgreementState) -> str:
     if isinstance(event, AgreementSigned):
         return f"Signed {event.document_number}: {event.title}"
@@ -53,5 +78,48 @@ def summary(event: Event, state: AgreementState) -> str:
     if isinstance(event, ProgressReported):
         percent = f", {event.completion_percent}%" if event.completion_percent is not None else ""
         return f"{event.party_id} reported {event.status.value}{percent} on {event.obligation_id} for {event.period}"
+    if isinstance(event, ObligationsTransferred):
+        successors = _successors([p.party_id for p in event.successors])
+        moved = ", ".join(o.obligation_id for o in event.obligations) or "none"
+        return (
+            f"{event.predecessor_party_id} succeeded by {successors} on {event.effective_on}"
+            f" ({event.legal_basis}): obligations {moved}"
+        )
     assert isinstance(event, TermClosed)
     return f"Term of {state.document_number} closed on {event.closed_on} ({event.outcome.value})"
+
+
+def party_events_named(event: PartyEvent, party_id: str) -> set[str]:
+    """Parties an event of `party_id`'s own stream concerns: the party itself, and for a
+    succession every party that takes over (the default successor and any named for one
+    obligation)."""
+    if isinstance(event, SuccessionRecorded):
+        return {
+            party_id,
+            event.successor_party_id,
+            *(s.successor_party_id for s in event.obligation_successors),
+        }
+    return {party_id}
+
+
+def party_summary(event: PartyEvent, state: PartyState) -> str:
+    """One line for the event, `state` being the party's entry after it."""
+    if isinstance(event, PartyRegistered):
+        source = (
+            f" from agreement {event.registered_from_agreement_id}"
+            if event.registered_from_agreement_id
+            else ""
+        )
+        return f"{event.party_id} registered{source}: {event.name} ({event.kind.value})"
+    if isinstance(event, PartyRenamed):
+        former = state.names[-2].name if len(state.names) > 1 else None
+        basis = f" ({event.legal_basis})" if event.legal_basis else ""
+        was = f" from {former}" if former is not None else ""
+        return f"{state.party_id} renamed{was} to {event.name} on {event.effective_on}{basis}"
+    assert isinstance(event, SuccessionRecorded)
+    others = sorted({s.successor_party_id for s in event.obligation_successors} - {event.successor_party_id})
+    also = f" (some obligations to {', '.join(others)})" if others else ""
+    return (
+        f"{state.party_id} succeeded by {event.successor_party_id}{also} on {event.effective_on}"
+        f" ({event.legal_basis})"
+    )

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
 from coordreg_contracts.common import Cadence
 
 from services.agreement import periods
+from services.projections.readmodel.locality import locality_keys, locality_now
 from services.projections.readmodel.search_text import search_key
 
 
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 async def party_obligations(pool: asyncpg.Pool, party_id: str, status: str) -> list[dict[str, Any]]:
+    """What the party holds now (`active`, `all`), or what it ceded when it ceased (`transferred`)."""
+    if status == "transferred":
+        return await party_transfers(pool, party_id)
     rows = await pool.fetch(
         """SELECT agreement_id, document_number, agreement_title, obligation_id, title, role, cadence,
-                  status, latest_report::text AS latest_report
+                  status, latest_report::text AS latest_report, inherited_from, inherited_on
            FROM party_obligations
            WHERE party_id = $1 AND ($2 = 'all' OR status = 'active')
            ORDER BY document_number, agreement_id, obligation_id""",
@@ -24,9 +33,105 @@ async def party_obligations(pool: asyncpg.Pool, party_id: str, status: str) -> l
         status,
     )
     return [
-        {**dict(r), "latest_report": json.loads(r["latest_report"]) if r["latest_report"] else None}
+        {
+            **dict(r),
+            "latest_report": json.loads(r["latest_report"]) if r["latest_report"] else None,
+            "inherited_on": _iso(r["inherited_on"]),
+        }
         for r in rows
     ]
+
+
+async def party_transfers(pool: asyncpg.Pool, party_id: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        """SELECT agreement_id, document_number, agreement_title, obligation_id, title, cadence, status,
+                  latest_report::text AS latest_report, inherited_from, inherited_on,
+                  transferred_to, transferred_on
+           FROM party_transfers
+           WHERE party_id = $1
+           ORDER BY document_number, agreement_id, obligation_id""",
+        party_id,
+    )
+    return [
+        {
+            **dict(r),
+            "latest_report": json.loads(r["latest_report"]) if r["latest_report"] else None,
+            "inherited_on": _iso(r["inherited_on"]),
+            "transferred_on": _iso(r["transferred_on"]),
+        }
+        for r in rows
+    ]
+
+
+async def succeeded_by(pool: asyncpg.Pool, party_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        "SELECT successor_party_id, ceased_on, legal_basis FROM parties WHERE party_id = $1", party_id
+    )
+    if row is None or row["ceased_on"] is None:
+        return None
+    return {
+        "successor_party_id": row["successor_party_id"],
+        "effective_on": row["ceased_on"].isoformat(),
+        "legal_basis": row["legal_basis"],
+    }
+
+
+async def party(pool: asyncpg.Pool, party_id: str) -> dict[str, Any] | None:
+    """The directory entry, with the parties it succeeded and that succeeded it."""
+    row = await pool.fetchrow("SELECT * FROM parties WHERE party_id = $1", party_id)
+    if row is None:
+        return None
+    links = await pool.fetch(
+        """SELECT s.predecessor_party_id = $1 AS outgoing,
+                  CASE WHEN s.predecessor_party_id = $1 THEN s.successor_party_id
+                       ELSE s.predecessor_party_id END AS party_id,
+                  p.name, s.effective_on, s.legal_basis
+           FROM party_successions s
+           LEFT JOIN parties p
+             ON p.party_id = CASE WHEN s.predecessor_party_id = $1 THEN s.successor_party_id
+                                  ELSE s.predecessor_party_id END
+           WHERE s.predecessor_party_id = $1 OR s.successor_party_id = $1
+           ORDER BY s.effective_on, party_id""",
+        party_id,
+    )
+
+    def linked(outgoing: bool) -> list[dict[str, Any]]:
+        return [
+            {
+                "party_id": r["party_id"],
+                "name": r["name"],
+                "effective_on": r["effective_on"].isoformat(),
+                "legal_basis": r["legal_basis"],
+            }
+            for r in links
+            if r["outgoing"] is outgoing
+        ]
+
+    ceased = row["ceased_on"] is not None
+    return {
+        "party_id": row["party_id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "province": row["province"],
+        "province_now": locality_now(row["province"]) if row["province"] else None,
+        "electronic_id": row["electronic_id"],
+        "unit_code": row["unit_code"],
+        "names": row["names"],
+        "registered_from_agreement_id": row["registered_from_agreement_id"],
+        "status": "ceased" if ceased else "active",
+        "succession": {
+            "effective_on": row["ceased_on"].isoformat(),
+            "legal_basis": row["legal_basis"],
+            "successor_party_id": row["successor_party_id"],
+            "obligation_successors": row["obligation_successors"],
+        }
+        if ceased
+        else None,
+        "predecessors": linked(False),
+        "successors": linked(True),
+        "version": row["version"],
+        "position": row["last_position"],
+    }
 
 
 async def party_history(pool: asyncpg.Pool, party_id: str, after: int, limit: int) -> list[dict[str, Any]]:
@@ -49,6 +154,8 @@ def agreement_summary(row: asyncpg.Record) -> dict[str, Any]:
         "kind": row["kind"],
         "title": row["title"],
         "locality": row["locality"],
+        "locality_now": row["locality_now"],
+        "document_type": row["document_type"],
         "status": row["status"],
         "signed_on": row["signed_on"].isoformat(),
         "term": {"start": row["term_start"].isoformat(), "end": row["term_end"].isoformat()},
@@ -65,20 +172,23 @@ async def agreements(
     status: str | None,
     after: int,
     limit: int,
+    document_type: str | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
     """The listing without `q`: in the order of the agreements' signing, after position `after`."""
     rows = await pool.fetch(
         """SELECT * FROM agreements
            WHERE first_position > $1
              AND ($2::text IS NULL OR $2 = ANY(party_ids))
-             AND ($3::text IS NULL OR locality_key = $3)
+             AND ($3::text[] IS NULL OR locality_key = ANY($3) OR locality_now_key = ANY($3))
              AND ($4::text IS NULL OR status = $4)
+             AND ($6::text IS NULL OR document_type = $6)
            ORDER BY first_position LIMIT $5""",
         after,
         party_id,
-        search_key(locality) if locality else None,
+        locality_keys(locality) if locality else None,
         status,
         limit,
+        document_type,
     )
     return [(r["first_position"], agreement_summary(r)) for r in rows]
 
@@ -111,6 +221,7 @@ async def search_agreements(
     words: list[str],
     after: Ranked | None,
     limit: int,
+    document_type: str | None = None,
 ) -> list[tuple[Ranked, dict[str, Any]]]:
     """Agreements whose search text holds every one of `words`, best match first (decision 14).
 
@@ -121,24 +232,38 @@ async def search_agreements(
     with others between them, or inside longer words, less. Ties go by signing:
     (rank, first_position) orders every match once, and `after` is a keyset on it.
     """
-    sql, args = search_query(party_id=party_id, locality=locality, status=status, words=words, after=after)
+    sql, args = search_query(
+        party_id=party_id,
+        locality=locality,
+        status=status,
+        words=words,
+        after=after,
+        document_type=document_type,
+    )
     rows = await pool.fetch(f"{sql} LIMIT ${len(args) + 1}", *args, limit)
     return [(Ranked(r["rank"], r["first_position"]), agreement_summary(r)) for r in rows]
 
 
 def search_query(
-    *, party_id: str | None, locality: str | None, status: str | None, words: list[str], after: Ranked | None
+    *,
+    party_id: str | None,
+    locality: str | None,
+    status: str | None,
+    words: list[str],
+    after: Ranked | None,
+    document_type: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The search's SQL without its LIMIT, and its arguments (tests EXPLAIN it)."""
     if not words:
         raise ValueError("a search needs at least one word")
     args: list[Any] = [
         party_id,
-        search_key(locality) if locality else None,
+        locality_keys(locality) if locality else None,
         status,
         " ".join(words),
         after.rank if after else None,
         after.first_position if after else None,
+        document_type,
     ]
     # One parameter per word: a LIKE on an array (`LIKE ALL`) cannot use a GIN index.
     likes = "".join(
@@ -150,8 +275,9 @@ def search_query(
                SELECT a.*, public.strict_word_similarity($4, a.search_text) AS rank
                FROM agreements a
                WHERE ($1::text IS NULL OR $1 = ANY(a.party_ids))
-                 AND ($2::text IS NULL OR a.locality_key = $2)
-                 AND ($3::text IS NULL OR a.status = $3){likes}
+                 AND ($2::text[] IS NULL OR a.locality_key = ANY($2) OR a.locality_now_key = ANY($2))
+                 AND ($3::text IS NULL OR a.status = $3)
+                 AND ($7::text IS NULL OR a.document_type = $7){likes}
            ) m
            WHERE $5::real IS NULL OR m.rank < $5 OR (m.rank = $5 AND m.first_position > $6::bigint)
            ORDER BY m.rank DESC, m.first_position"""

@@ -13,8 +13,10 @@ its year after the number (`24/2021/QH15`) and a Party document a hyphen (`40-CT
 `parse` reads what it recognises and never refuses a number: whatever it does not
 recognise is left unknown (`document_type is None`), not an error.
 
-Nothing decides on this yet: the duplicate-document rule compares the number as a whole
-(docs/CONTRACT.md, decisions 5 and 13).
+Shared by both sides, so it lives with the agreement model: the projections file each
+agreement under its `document_type` (`GET /v1/agreements?document_type=`). Nothing decides on
+it: the duplicate-document rule compares the number as a whole (docs/CONTRACT.md, decisions 5
+and 13).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 # Appendix III, part I, of Decree 30/2020/NĐ-CP: the abbreviation of each type of
 # administrative document. Listed: the entries whose abbreviation is certain. Left out until
@@ -30,7 +33,15 @@ from dataclasses import dataclass
 # giấy giới thiệu and giấy nghỉ phép (GN, TTh, UQ, GT, NP in Circular 01/2011/TT-BNV, which
 # the decree replaced; probably BGN, BTT, GUQ, GGT, GNP in the decree), and the copies (SY,
 # TrS, SL) of part II. A type left out reads as unknown, like any type not listed.
-DOCUMENT_TYPES: Mapping[str, str] = {
+#
+# The abbreviations are also a type, so that a query parameter is validated against them and
+# OpenAPI lists them; `DOCUMENT_TYPES` names each, and the two must hold the same ones
+# (tests/unit/test_document_numbers.py).
+DocumentType = Literal[
+    "NQ", "QĐ", "CT", "QC", "QyĐ", "TC", "TB", "HD", "CTr", "KH", "PA",
+    "ĐA", "DA", "BC", "BB", "TTr", "HĐ", "CĐ", "GM", "PG", "PC", "PB",
+]  # fmt: skip
+DOCUMENT_TYPES: Mapping[DocumentType, str] = {
     "NQ": "Nghị quyết (cá biệt)",
     "QĐ": "Quyết định (cá biệt)",
     "CT": "Chỉ thị",
@@ -60,7 +71,7 @@ JOINT_MARKERS = ("PH", "LT")
 
 # Case does not tell two types apart (no two entries differ only by case), so a number typed
 # in capitals (`CTR`, `QYĐ`) still names its type.
-_BY_UPPER = {abbreviation.upper(): abbreviation for abbreviation in DOCUMENT_TYPES}
+_BY_UPPER: dict[str, DocumentType] = {abbreviation.upper(): abbreviation for abbreviation in DOCUMENT_TYPES}
 # `CTPH` is customarily a chương trình phối hợp (the demo data's programmes), yet its stem is
 # the appendix's `CT`, a chỉ thị: the stem alone does not settle the type.
 _AMBIGUOUS_JOINT_STEMS = frozenset({"CT"})
@@ -80,7 +91,7 @@ class DocumentNumber:
     number: str | None  # the serial as written ("01", "25a"), if the text starts with a digit
     year: int | None  # the year after the serial, in the shape `24/2021/QH15`
     type_part: str | None  # the part that carries the type, as written ("QCPH", "NDPH", "KH")
-    document_type: str | None  # the Appendix III abbreviation it names ("QC"), None if unknown
+    document_type: DocumentType | None  # the Appendix III abbreviation it names ("QC"), None if unknown
     issuers: tuple[str, ...]  # the parts after the type part (all of them if there is none)
 
     @property
@@ -106,7 +117,7 @@ def parse(document_number: str) -> DocumentNumber:
     return DocumentNumber(text, number, year, None, None, parts)
 
 
-def _read_type(part: str) -> tuple[str | None, bool]:
+def _read_type(part: str) -> tuple[DocumentType | None, bool]:
     """The Appendix III abbreviation `part` names, and whether `part` is a type at all: a joint
     marker makes it one even when its stem is unknown (`NDPH`)."""
     upper = part.upper()
