@@ -37,6 +37,10 @@ TABLES = (
     Table("streams", ("agreement_id",)),
     Table("applied", ("position",), frozenset({"applied_at"})),
     Table("parked", ("agreement_id", "sequence"), frozenset({"parked_at"})),
+    # The party directory's read models (projections migration 004, decision 19).
+    Table("parties", ("party_id",)),
+    Table("party_successions", ("predecessor_party_id", "successor_party_id")),
+    Table("party_transfers", ("party_id", "agreement_id", "obligation_id")),
 )
 MISSING = "missing"  # in the shadow, not in the live read models
 EXTRA = "extra"  # in the live read models, not in the shadow

@@ -18,12 +18,14 @@ from typing import Any
 
 import asyncpg
 from coordreg_contracts.envelope import Envelope
+from coordreg_contracts.parties import is_party_subject, party_id_of
 
 from services.agreement.state import AgreementState, evolve
 from services.audit.common import event_time, rfc3339
 from services.audit.settings import AuditSettings
+from services.directory.state import PartyState, evolve_party
 from services.projections.readmodel.apply import latest_report
-from services.projections.readmodel.naming import parties_named, summary
+from services.projections.readmodel.naming import parties_named, party_events_named, party_summary, summary
 
 
 @dataclass
@@ -126,6 +128,7 @@ async def party(
     finally:
         await conn.close()
     state: AgreementState | None = None
+    entry: PartyState | None = None
     current: str | None = None
     closed_at_cutoff = False
     prevhash = ""
@@ -149,6 +152,24 @@ async def party(
                 " fails its hash check: run `verify`"
             )
         prevhash = envelope.hash
+        if is_party_subject(envelope.subject):
+            # A directory stream: the party's own, or one whose succession names it (decision 19).
+            directory_event = envelope.party_event()
+            entry = evolve_party(entry if envelope.sequence > 1 else None, directory_event)
+            report.events_folded += 1
+            if party_id in party_events_named(directory_event, party_id_of(envelope.subject)):
+                report.history.append(
+                    {
+                        "event_id": envelope.id,
+                        "type": envelope.type,
+                        "agreement_id": None,
+                        "sequence": envelope.sequence,
+                        "position": row["position"],
+                        "recorded_at": envelope.time,
+                        "summary": party_summary(directory_event, entry),
+                    }
+                )
+            continue
         event = envelope.event()
         before = state
         state = evolve(before, event)

@@ -30,12 +30,14 @@ from typing import Any
 
 import asyncpg
 from coordreg_contracts.envelope import Envelope, canonical_json, envelope_hash
+from coordreg_contracts.parties import is_party_subject
 from pydantic import ValidationError
 
 from services.agreement.state import AgreementState, evolve
 from services.audit.kafkalog import Record, TopicReader
 from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
+from services.directory.state import PartyState, evolve_party
 
 STORE = "store"
 KAFKA = "kafka"
@@ -165,6 +167,7 @@ class _Chain:
     last_hash: str | None = ""
     last_position: int = 0
     state: AgreementState | None = None
+    party: PartyState | None = None
     foldable: bool = True
 
 
@@ -248,7 +251,11 @@ class StoreWalk:
         envelope = self._envelope(row, doc)
         if envelope is not None and chain.foldable:
             try:
-                chain.state = evolve(chain.state, envelope.event())
+                if is_party_subject(agreement_id):
+                    # A party directory stream (decision 15) folds into its own model.
+                    chain.party = evolve_party(chain.party, envelope.party_event())
+                else:
+                    chain.state = evolve(chain.state, envelope.event())
             except (ValidationError, ValueError, TypeError, KeyError) as exc:
                 self.problem(row, "event", f"the {doc.get('type')} payload does not apply: {_short(exc)}")
                 chain.foldable = False

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from coordreg_contracts.commands import ReportProgress, SignAgreement
+from coordreg_contracts.envelope import envelope_hash
 
 from services.audit.diff import diff
 from services.audit.kafkalog import Record, TopicReader
@@ -74,6 +76,12 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        """The service's JSON log lines with this `event`, oldest first (every run in this log)."""
+        lines = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        return [entry for entry in entries if entry.get("event") == event]
+
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -101,6 +109,16 @@ class Env:
             "REGISTRY_JSON_LOGS": "true",
             "PROJECTIONS_JSON_LOGS": "true",
         }
+
+    def registry(self, name: str, port: int) -> Service:
+        service = Service(
+            name,
+            "services.registry.entrypoints.main",
+            {**self.service_env(name), "REGISTRY_PORT": str(port)},
+            self.logs / f"{name}.log",
+        )
+        self.services.append(service)
+        return service.start()
 
     def relay(self, name: str) -> Service:
         service = Service(
@@ -237,6 +255,13 @@ async def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> f
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+async def registry_ready(client: httpx.AsyncClient) -> bool:
+    try:
+        return (await client.get("/readyz")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 async def outbox_empty(pool: asyncpg.Pool) -> bool:
     return int(await pool.fetchval("SELECT count(*) FROM registry.outbox")) == 0
 
@@ -249,6 +274,32 @@ async def projection_caught_up(pool: asyncpg.Pool) -> bool:
         else -1
     )
     return bool(stored == applied)
+
+
+async def broken_chains(pool: asyncpg.Pool) -> list[str]:
+    """Streams (agreements and party directory streams) whose stored hash chain does not hold:
+    sequences 1..n, positions growing with them, each hash recomputed, each prevhash the hash
+    before. The chain alone, independent of what the events mean (the audit tool checks that)."""
+    rows = await pool.fetch(
+        "SELECT agreement_id, sequence, position, envelope FROM registry.events ORDER BY agreement_id, sequence"
+    )
+    broken: set[str] = set()
+    stream, sequence, position, previous = None, 0, 0, ""
+    for row in rows:
+        if row["agreement_id"] != stream:
+            stream, sequence, position, previous = row["agreement_id"], 0, 0, ""
+        doc = json.loads(row["envelope"])
+        if (
+            row["sequence"] != sequence + 1
+            or row["position"] <= position
+            or doc["sequence"] != row["sequence"]
+            or doc["subject"] != stream
+            or doc["prevhash"] != previous
+            or doc["hash"] != envelope_hash(doc)
+        ):
+            broken.add(str(stream))
+        sequence, position, previous = row["sequence"], row["position"], doc["hash"]
+    return sorted(broken)
 
 
 async def live_vs_rebuild(database_url: str, pool: asyncpg.Pool) -> int:
