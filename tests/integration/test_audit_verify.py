@@ -99,8 +99,8 @@ async def pick(conn: asyncpg.Connection, rng: random.Random, min_events: int) ->
     ids = [
         r["agreement_id"]
         for r in await conn.fetch(
-            """SELECT agreement_id FROM registry.events GROUP BY agreement_id
-               HAVING count(*) >= $1 ORDER BY agreement_id""",
+            """SELECT agreement_id FROM registry.events WHERE agreement_id NOT LIKE 'party/%'
+               GROUP BY agreement_id HAVING count(*) >= $1 ORDER BY agreement_id""",
             min_events,
         )
     ]

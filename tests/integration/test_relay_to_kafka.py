@@ -21,7 +21,11 @@ async def test_topic_holds_the_cloudevents_with_sequence_hash_and_prevhash(stack
             f"/v1/agreements/{agreement_id}/progress-reports", json=report_body(period=period)
         )
         assert response.status_code == 201, response.text
-    records = [r for r in await read_topic(stack.bootstrap, stack.topic, 3) if r.key == agreement_id.encode()]
+    # The signing also registered its parties, on their own streams (decision 16).
+    expected = 3 + len(sign_body()["parties"])
+    records = [
+        r for r in await read_topic(stack.bootstrap, stack.topic, expected) if r.key == agreement_id.encode()
+    ]
     assert len(records) == 3
     assert len({r.partition for r in records}) == 1, "one agreement, one partition"
     events = [decode(r) for r in records]
