@@ -1,6 +1,9 @@
 """The ports' contracts: every implementation runs these same suites.
 
-`EventStoreContract`: a subclass provides the `store` fixture (an empty store).
+`EventStoreContract`: a subclass provides the `store` fixture (an empty store). It covers the
+agreement streams and the party directory's side of the port (decisions 15-17): streams written
+together (`also`), directory versions required unchanged at commit (`DirectoryRead`), the
+succession queue, and `streams_naming`.
 `IdempotencyContract`: a subclass provides `store` and `recorder`, a factory of the
 Idempotency-Key recorder that goes with that store (the store records a completion in its
 append), taking the seconds after which an unfinished claim may be taken over.
@@ -11,22 +14,29 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from coordreg_contracts.commands import ReportProgress, SignAgreement
+from coordreg_contracts.commands import AmendAgreement, ReportProgress, SignAgreement
 from coordreg_contracts.envelope import Envelope
+from coordreg_contracts.events import Event
+from coordreg_contracts.parties import PartyEvent, PartyKind, PartyRegistered, PartyRenamed, party_subject
 
+from services.agreement.state import AgreementState, fold
 from services.registry.domain.decide import Known, decide
 from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandBus, CommandContext, seal_events, utc_now
 from services.registry.service_layer.event_store import (
     ConcurrencyError,
+    DirectoryRead,
     DocumentClaim,
     DuplicateDocument,
     EventStore,
+    PendingSuccession,
+    StoredEvent,
+    StreamAppend,
 )
 from services.registry.service_layer.idempotency import (
     Claim,
@@ -45,15 +55,69 @@ CTX = CommandContext(Caller.in_process("tester"), correlation_id="c", causation_
 def envelopes_for(agreement_id: str, version: int, prevhash: str = "", **signing: Any) -> list[Envelope]:
     """The sealed signing of `sign_body(**signing)`."""
     events = decide(SignAgreement.model_validate(sign_body(**signing)), None, Known(agreement_id))
+    return sealed(agreement_id, version, events, prevhash)
+
+
+def sealed(
+    stream_id: str, version: int, events: Sequence[Event | PartyEvent], prevhash: str = ""
+) -> list[Envelope]:
     return seal_events(
         events,
-        agreement_id=agreement_id,
+        agreement_id=stream_id,
         version=version,
         prevhash=prevhash,
         context=CTX,
         recorded_at=utc_now,
         new_id=lambda: str(uuid.uuid4()),
     )
+
+
+def registration(party_id: str) -> StreamAppend:
+    """The first event of a party's stream, to append beside another stream's (`also`)."""
+    event = PartyRegistered(party_id=party_id, name=f"Đơn vị {party_id}", kind=PartyKind.DEPARTMENT)
+    return StreamAppend(party_subject(party_id), 0, sealed(party_subject(party_id), 0, [event]))
+
+
+async def register(store: EventStore, party_id: str) -> None:
+    """A party stream on its own, as `POST /v1/parties` appends it."""
+    first = registration(party_id)
+    await store.append(first.stream_id, 0, first.envelopes)
+
+
+async def rename(store: EventStore, party_id: str, name: str) -> None:
+    stream = party_subject(party_id)
+    stored = await store.load(stream)
+    event = PartyRenamed.model_validate({"name": name, "effective_on": "2025-07-01"})
+    await store.append(stream, len(stored), sealed(stream, len(stored), [event], stored[-1].envelope().hash))
+
+
+def parties_signing(*party_ids: str) -> dict[str, Any]:
+    """Overrides of `sign_body` for a signing by these parties (the first leads)."""
+    return {
+        "parties": [
+            {"party_id": p, "name": f"Bên {p}", "role": "lead" if i == 0 else "member"}
+            for i, p in enumerate(party_ids)
+        ],
+        "obligations": [
+            {
+                "obligation_id": "viec",
+                "title": "Việc chung",
+                "lead_party_id": party_ids[0],
+                "supporting_party_ids": list(party_ids[1:]),
+                "cadence": "annual",
+            }
+        ],
+    }
+
+
+def fold_one(stored: StoredEvent) -> AgreementState:
+    state = fold([stored.envelope().event()])
+    assert state is not None
+    return state
+
+
+async def queued(store: EventStore) -> list[str]:
+    return [p.party_id for p in await store.pending_successions()]
 
 
 class _NoKeys:
@@ -138,6 +202,193 @@ class EventStoreContract:
     async def test_envelopes_must_continue_the_sequence(self, store: EventStore) -> None:
         with pytest.raises(ValueError):
             await store.append("a-gap", 1, envelopes_for("a-gap", 0))
+
+    # -- the party directory's side of the port (decisions 15-17) ------------------------------------
+
+    async def test_streams_appended_together_are_stored_together(self, store: EventStore) -> None:
+        """A signing and the registrations it makes: one append, every stream's events stored,
+        the positions returned being the agreement's own."""
+        positions = await store.append(
+            "a-also", 0, envelopes_for("a-also", 0), also=[registration("also-x"), registration("also-y")]
+        )
+        [signing] = await store.load("a-also")
+        assert positions == [signing.position]
+        x, y = [await store.load(party_subject(p)) for p in ("also-x", "also-y")]
+        assert [e.sequence for e in x + y] == [1, 1]
+        assert len({signing.position, x[0].position, y[0].position}) == 3
+        assert await store.directory_versions(["also-x", "also-y"]) == {"also-x": 1, "also-y": 1}
+
+    async def test_a_concurrency_error_on_any_stream_stores_nothing_of_any(self, store: EventStore) -> None:
+        await register(store, "taken")
+        # One of `also` lost its race (another signing registered the party first) …
+        with pytest.raises(ConcurrencyError):
+            await store.append(
+                "a-lost-also",
+                0,
+                envelopes_for("a-lost-also", 0),
+                DocumentClaim("Hòa Bình", "1/CTPH", 2024),
+                also=[registration("fresh"), registration("taken")],
+                queue_successions=["queued-by-the-loser"],
+            )
+        # … or the agreement's own stream did: either way, nothing of any stream is stored.
+        await store.append("a-first", 0, envelopes_for("a-first", 0))
+        with pytest.raises(ConcurrencyError):
+            await store.append("a-first", 0, envelopes_for("a-first", 0), also=[registration("fresh")])
+        assert await store.load("a-lost-also") == []
+        assert await store.load(party_subject("fresh")) == []
+        assert len(await store.load(party_subject("taken"))) == 1
+        assert len(await store.load("a-first")) == 1
+        assert await store.directory_versions(["fresh", "taken"]) == {"taken": 1}
+        assert await queued(store) == []
+        # The document number was not claimed by the append that failed.
+        await store.append(
+            "a-claims", 0, envelopes_for("a-claims", 0), DocumentClaim("Hòa Bình", "1/CTPH", 2024)
+        )
+        # And the party left unregistered can still be registered, by anyone.
+        await store.append("a-registers", 0, envelopes_for("a-registers", 0), also=[registration("fresh")])
+        assert await store.directory_versions(["fresh"]) == {"fresh": 1}
+
+    async def test_two_appends_registering_one_party_one_wins(self, store: EventStore) -> None:
+        results: list[Any] = list(
+            await asyncio.gather(
+                store.append("a-reg-1", 0, envelopes_for("a-reg-1", 0), also=[registration("contested")]),
+                store.append("a-reg-2", 0, envelopes_for("a-reg-2", 0), also=[registration("contested")]),
+                return_exceptions=True,
+            )
+        )
+        assert sum(isinstance(r, list) for r in results) == 1
+        assert sum(isinstance(r, ConcurrencyError) for r in results) == 1
+        assert sorted([len(await store.load("a-reg-1")), len(await store.load("a-reg-2"))]) == [0, 1]
+        assert len(await store.load(party_subject("contested"))) == 1
+
+    async def test_a_directory_read_must_be_unchanged_at_commit(self, store: EventStore) -> None:
+        await register(store, "read-x")
+        # The versions the decision saw (0: not registered) still hold: the append goes through.
+        await store.append(
+            "a-read-ok",
+            0,
+            envelopes_for("a-read-ok", 0),
+            directory=DirectoryRead({"read-x": 1, "read-none": 0}),
+        )
+        await rename(store, "read-x", "Tên mới")
+        refused = [
+            {"read-x": 1},  # renamed since: it is at version 2
+            {"read-x": 0},  # registered since the decision found nothing
+            {"read-none": 1},  # a version of a party that is not registered
+            {"read-x": 2, "read-none": 1},  # one right, one wrong
+        ]
+        for n, versions in enumerate(refused):
+            with pytest.raises(ConcurrencyError):
+                await store.append(
+                    f"a-read-{n}",
+                    0,
+                    envelopes_for(f"a-read-{n}", 0),
+                    also=[registration(f"read-new-{n}")],
+                    directory=DirectoryRead(versions),
+                    queue_successions=["read-x"],
+                )
+            assert await store.load(f"a-read-{n}") == []
+            assert await store.load(party_subject(f"read-new-{n}")) == []
+        assert await queued(store) == []
+        await store.append(
+            "a-read-2",
+            0,
+            envelopes_for("a-read-2", 0),
+            directory=DirectoryRead({"read-x": 2, "read-none": 0}),
+        )
+        # A party stream's own append may require other parties' versions too (a succession).
+        stream = party_subject("read-x")
+        stored = await store.load(stream)
+        rename_again = sealed(
+            stream,
+            2,
+            [PartyRenamed.model_validate({"name": "Tên khác", "effective_on": "2025-08-01"})],
+            stored[-1].envelope().hash,
+        )
+        with pytest.raises(ConcurrencyError):
+            await store.append(stream, 2, rename_again, directory=DirectoryRead({"read-none": 1}))
+        assert await store.directory_versions(["read-x"]) == {"read-x": 2}
+        await store.append(stream, 2, rename_again, directory=DirectoryRead({"read-none": 0}))
+        assert await store.directory_versions(["read-x"]) == {"read-x": 3}
+
+    async def test_directory_versions(self, store: EventStore) -> None:
+        assert await store.directory_versions([]) == {}
+        await register(store, "ver-a")
+        await register(store, "ver-b")
+        await rename(store, "ver-b", "Tên mới")
+        await rename(store, "ver-b", "Tên mới nữa")
+        # An agreement stream is no party, whatever its id.
+        await store.append("ver-c", 0, envelopes_for("ver-c", 0))
+        assert await store.directory_versions(["ver-a", "ver-b", "ver-c", "ver-none"]) == {
+            "ver-a": 1,
+            "ver-b": 3,
+        }
+
+    async def test_the_succession_queue(self, store: EventStore) -> None:
+        await register(store, "q-a")
+        assert await queued(store) == []
+        # Queued by an append of any stream: a succession (the party's own), a signing, a transfer.
+        stream = party_subject("q-a")
+        stored = await store.load(stream)
+        renamed = [PartyRenamed.model_validate({"name": "Tên mới", "effective_on": "2025-07-01"})]
+        await store.append(
+            stream, 1, sealed(stream, 1, renamed, stored[-1].envelope().hash), queue_successions=["q-a"]
+        )
+        await store.append("q-sign", 0, envelopes_for("q-sign", 0), queue_successions=["q-b", "q-c"])
+        assert (await queued(store))[0] == "q-a"
+        assert sorted(await queued(store)) == ["q-a", "q-b", "q-c"]
+        first = await store.pending_successions()
+        assert [p.request for p in first] == sorted(p.request for p in first)  # oldest request first
+        assert len(await store.pending_successions(limit=2)) == 2
+        # A manager is carrying q-a when a transfer queues it again: finishing the older request
+        # must keep the newer one, which may have agreements the run did not see.
+        [running] = [p for p in first if p.party_id == "q-a"]
+        await store.append("q-transfer", 0, envelopes_for("q-transfer", 0), queue_successions=["q-a"])
+        [again] = [p for p in await store.pending_successions() if p.party_id == "q-a"]
+        assert again.request != running.request
+        # Queuing again moves it behind the others.
+        assert (await queued(store))[-1] == "q-a"
+        await store.finish_succession(running)
+        assert sorted(await queued(store)) == ["q-a", "q-b", "q-c"]
+        await store.finish_succession(again)
+        assert sorted(await queued(store)) == ["q-b", "q-c"]
+        # Finishing twice, or a request never made, changes nothing.
+        await store.finish_succession(again)
+        await store.finish_succession(PendingSuccession("q-b", -1))
+        assert sorted(await queued(store)) == ["q-b", "q-c"]
+        for pending in await store.pending_successions():
+            await store.finish_succession(pending)
+        assert await queued(store) == []
+
+    async def test_streams_naming(self, store: EventStore) -> None:
+        await register(store, "nm-front")
+        await store.append("nm-1", 0, envelopes_for("nm-1", 0, **parties_signing("nm-front", "nm-red-cross")))
+        # Another party whose id starts with the first one's: never taken for it.
+        await store.append(
+            "nm-2", 0, envelopes_for("nm-2", 0, **parties_signing("nm-front-2", "nm-red-cross"))
+        )
+        # A party that joins by amendment is named from then on.
+        amendment = AmendAgreement.model_validate(
+            {
+                "document_number": "2/QĐ",
+                "reason": "Bổ sung",
+                "effective_on": "2024-01-01",
+                "changes": [
+                    {"op": "add_party", "party": {"party_id": "nm-front", "name": "Bên", "role": "member"}}
+                ],
+            }
+        )
+        [signing] = await store.load("nm-2")
+        events = decide(amendment, fold_one(signing), Known("nm-2"))
+        await store.append("nm-2", 1, sealed("nm-2", 1, events, signing.envelope().hash))
+        await store.append("nm-3", 0, envelopes_for("nm-3", 0, **parties_signing("nm-red-cross", "nm-front")))
+        # In signing order; the party's own stream is no agreement that names it.
+        assert await store.streams_naming("nm-front") == ["nm-1", "nm-2", "nm-3"]
+        assert await store.streams_naming("nm-front-2") == ["nm-2"]
+        assert await store.streams_naming("nm-red-cross") == ["nm-1", "nm-2", "nm-3"]
+        assert await store.streams_naming("nm-none") == []
+        # Nor is a prefix of the ids a party.
+        assert await store.streams_naming("nm") == []
 
 
 MakeRecorder = Callable[[float], IdempotencyRecorder]

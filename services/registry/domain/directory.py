@@ -246,8 +246,11 @@ def decide_transfer(
         if item.obligation.lead_party_id == old or old in item.obligation.supporting_party_ids
     ]
     was_lead = agreement.parties[old].role is Role.LEAD
-    successor_ids = [succession.successor_party_id]
-    successor_ids += [m.successor_party_id for m in moved if m.successor_party_id not in successor_ids]
+    # Each successor once, however many obligations go to it (a comprehension's `not in` would
+    # only see the default one).
+    successor_ids = list(
+        dict.fromkeys([succession.successor_party_id, *(m.successor_party_id for m in moved)])
+    )
     successors = []
     for successor_id in successor_ids:
         role = Role.LEAD if was_lead and successor_id == succession.successor_party_id else None
