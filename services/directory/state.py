@@ -33,9 +33,12 @@ class Succession:
         return self.successor_party_id
 
     def successor_ids(self) -> tuple[str, ...]:
-        ids = [self.successor_party_id]
-        ids += [s.successor_party_id for s in self.obligation_successors if s.successor_party_id not in ids]
-        return tuple(ids)
+        # Each once, however many obligations go to it.
+        return tuple(
+            dict.fromkeys(
+                [self.successor_party_id, *(s.successor_party_id for s in self.obligation_successors)]
+            )
+        )
 
 
 @dataclass(frozen=True)
