@@ -36,6 +36,8 @@ from services.common.auth import ALL_SCOPES, DEFAULT_AUDIENCE, DEFAULT_ISSUER, D
 HERE = Path(__file__).parent
 DEV_PRIVATE_KEY = HERE / "dev-keys" / "dev-signing-key.pem"
 DEMO_DATA = HERE / "demo" / "agreements.json"
+# The successors the demo registers (deploy/demo/successions.json): they report after 1 July 2025.
+DEMO_SUCCESSORS = HERE / "demo" / "successions.json"
 
 
 class KeySettings(BaseSettings):
@@ -103,12 +105,14 @@ def mint(
     return jwt.encode(claims, signing_key, algorithm=algorithm, headers={"kid": kid})  # type: ignore[arg-type]
 
 
-def demo_party_ids(path: Path = DEMO_DATA) -> list[str]:
-    """Every party of the demo agreements, in first-seen order."""
+def demo_party_ids(path: Path = DEMO_DATA, successors: Path = DEMO_SUCCESSORS) -> list[str]:
+    """Every party of the demo agreements, then every successor the demo registers, in first-seen order."""
     seen: dict[str, None] = {}
     for item in json.loads(path.read_text(encoding="utf-8")):
         for party in item["body"]["parties"]:
             seen.setdefault(party["party_id"], None)
+    for party in json.loads(successors.read_text(encoding="utf-8"))["parties"]:
+        seen.setdefault(party["party_id"], None)
     return list(seen)
 
 

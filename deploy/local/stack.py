@@ -301,7 +301,7 @@ def run(settings: StackSettings) -> int:
         print(f"export TOKEN={token}", flush=True)
         say("more: coordreg-token demo  |  coordreg-token mint --sub ID --scope ... --party ...")
         say(
-            f'try: curl -s -H "Authorization: Bearer $TOKEN" {projections}/v1/parties/mttq-hoa-binh/obligations'
+            f'try: curl -s -H "Authorization: Bearer $TOKEN" {projections}/v1/parties/snv-phu-tho/obligations'
         )
         say(
             f"     curl -s -H \"Authorization: Bearer $TOKEN\" '{projections}/v1/agreements?q=vi%20nguoi%20ngheo'"

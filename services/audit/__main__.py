@@ -78,7 +78,9 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("rebuild", parents=[common], help="replay the log into a fresh shadow schema")
     p.add_argument("--from", dest="source", choices=["store", "kafka"], required=True)
     p.add_argument(
-        "--as-of", help="keep only events whose time <= this RFC 3339 instant (a date: its end, UTC)"
+        "--as-of",
+        help="keep only events recorded by this RFC 3339 instant (a date: its end, UTC), and a"
+        " succession's events effective by its date",
     )
     p.add_argument("--schema", help="shadow schema name (default shadow_<yyyymmddhhmmss>)")
     p.add_argument(
@@ -100,7 +102,12 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("party", parents=[common], help="a party's obligations and history as of a date")
     p.add_argument("party_id")
-    p.add_argument("--as-of", required=True, help="a date YYYY-MM-DD (its end, UTC) or an RFC 3339 instant")
+    p.add_argument(
+        "--as-of",
+        required=True,
+        help="a date YYYY-MM-DD (its end, UTC) or an RFC 3339 instant: events recorded by then,"
+        " and a succession's events effective by its date",
+    )
     p.add_argument("--status", choices=["all", "active"], default="all")
     return main
 

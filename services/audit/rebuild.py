@@ -10,6 +10,11 @@ history row to one event), so the work is spread over `workers` connections by a
 (store) or by partition (Kafka); each agreement's events stay in order on one connection,
 and each batch slice is one transaction. A record the live worker would dead-letter is
 dead-lettered here too (into the shadow's `dead_letters`), so the results match.
+
+`--as-of` keeps what `services.audit.asof` keeps, the rule `party --as-of` folds by: a
+succession's events from their effective date on, whenever recorded. Such an event comes
+after events of its stream that were left out; the shadow's `streams` row is stepped over
+that gap first, or the sequence-checked applier would park the event.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ from typing import Any
 
 import asyncpg
 
+from services.audit.asof import StreamsAsOf
 from services.audit.common import (
     INFRASTRUCTURE_ERRORS,
     AuditError,
     check_schema_name,
-    event_time,
     ident,
     migration_component,
     rfc3339,
@@ -121,6 +126,9 @@ class Item:
     partition: int
     offset: int
     key: bytes | None
+    # `--as-of` only: the sequence its stream must stand at first (events left out before it).
+    follows: int | None = None
+    subject: str = ""
 
 
 @dataclass
@@ -202,7 +210,7 @@ async def apply_slice(
     """
     try:
         async with conn.transaction():
-            results = await apply_many(conn, [item.message for item in piece.items], cache)
+            results = await _apply(conn, piece.items, cache)
             counts = await _settle(conn, piece, results)
             await _write_offsets(conn, group, topic, piece.offsets)
         return counts
@@ -215,7 +223,7 @@ async def apply_slice(
         for item in piece.items:
             try:
                 async with conn.transaction():
-                    results.extend(await apply_many(conn, [item.message]))
+                    results.extend(await _apply(conn, [item]))
             except INFRASTRUCTURE_ERRORS:
                 raise
             except asyncpg.PostgresError as exc:
@@ -223,6 +231,30 @@ async def apply_slice(
         counts = await _settle(conn, piece, results)
         await _write_offsets(conn, group, topic, piece.offsets)
     return counts
+
+
+async def _apply(
+    conn: Connection, items: list[Item], cache: FoldedStates | None = None
+) -> list[Applied | Exception]:
+    """`apply_many` over the items, a stream stepped over what `--as-of` left out before an
+    item that `follows` it (one call per run, so the step lands between the right records)."""
+    results: list[Applied | Exception] = []
+    runs: list[list[Item]] = []
+    for item in items:
+        if item.follows is not None or not runs:
+            runs.append([])
+        runs[-1].append(item)
+    for run in runs:
+        head = run[0]
+        if head.follows is not None:
+            # Only forward: a stream that already stands further on has nothing to step over.
+            await conn.execute(
+                "UPDATE streams SET last_sequence = $2 WHERE agreement_id = $1 AND last_sequence < $2",
+                head.subject,
+                head.follows,
+            )
+        results += await apply_many(conn, [item.message for item in run], cache)
+    return results
 
 
 async def _settle(conn: Connection, piece: Slice, results: list[Applied | Exception]) -> Counts:
@@ -290,10 +322,14 @@ def worker_for(agreement_id: str, workers: int) -> int:
     return zlib.crc32(agreement_id.encode("utf-8")) % workers
 
 
-def _after(message: bytes | str, as_of: datetime | None) -> bool:
-    if as_of is None:
-        return False
-    return event_time(json.loads(message)) > as_of
+def _kept(message: bytes | str, streams: StreamsAsOf | None) -> tuple[bool, int | None, str]:
+    """Whether `--as-of` keeps the message, the sequence its stream must stand at first, and its
+    subject; everything is kept without `--as-of`."""
+    if streams is None:
+        return True, None, ""
+    doc = json.loads(message)
+    kept = streams.keep(str(doc["subject"]), int(doc["sequence"]), doc)
+    return kept is not None, kept.follows if kept else None, str(doc["subject"])
 
 
 async def rebuild_from_store(
@@ -304,6 +340,7 @@ async def rebuild_from_store(
         async with reader.transaction(isolation="repeatable_read", readonly=True):
             total = int(await reader.fetchval("SELECT count(*) FROM registry.events"))
             progress = Progress("rebuild from store", total, every=settings.progress_seconds)
+            streams = StreamsAsOf(as_of) if as_of is not None else None
             async with Appliers(pool, workers, settings.consumer_group, settings.topic, progress) as appliers:
                 cursor = await reader.cursor(
                     "SELECT position, agreement_id, sequence, envelope FROM registry.events ORDER BY position"
@@ -316,11 +353,20 @@ async def rebuild_from_store(
                         )
                         result.counts.read += 1
                         message = stored.message()
-                        if _after(message, as_of):
+                        kept, follows, subject = _kept(message, streams)
+                        if not kept:
                             result.counts.skipped_after_as_of += 1
                             progress.advance()
                             continue
-                        item = Item(message, STORE_ORIGIN, 0, stored.position, stored.agreement_id.encode())
+                        item = Item(
+                            message,
+                            STORE_ORIGIN,
+                            0,
+                            stored.position,
+                            stored.agreement_id.encode(),
+                            follows,
+                            subject,
+                        )
                         slices[worker_for(stored.agreement_id, workers)].items.append(item)
                     for worker, piece in enumerate(slices):
                         if piece.items:
@@ -341,6 +387,7 @@ async def rebuild_from_kafka(
         total = sum(max(0, ends[p] - begins.get(p, 0)) for p in ends)
         progress = Progress("rebuild from kafka", total, every=settings.progress_seconds)
         slot = {p: i % workers for i, p in enumerate(reader.partitions)}
+        streams = StreamsAsOf(as_of) if as_of is not None else None
         async with Appliers(pool, workers, settings.consumer_group, settings.topic, progress) as appliers:
             async for records in reader.read(begins, ends, max_records=settings.batch_size):
                 slices = [Slice() for _ in range(workers)]
@@ -348,12 +395,21 @@ async def rebuild_from_kafka(
                     piece = slices[slot[record.partition]]
                     piece.offsets[record.partition] = record.offset + 1
                     result.counts.read += 1
-                    if _skip_record(record, as_of):
+                    kept, follows, subject = _kept_record(record, streams)
+                    if not kept:
                         result.counts.skipped_after_as_of += 1
                         progress.advance()
                         continue
                     piece.items.append(
-                        Item(record.value, settings.topic, record.partition, record.offset, record.key)
+                        Item(
+                            record.value,
+                            settings.topic,
+                            record.partition,
+                            record.offset,
+                            record.key,
+                            follows,
+                            subject,
+                        )
                     )
                 for worker, piece in enumerate(slices):
                     if piece.items or piece.offsets:
@@ -368,11 +424,11 @@ async def rebuild_from_kafka(
     _merge(result, counts)
 
 
-def _skip_record(record: Record, as_of: datetime | None) -> bool:
+def _kept_record(record: Record, streams: StreamsAsOf | None) -> tuple[bool, int | None, str]:
     try:
-        return _after(record.value, as_of)
+        return _kept(record.value, streams)
     except (ValueError, KeyError, TypeError):
-        return False  # not an envelope: apply dead-letters it, as the live worker does
+        return True, None, ""  # not an envelope: apply dead-letters it, as the live worker does
 
 
 def _merge(result: RebuildResult, counts: Counts) -> None:

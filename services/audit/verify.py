@@ -1,11 +1,13 @@
 """`verify`: the record is complete and untampered, proven from the store and Kafka themselves.
 
-Store (one REPEATABLE READ snapshot, every agreement in sequence order):
+Store (one REPEATABLE READ snapshot, every stream in sequence order: the agreements' and the
+party directory's, `party/<party_id>`, which share the table, the topic and every check):
 - the envelope parses, is canonical JSON, and its `hash` is the SHA-256 recomputed here;
 - `prevhash` is the hash of the agreement's previous event ("" for sequence 1);
 - sequences run 1..n without a gap, and positions grow with sequences;
 - the row's columns agree with the envelope (subject, sequence, id, type, time);
-- the payload is a valid event of its type and folds (`evolve`) onto its predecessors.
+- the payload is a valid event of its type and folds onto its predecessors (`evolve` for an
+  agreement, `ObligationsTransferred` included; `evolve_party` for a party's stream).
 
 Kafka (every partition from the beginning up to the end offsets taken BEFORE the store
 snapshot, so anything on Kafka was committed to the store first):
@@ -82,6 +84,8 @@ class Problem:
 class VerifyReport:
     store_events: int = 0
     agreements: int = 0
+    # The party directory's streams (`party/<party_id>`, decision 15), counted apart.
+    party_streams: int = 0
     kafka_checked: bool = False
     kafka_records: int = 0
     kafka_duplicates: int = 0
@@ -111,6 +115,7 @@ class VerifyReport:
             "ok": self.ok,
             "store_events": self.store_events,
             "agreements": self.agreements,
+            "party_streams": self.party_streams,
             "kafka_checked": self.kafka_checked,
             "kafka_records": self.kafka_records,
             "kafka_duplicates": self.kafka_duplicates,
@@ -118,7 +123,8 @@ class VerifyReport:
             "pending_in_outbox": self.pending_in_outbox,
             "store_seconds": round(self.store_seconds, 3),
             "kafka_seconds": round(self.kafka_seconds, 3),
-            "broken_agreements": len(broken),
+            "broken_agreements": sum(1 for a in broken if not is_party_subject(a)),
+            "broken_party_streams": sum(1 for a in broken if is_party_subject(a)),
             "first_bad": [p.to_json() for p in self.first_bad()],
             "problems": {a: [p.to_json() for p in ps] for a, ps in broken.items()},
         }
@@ -126,7 +132,7 @@ class VerifyReport:
     def summary(self) -> str:
         lines = [
             f"event store: {self.store_events:,} events in {self.agreements:,} agreements"
-            f" checked in {self.store_seconds:.1f}s",
+            f" and {self.party_streams:,} party streams checked in {self.store_seconds:.1f}s",
         ]
         if self.kafka_checked:
             lines.append(
@@ -144,7 +150,7 @@ class VerifyReport:
                 + (" and Kafka holds exactly the store" if self.kafka_checked else "")
             )
             return "\n".join(lines)
-        lines.append(f"BROKEN: {len(broken)} agreement(s); the first bad event of each:")
+        lines.append(f"BROKEN: {len(broken)} stream(s); the first bad event of each:")
         for problems in broken.values():
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
             lines.append(f"  {problems[0].line()}{more}")
@@ -200,7 +206,10 @@ class StoreWalk:
         text: str = row["envelope"]
         if self.chain is None or self.chain.agreement_id != agreement_id:
             self.chain = _Chain(agreement_id)
-            self.report.agreements += 1
+            if is_party_subject(agreement_id):
+                self.report.party_streams += 1
+            else:
+                self.report.agreements += 1
         chain = self.chain
         self.report.store_events += 1
 
