@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from tests.support.audit_cli import run_audit
+from tests.support.builders import poverty_programme
 from tests.support.stack import Stack
 
 PREDECESSOR = "sldtbxh-hoa-binh"
@@ -24,31 +25,7 @@ TRANSFERRED = "vn.gov.coordination.ObligationsTransferred.v1"
 
 
 def signing() -> dict[str, Any]:
-    return {
-        "document_number": "05/CTr-SLĐTBXH-MTTQ",
-        "kind": "program",
-        "title": "Chương trình phối hợp thực hiện giảm nghèo bền vững giai đoạn 2023–2027",
-        "locality": "Hòa Bình",
-        "signed_on": "2023-03-15",
-        "term": {"start": "2023-01-01", "end": "2027-12-31"},
-        "parties": [
-            {
-                "party_id": PREDECESSOR,
-                "name": "Sở Lao động – Thương binh và Xã hội tỉnh Hòa Bình",
-                "role": "lead",
-            },
-            {"party_id": FRONT, "name": "Ủy ban MTTQ Việt Nam tỉnh Hòa Bình", "role": "member"},
-        ],
-        "obligations": [
-            {
-                "obligation_id": "giam-ngheo",
-                "title": "Phối hợp thực hiện giảm nghèo bền vững",
-                "lead_party_id": PREDECESSOR,
-                "supporting_party_ids": [FRONT],
-                "cadence": "annual",
-            }
-        ],
-    }
+    return poverty_programme(PREDECESSOR, FRONT, "05/CTr-SLĐTBXH-MTTQ")
 
 
 def report(party_id: str, period: str) -> dict[str, Any]:

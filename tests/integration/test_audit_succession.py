@@ -47,6 +47,7 @@ from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.migrations import MIGRATIONS as REGISTRY_MIGRATIONS
 from tests.support.audit_cli import run_audit
+from tests.support.builders import poverty_programme
 
 PREDECESSOR = "sld-hoa-binh"
 SUCCESSOR = "snv-phu-tho"
@@ -99,33 +100,9 @@ class Streams:
 
 
 def signing(agreement_id: str) -> AgreementSigned:
+    document_number = f"{uuid.uuid4().hex[:4]}/CTr-SLĐTBXH-MTTQ"
     return AgreementSigned.model_validate(
-        {
-            "agreement_id": agreement_id,
-            "document_number": f"{uuid.uuid4().hex[:4]}/CTr-SLĐTBXH-MTTQ",
-            "kind": "program",
-            "title": "Chương trình phối hợp thực hiện giảm nghèo bền vững giai đoạn 2023–2027",
-            "locality": "Hòa Bình",
-            "signed_on": "2023-03-15",
-            "term": {"start": "2023-01-01", "end": "2027-12-31"},
-            "parties": [
-                {
-                    "party_id": PREDECESSOR,
-                    "name": "Sở Lao động – Thương binh và Xã hội tỉnh Hòa Bình",
-                    "role": "lead",
-                },
-                {"party_id": FRONT, "name": "Ủy ban MTTQ Việt Nam tỉnh Hòa Bình", "role": "member"},
-            ],
-            "obligations": [
-                {
-                    "obligation_id": OBLIGATION,
-                    "title": "Phối hợp thực hiện giảm nghèo bền vững",
-                    "lead_party_id": PREDECESSOR,
-                    "supporting_party_ids": [FRONT],
-                    "cadence": "annual",
-                }
-            ],
-        }
+        {"agreement_id": agreement_id, **poverty_programme(PREDECESSOR, FRONT, document_number)}
     )
 
 

@@ -33,3 +33,33 @@ def report_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def poverty_programme(labour_department: str, front: str, document_number: str) -> dict[str, Any]:
+    """A 2023 signing whose lead, a provincial Labour department, ceased on 1 July 2025 (the
+    succession tests: docs/CONTRACT.md, decisions 15-19)."""
+    return {
+        "document_number": document_number,
+        "kind": "program",
+        "title": "Chương trình phối hợp thực hiện giảm nghèo bền vững giai đoạn 2023–2027",
+        "locality": "Hòa Bình",
+        "signed_on": "2023-03-15",
+        "term": {"start": "2023-01-01", "end": "2027-12-31"},
+        "parties": [
+            {
+                "party_id": labour_department,
+                "name": "Sở Lao động – Thương binh và Xã hội tỉnh Hòa Bình",
+                "role": "lead",
+            },
+            {"party_id": front, "name": "Ủy ban MTTQ Việt Nam tỉnh Hòa Bình", "role": "member"},
+        ],
+        "obligations": [
+            {
+                "obligation_id": "giam-ngheo",
+                "title": "Phối hợp thực hiện giảm nghèo bền vững",
+                "lead_party_id": labour_department,
+                "supporting_party_ids": [front],
+                "cadence": "annual",
+            }
+        ],
+    }

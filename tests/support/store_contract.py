@@ -360,6 +360,14 @@ class EventStoreContract:
             await store.finish_succession(pending)
         assert await queued(store) == []
 
+    async def test_succession_pending_says_whether_a_party_is_queued(self, store: EventStore) -> None:
+        assert not await store.succession_pending("sp-a")
+        await store.append("sp-sign", 0, envelopes_for("sp-sign", 0), queue_successions=["sp-a"])
+        assert await store.succession_pending("sp-a") and not await store.succession_pending("sp-b")
+        for pending in await store.pending_successions():
+            await store.finish_succession(pending)
+        assert not await store.succession_pending("sp-a")
+
     async def test_streams_naming(self, store: EventStore) -> None:
         await register(store, "nm-front")
         await store.append("nm-1", 0, envelopes_for("nm-1", 0, **parties_signing("nm-front", "nm-red-cross")))

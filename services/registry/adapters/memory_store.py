@@ -126,6 +126,9 @@ class InMemoryEventStore:
         queued = sorted(self._successions.items(), key=lambda item: item[1])[:limit]
         return [PendingSuccession(party_id, request) for party_id, request in queued]
 
+    async def succession_pending(self, party_id: str) -> bool:
+        return party_id in self._successions
+
     async def finish_succession(self, pending: PendingSuccession) -> None:
         if self._successions.get(pending.party_id) == pending.request:
             del self._successions[pending.party_id]

@@ -130,6 +130,12 @@ class PostgresEventStore:
         )
         return [PendingSuccession(r["party_id"], r["request"]) for r in rows]
 
+    async def succession_pending(self, party_id: str) -> bool:
+        found: bool = await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM registry.succession_queue WHERE party_id = $1)", party_id
+        )
+        return found
+
     async def finish_succession(self, pending: PendingSuccession) -> None:
         await self.pool.execute(
             "DELETE FROM registry.succession_queue WHERE party_id = $1 AND request = $2",

@@ -285,9 +285,9 @@ async def get_party(party_id: PartyId, registry: RegistryDep) -> Response:
     loaded = await registry.parties.get(party_id)
     if loaded.state is None:
         raise NotFound(f"no party {party_id!r} in the directory")
-    pending = {p.party_id for p in await registry.store.pending_successions(limit=10_000)}
+    pending = await registry.store.succession_pending(party_id)
     return JSONResponse(
-        party_view(loaded.state, transfers_pending=party_id in pending),
+        party_view(loaded.state, transfers_pending=pending),
         headers={"ETag": f'"{loaded.state.version}"'},
     )
 

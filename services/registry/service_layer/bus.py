@@ -358,17 +358,12 @@ class CommandBus:
         envelopes = self._seal(events, stream, version, loaded.last_hash, context)
         after = fold_party(events, state)
         result = _party_result_after(party_id, after)
-        completion = None
-        if claim is not None and context.idempotency is not None:
-            completion = Completion(
-                claim, context.idempotency.status_code, lambda position: result(position).body()
-            )
         positions = await self.store.append(
             stream,
             version,
             envelopes,
             None,
-            completion,
+            self._completion(claim, context, result),
             directory=DirectoryRead(directory_read) if directory_read else None,
             queue_successions=queued,
         )
@@ -434,7 +429,7 @@ class CommandBus:
 
     @staticmethod
     def _completion(
-        claim: Claim | None, context: CommandContext, result: Callable[[int], CommandResult]
+        claim: Claim | None, context: CommandContext, result: Callable[[int], Result]
     ) -> Completion | None:
         if claim is None or context.idempotency is None:
             return None

@@ -134,6 +134,10 @@ class EventStore(Protocol):
 
     async def pending_successions(self, limit: int = 100) -> list[PendingSuccession]: ...
 
+    async def succession_pending(self, party_id: str) -> bool:
+        """Whether the party's succession is still queued (its transfers are not all in)."""
+        ...
+
     async def finish_succession(self, pending: PendingSuccession) -> None:
         """Drops the party from the queue, unless it was queued again since `pending` was read."""
         ...

@@ -26,7 +26,7 @@ from services.registry.domain.directory import decide_transfer
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext, seal_events, utc_now
 from services.registry.service_layer.event_store import ConcurrencyError, DirectoryRead, EventStore
-from services.registry.service_layer.repository import AgreementRepository, PartyRepository
+from services.registry.service_layer.repository import AgreementRepository, LoadedParty, PartyRepository
 
 log = structlog.get_logger(__name__)
 # Names the transfer events: one id per (succession, agreement), so that even a transfer decided
@@ -69,26 +69,27 @@ class SuccessionManager:
         predecessor = await self.parties.get(party_id)
         if predecessor.state is None or predecessor.state.succession is None:
             return Carried(party_id, 0, 0)
+        # The succession never changes once recorded: its context is read once for every agreement.
+        context = await self._context(party_id, predecessor.succession_event_id)
         transferred = unchanged = 0
         for agreement_id in await self.store.streams_naming(party_id):
-            if await self._transfer(agreement_id, party_id):
+            if await self._transfer(agreement_id, predecessor, context):
                 transferred += 1
             else:
                 unchanged += 1
         log.info("succession carried", party_id=party_id, transferred=transferred, unchanged=unchanged)
         return Carried(party_id, transferred, unchanged)
 
-    async def _transfer(self, agreement_id: str, party_id: str) -> bool:
+    async def _transfer(self, agreement_id: str, predecessor: LoadedParty, context: CommandContext) -> bool:
+        state = predecessor.state
+        assert state is not None and state.succession is not None
+        successor_ids = state.succession.successor_ids()
+        transfer_id = str(uuid.uuid5(TRANSFER_NAMESPACE, f"{predecessor.succession_event_id}/{agreement_id}"))
         for _attempt in range(self.retries):
-            predecessor = await self.parties.get(party_id)
-            transfer_id = str(
-                uuid.uuid5(TRANSFER_NAMESPACE, f"{predecessor.succession_event_id}/{agreement_id}")
-            )
-            state = predecessor.state
             loaded = await self.agreements.get(agreement_id)
-            if state is None or state.succession is None or loaded.state is None:
+            if loaded.state is None:
                 return False
-            directory, versions = await self.parties.chain(state.succession.successor_ids())
+            directory, versions = await self.parties.chain(successor_ids)
             events = decide_transfer(loaded.state, state, predecessor.succession_event_id, directory)
             if not events:
                 return False
@@ -97,22 +98,18 @@ class SuccessionManager:
                 agreement_id=agreement_id,
                 version=loaded.state.version,
                 prevhash=loaded.last_hash,
-                context=await self._context(party_id, predecessor.succession_event_id),
+                context=context,
                 recorded_at=self.clock,
                 new_id=functools.partial(str, transfer_id),
             )
             # A successor that has ceased since is carried on by its own succession, queued here.
-            ceased = [
-                s
-                for s in state.succession.successor_ids()
-                if (entry := directory.get(s)) is not None and entry.ceased
-            ]
+            ceased = [s for s in successor_ids if (entry := directory.get(s)) is not None and entry.ceased]
             try:
                 await self.store.append(
                     agreement_id,
                     loaded.state.version,
                     envelopes,
-                    directory=DirectoryRead({s: versions[s] for s in state.succession.successor_ids()}),
+                    directory=DirectoryRead({s: versions[s] for s in successor_ids}),
                     queue_successions=ceased,
                 )
             except ConcurrencyError:
