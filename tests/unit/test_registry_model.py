@@ -28,7 +28,8 @@ Where the contract leaves an order or a detail open, the model follows the imple
 - the manager carries the parties in the order they were queued (queuing a party again moves it
   to the back), each party's agreements in signing order; a transfer queues every successor of
   the succession that has ceased since, and a run carries only what was queued when it began;
-- an amendment may add a party that has ceased (nothing in the contract forbids it).
+- an amendment may not add a party that has ceased, whatever its date (decision 16), and
+  registers the parties it adds that the directory does not hold, from that agreement.
 """
 
 from __future__ import annotations
@@ -395,9 +396,23 @@ class Model:
             return Rejected, None
         if not any(o.status == "active" for o in after.obligations.values()):
             return Rejected, None
+        # Decision 16: a party that has ceased cannot join an agreement.
+        if any(self.ceased_on(pid) is not None for pid in joining(body)):
+            return Rejected, None
         after.version += 1
         after.amendments = (*after.amendments, body["document_number"])
         return None, after
+
+    def amended(self, agreement_id: str, body: dict[str, Any], after: MAgreement) -> list[str]:
+        """The amendment is in; the parties it registered in the directory."""
+        self.agreements[agreement_id] = after
+        registered = []
+        for change in body["changes"]:
+            party = change.get("party") if change["op"] == "add_party" else None
+            if party is not None and party["party_id"] not in self.directory:
+                self.directory[party["party_id"]] = MParty(1, party["name"], "unclassified", agreement_id)
+                registered.append(party["party_id"])
+        return registered
 
     @staticmethod
     def _apply(a: MAgreement, change: dict[str, Any]) -> bool:
@@ -845,6 +860,11 @@ def changes(draw: st.DrawFn, a: MAgreement) -> dict[str, Any]:
     }
 
 
+def joining(body: dict[str, Any]) -> list[str]:
+    """The parties an amendment body adds."""
+    return [c["party"]["party_id"] for c in body["changes"] if c["op"] == "add_party"]
+
+
 def involved(a: MAgreement, party_id: str) -> bool:
     return any(
         o.status == "active" and (o.lead == party_id or party_id in o.supporters)
@@ -1215,11 +1235,20 @@ class RegistryMachine(RuleBasedStateMachine):
             "future": a.version + 1,
         }
         predicted, after = self.model.amend(target, body, expected_version[pin])
-        result = self.execute(AmendAgreement.model_validate(body), predicted, target, expected_version[pin])
+        unknown = list(dict.fromkeys(p for p in joining(body) if p not in self.model.directory))
+        result = self.execute(
+            AmendAgreement.model_validate(body),
+            predicted,
+            target,
+            expected_version[pin],
+            registered=len(unknown),
+        )
         if result is not None:
             assert after is not None and isinstance(result, CommandResult)
-            self.model.agreements[target] = after
+            assert self.model.amended(target, body, after) == unknown
             self.check_agreement(target, result)
+            for pid in unknown:
+                self.check_party(pid)
 
     @precondition(has_agreements)
     @rule(data=st.data())

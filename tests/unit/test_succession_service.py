@@ -341,3 +341,77 @@ async def test_a_predecessor_reports_as_before_until_the_transfer(
     await reg.bus.run(report(FRONT, "2026"), CTX, agreement)
     with pytest.raises(Rejected):
         await reg.bus.run(report(FRONT_NOW, "2026"), CTX, agreement)
+
+
+def adding(party_id: str, name: str = "Đơn vị mới") -> AmendAgreement:
+    return AmendAgreement.model_validate(
+        {
+            "document_number": "02/PL-MTTQ-HCTĐ",
+            "reason": "Bổ sung bên tham gia",
+            "effective_on": "2026-03-01",
+            "changes": [{"op": "add_party", "party": {"party_id": party_id, "name": name, "role": "member"}}],
+        }
+    )
+
+
+async def test_a_ceased_party_cannot_join_by_amendment(registry: tuple[Registry, InMemoryEventStore]) -> None:
+    reg, store = registry
+    agreement = await sign(reg)
+    await register(reg, FRONT_NOW)
+    await succeed(reg, FRONT, FRONT_NOW)
+    await reg.successions.run_pending()
+    before = await store.load(agreement)
+    # Back into the agreement it was transferred out of: the successor holds its functions.
+    with pytest.raises(Rejected) as refused:
+        await reg.bus.run(adding(FRONT, "Ủy ban MTTQ Việt Nam tỉnh Hòa Bình"), CTX, agreement)
+    [violation] = refused.value.violations
+    assert violation.loc == ("changes", 0, "party", "party_id")
+    assert FRONT_NOW in violation.msg and "2025-07-01" in violation.msg
+    assert await store.load(agreement) == before
+    assert len(await transfers(store, agreement)) == 1
+
+
+async def test_an_unknown_party_joining_by_amendment_is_registered_from_it(
+    registry: tuple[Registry, InMemoryEventStore],
+) -> None:
+    reg, _ = registry
+    agreement = await sign(reg)
+    result = await reg.bus.run(adding("doan-tn-hoa-binh", "Tỉnh đoàn Hòa Bình"), CTX, agreement)
+    assert result.version == 2
+    entry = (await reg.parties.get("doan-tn-hoa-binh")).state
+    assert entry is not None
+    assert (entry.name, entry.kind, entry.registered_from_agreement_id) == (
+        "Tỉnh đoàn Hòa Bình",
+        "unclassified",
+        agreement,
+    )
+    assert entry.province == "Hòa Bình"
+    # A party the directory holds already is not registered again.
+    await register(reg, FRONT_NOW)
+    assert (await reg.bus.run(adding(FRONT_NOW), CTX, agreement)).version == 3
+    assert (await reg.parties.get(FRONT_NOW)).state.version == 1  # type: ignore[union-attr]
+
+
+async def test_a_succession_that_fails_to_carry_does_not_hold_up_the_queue(
+    registry: tuple[Registry, InMemoryEventStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg, store = registry
+    agreement = await sign(reg)
+    await register(reg, FRONT_NOW, RED_CROSS_NOW)
+    await succeed(reg, FRONT, FRONT_NOW)
+    await succeed(reg, RED_CROSS, RED_CROSS_NOW)
+    naming = store.streams_naming
+
+    async def broken_for_the_front(party_id: str) -> list[str]:
+        if party_id == FRONT:
+            raise RuntimeError("this party's agreements cannot be read")
+        return await naming(party_id)
+
+    monkeypatch.setattr(store, "streams_naming", broken_for_the_front)
+    # The Red Cross, queued after the Front, is carried; the Front stays queued.
+    assert await reg.successions.run_pending() == [Carried(RED_CROSS, 1, 0)]
+    assert [p.party_id for p in await store.pending_successions()] == [FRONT]
+    monkeypatch.setattr(store, "streams_naming", naming)
+    assert await reg.successions.run_pending() == [Carried(FRONT, 1, 0)]
+    assert await store.pending_successions() == []
+    assert len(await transfers(store, agreement)) == 2

@@ -5,10 +5,11 @@ store beforehand and passes it in, as for `decide`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from coordreg_contracts.commands import SignAgreement
+from coordreg_contracts.changes import AddParty
+from coordreg_contracts.commands import AmendAgreement, SignAgreement
 from coordreg_contracts.common import Party, Role
 from coordreg_contracts.events import ObligationsTransferred, ObligationTransfer
 from coordreg_contracts.parties import (
@@ -54,7 +55,7 @@ def decide_register(
     violations = []
     if command.kind is PartyKind.UNCLASSIFIED:
         violations.append(
-            Violation(("kind",), "'unclassified' is only for parties registered from a signing")
+            Violation(("kind",), "'unclassified' is only for parties registered from a signing or an amendment")
         )
     province = None if command.province is None else province_of(command.province)
     if command.province is not None and province is None:
@@ -185,38 +186,59 @@ def chain_ids(party_id: str, directory: Directory) -> list[str]:
 
 def signing_violations(command: SignAgreement, directory: Directory) -> list[Violation]:
     """A party that ceased before the signing date cannot sign (its successor signs)."""
-    violations = []
-    for index, party in enumerate(command.parties):
-        entry = directory.get(party.party_id)
-        if (
-            entry is not None
-            and entry.succession is not None
-            and command.signed_on >= entry.succession.effective_on
-        ):
-            violations.append(
-                Violation(
-                    ("parties", index, "party_id"),
-                    f"{party.party_id!r} ceased on {entry.succession.effective_on}"
-                    f" ({entry.succession.legal_basis}); {entry.succession.successor_party_id!r} holds its functions",
-                )
-            )
-    return violations
+    return [
+        Violation(("parties", index, "party_id"), _ceased(party.party_id, entry))
+        for index, party in enumerate(command.parties)
+        if (entry := directory.get(party.party_id)) is not None
+        and entry.succession is not None
+        and command.signed_on >= entry.succession.effective_on
+    ]
+
+
+def joining_parties(command: AmendAgreement) -> list[Party]:
+    """The parties an amendment adds, in the order it names them."""
+    return [change.party for change in command.changes if isinstance(change, AddParty)]
+
+
+def joining_violations(command: AmendAgreement, directory: Directory) -> list[Violation]:
+    """A party that has ceased cannot join an agreement, whatever the amendment's date: the
+    amendment is made now, and its successor holds the functions now (decision 16)."""
+    return [
+        Violation(("changes", index, "party", "party_id"), _ceased(change.party.party_id, entry))
+        for index, change in enumerate(command.changes)
+        if isinstance(change, AddParty)
+        and (entry := directory.get(change.party.party_id)) is not None
+        and entry.succession is not None
+    ]
+
+
+def _ceased(party_id: str, entry: PartyState) -> str:
+    assert entry.succession is not None
+    return (
+        f"{party_id!r} ceased on {entry.succession.effective_on}"
+        f" ({entry.succession.legal_basis}); {entry.succession.successor_party_id!r} holds its functions"
+    )
 
 
 def registrations(
-    command: SignAgreement, agreement_id: str, directory: Directory, province_of: ProvinceOf
+    parties: Iterable[Party],
+    locality: str,
+    agreement_id: str,
+    directory: Directory,
+    province_of: ProvinceOf,
 ) -> list[PartyRegistered]:
-    """The signing's parties that the directory does not hold yet, registered from it."""
+    """The parties a signing or an amendment names that the directory does not hold yet,
+    registered from that agreement, each once."""
+    unknown = {p.party_id: p for p in parties if directory.get(p.party_id) is None}
     return [
         PartyRegistered(
             party_id=party.party_id,
             name=party.name,
             kind=PartyKind.UNCLASSIFIED,
-            province=province_of(command.locality),
+            province=province_of(locality),
             registered_from_agreement_id=agreement_id,
         )
-        for party in command.parties
-        if directory.get(party.party_id) is None
+        for party in unknown.values()
     ]
 
 

@@ -26,6 +26,7 @@ from coordreg_contracts.events import Event
 from coordreg_contracts.parties import (
     PartyCommand,
     PartyEvent,
+    PartyRegistered,
     RecordSuccession,
     RegisterParty,
     RenameParty,
@@ -40,6 +41,8 @@ from services.registry.domain.directory import (
     decide_register,
     decide_rename,
     decide_succession,
+    joining_parties,
+    joining_violations,
     registrations,
     signing_violations,
 )
@@ -235,18 +238,15 @@ class CommandBus:
         agreement_id = stream_id
         # A command that lost a race is decided again on the newer state, unless the
         # caller pinned the version it saw (If-Match): then losing means 412.
-        attempts = 1 if context.expected_version is not None else self.retries + 1
-        for attempt in range(attempts):
+        # (The next try's read answers 412 if the agreement moved on; an amendment can also lose
+        # to a change of a joining party's directory entry, and that is decided again.)
+        for attempt in range(self.retries + 1):
             try:
                 # Commands on one agreement queue up inside this process instead of racing
                 # each other; the primary key still decides races between processes.
                 async with self._lock_for(agreement_id):
                     return await self._decide_and_append(command, context, agreement_id, claim)
             except ConcurrencyError:
-                if context.expected_version is not None:
-                    raise PreconditionFailed(
-                        f"the agreement changed after version {context.expected_version}"
-                    ) from None
                 log.info("concurrent append, deciding again", agreement_id=agreement_id, attempt=attempt)
                 # Jittered backoff spreads instances that keep colliding on one agreement.
                 await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
@@ -293,12 +293,10 @@ class CommandBus:
         # Parties the directory does not know yet are registered by the signing (decision 16),
         # in its transaction; one that ceased after the signing date is carried to its successor
         # by the process manager, queued in the same transaction.
-        also = [
-            StreamAppend(
-                party_subject(r.party_id), 0, self._seal([r], party_subject(r.party_id), 0, "", context)
-            )
-            for r in registrations(command, agreement_id, directory, province_or_none)
-        ]
+        also = self._registering(
+            registrations(command.parties, command.locality, agreement_id, directory, province_or_none),
+            context,
+        )
         ceased = [p for p in party_ids if (entry := directory.get(p)) is not None and entry.ceased]
         document = DocumentClaim(command.locality, command.document_number, command.signed_on.year)
         result = _result_after(agreement_id, fold(events))
@@ -386,12 +384,44 @@ class CommandBus:
         )
         known = Known(agreement_id, frozenset(await self.store.existing(refs)))
         events = decide(command, state, known)
+        also: list[StreamAppend] = []
+        directory_read = None
+        joining = joining_parties(command) if isinstance(command, AmendAgreement) else []
+        if joining:
+            # A party joining by amendment is held to the directory as a signatory is: refused
+            # once ceased, registered when unknown, and the entries read must still hold at commit.
+            assert isinstance(command, AmendAgreement)
+            directory, versions = await self.parties.directory([p.party_id for p in joining])
+            violations = joining_violations(command, directory)
+            if violations:
+                raise Rejected(violations)
+            also = self._registering(
+                registrations(joining, state.locality, agreement_id, directory, province_or_none), context
+            )
+            directory_read = DirectoryRead(versions)
         envelopes = self._seal(events, agreement_id, state.version, loaded.last_hash, context)
         result = _result_after(agreement_id, fold(events, state))
         positions = await self.store.append(
-            agreement_id, state.version, envelopes, None, self._completion(claim, context, result)
+            agreement_id,
+            state.version,
+            envelopes,
+            None,
+            self._completion(claim, context, result),
+            also=also,
+            directory=directory_read,
         )
         return result(positions[-1])
+
+    def _registering(
+        self, registered: Sequence[PartyRegistered], context: CommandContext
+    ) -> list[StreamAppend]:
+        """The new party streams, one registration each, written in the command's transaction."""
+        return [
+            StreamAppend(
+                party_subject(r.party_id), 0, self._seal([r], party_subject(r.party_id), 0, "", context)
+            )
+            for r in registered
+        ]
 
     async def _bound(self, command: Command, context: CommandContext, agreement_id: str) -> Loaded:
         """The agreement, once the caller is bound to it: the state the command is decided on."""

@@ -58,11 +58,19 @@ class SuccessionManager:
         self.retries = retries
 
     async def run_pending(self) -> list[Carried]:
-        """Every queued succession, carried and taken off the queue."""
+        """Every queued succession, carried and taken off the queue. A party whose carrying fails
+        stays queued for the next run and does not hold up the parties queued after it."""
         done = []
         for pending in await self.store.pending_successions():
-            done.append(await self.carry(pending.party_id))
+            try:
+                carried = await self.carry(pending.party_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("succession not carried; it stays queued", party_id=pending.party_id)
+                continue
             await self.store.finish_succession(pending)
+            done.append(carried)
         return done
 
     async def carry(self, party_id: str) -> Carried:
