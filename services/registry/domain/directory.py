@@ -55,7 +55,9 @@ def decide_register(
     violations = []
     if command.kind is PartyKind.UNCLASSIFIED:
         violations.append(
-            Violation(("kind",), "'unclassified' is only for parties registered from a signing or an amendment")
+            Violation(
+                ("kind",), "'unclassified' is only for parties registered from a signing or an amendment"
+            )
         )
     province = None if command.province is None else province_of(command.province)
     if command.province is not None and province is None:
