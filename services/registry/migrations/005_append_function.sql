@@ -1,0 +1,135 @@
+-- One command's whole append as one server-side call: the directory versions it relied on, the
+-- document-number claim of a signing, its events and their outbox rows, the party rows it moves,
+-- its Idempotency-Key response and the successions it queues. Called alone it is one round trip
+-- and one commit; the adapter's group commit calls it for several commands in one statement and
+-- one transaction (one WAL flush for all of them).
+--
+-- Each call runs in its own subtransaction (the EXCEPTION block): a command that loses a race is
+-- rolled back alone and answered with its refusal, never the batch it shares. Nothing here
+-- weakens a guarantee of 001-004: the events' primary key still decides concurrent appends, the
+-- triggers still refuse any rewrite, and every write of the command commits or none does.
+--
+-- cmd: {"stream": "<the command's stream>",
+--       "events": [{"a": stream, "s": sequence, "e": event id, "t": type, "r": recorded_at, "v": envelope}],
+--       "directory": {"<party_id>": version read, ...} | null,
+--       "claim": {"locality": ..., "year": ..., "document_number": ...} | null,
+--       "parties": [{"party_id": ..., "expected": version, "version": new version}],
+--       "completion": {"client_id", "key", "token", "status_code", "response"} | null,
+--       "queue": ["<party_id>", ...]}
+-- Returns {"positions": [the command stream's positions]} or
+--         {"error": "concurrency" | "duplicate_document" | "claim_lost", "agreement_id": ...} or
+--         {"error": "failed", "sqlstate": ..., "message": ...} (any other error, this command alone).
+CREATE FUNCTION registry.append_command(cmd jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    stream text := cmd->>'stream';
+    positions bigint[];
+    owner text;
+    party jsonb;
+    changed int;
+    violated text;
+BEGIN
+    BEGIN
+        IF jsonb_typeof(cmd->'directory') = 'object' THEN
+            -- Locked in id order, like every other taker of these rows (no deadlock among them);
+            -- a succession's UPDATE waits until this transaction ends.
+            PERFORM 1 FROM registry.parties
+                WHERE party_id IN (SELECT jsonb_object_keys(cmd->'directory'))
+                ORDER BY party_id FOR SHARE;
+            IF EXISTS (
+                SELECT 1 FROM jsonb_each_text(cmd->'directory') AS d(party_id, version)
+                LEFT JOIN registry.parties AS p USING (party_id)
+                WHERE coalesce(p.version, 0) <> d.version::int
+            ) THEN
+                RETURN jsonb_build_object('error', 'concurrency');
+            END IF;
+        END IF;
+
+        IF jsonb_typeof(cmd->'claim') = 'object' THEN
+            INSERT INTO registry.document_numbers (locality, year, document_number, agreement_id)
+            VALUES (cmd->'claim'->>'locality', (cmd->'claim'->>'year')::int,
+                    cmd->'claim'->>'document_number', stream)
+            ON CONFLICT DO NOTHING
+            RETURNING agreement_id INTO owner;
+            IF owner IS NULL THEN
+                SELECT agreement_id INTO owner FROM registry.document_numbers
+                WHERE locality = cmd->'claim'->>'locality' AND year = (cmd->'claim'->>'year')::int
+                  AND document_number = cmd->'claim'->>'document_number';
+                RETURN jsonb_build_object('error', 'duplicate_document', 'agreement_id', owner);
+            END IF;
+        END IF;
+
+        WITH appended AS (
+            INSERT INTO registry.events (agreement_id, sequence, event_id, event_type, recorded_at, envelope)
+            SELECT e->>'a', (e->>'s')::int, (e->>'e')::uuid, e->>'t', (e->>'r')::timestamptz, e->>'v'
+            FROM jsonb_array_elements(cmd->'events') WITH ORDINALITY AS x(e, n)
+            ORDER BY n
+            RETURNING position, agreement_id, sequence
+        ), queued AS (
+            INSERT INTO registry.outbox (position, agreement_id, sequence)
+            SELECT position, agreement_id, sequence FROM appended
+            RETURNING position, agreement_id
+        )
+        SELECT array_agg(position ORDER BY position) FILTER (WHERE agreement_id = stream)
+        INTO positions FROM queued;
+
+        -- Party streams move their directory row along; a new party inserts it, so a concurrent
+        -- registration of the same party fails on its primary key.
+        FOR party IN SELECT * FROM jsonb_array_elements(coalesce(cmd->'parties', '[]'::jsonb)) LOOP
+            IF (party->>'expected')::int = 0 THEN
+                INSERT INTO registry.parties (party_id, version)
+                VALUES (party->>'party_id', (party->>'version')::int);
+            ELSE
+                UPDATE registry.parties SET version = (party->>'version')::int
+                WHERE party_id = party->>'party_id' AND version = (party->>'expected')::int;
+                GET DIAGNOSTICS changed = ROW_COUNT;
+                IF changed <> 1 THEN
+                    RAISE EXCEPTION 'party moved on' USING ERRCODE = 'CR001';
+                END IF;
+            END IF;
+        END LOOP;
+
+        IF jsonb_typeof(cmd->'completion') = 'object' THEN
+            -- The response names the position of the command's last event, known only now.
+            UPDATE registry.idempotency_keys
+            SET status_code = (cmd->'completion'->>'status_code')::int,
+                response = jsonb_set(cmd->'completion'->'response', '{position}',
+                                     to_jsonb(positions[array_upper(positions, 1)])),
+                completed_at = now()
+            WHERE client_id = cmd->'completion'->>'client_id' AND key = cmd->'completion'->>'key'
+              AND token = (cmd->'completion'->>'token')::uuid AND status_code IS NULL;
+            GET DIAGNOSTICS changed = ROW_COUNT;
+            IF changed <> 1 THEN
+                RAISE EXCEPTION 'claim lost' USING ERRCODE = 'CR002';
+            END IF;
+        END IF;
+
+        IF jsonb_array_length(coalesce(cmd->'queue', '[]'::jsonb)) > 0 THEN
+            INSERT INTO registry.succession_queue (party_id)
+            SELECT DISTINCT q FROM jsonb_array_elements_text(cmd->'queue') AS q ORDER BY q
+            ON CONFLICT (party_id) DO UPDATE
+            SET request = nextval('registry.succession_requests'), queued_at = now();
+            PERFORM pg_notify('registry_successions', '');
+        END IF;
+    EXCEPTION
+        WHEN unique_violation THEN
+            GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
+            IF violated IN ('events_pkey', 'parties_pkey') THEN
+                RETURN jsonb_build_object('error', 'concurrency');
+            END IF;
+            RETURN jsonb_build_object('error', 'failed', 'sqlstate', SQLSTATE, 'message', SQLERRM);
+        WHEN deadlock_detected THEN
+            -- Two successions naming each other, say: one of them is decided again.
+            RETURN jsonb_build_object('error', 'concurrency');
+        WHEN SQLSTATE 'CR001' THEN
+            RETURN jsonb_build_object('error', 'concurrency');
+        WHEN SQLSTATE 'CR002' THEN
+            RETURN jsonb_build_object('error', 'claim_lost');
+        WHEN OTHERS THEN
+            -- Anything else fails this command alone, with what PostgreSQL said.
+            RETURN jsonb_build_object('error', 'failed', 'sqlstate', SQLSTATE, 'message', SQLERRM);
+    END;
+    -- Delivered at commit (once per transaction, however many commands share it): wakes the relay.
+    PERFORM pg_notify('registry_outbox', '');
+    RETURN jsonb_build_object('positions', to_jsonb(positions));
+END
+$$;
