@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ClientAccessSettings
@@ -12,6 +13,11 @@ class RegistrySettings(ClientAccessSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Processes serving the API on one listening socket (uvicorn's workers). The registry keeps
+    # no state but caches, and the database decides every race (optimistic concurrency), so
+    # per-agreement order holds across processes; more than one uses both cores of a small
+    # machine (bench/README.md). Each process has its own pool of `pool_max_size` connections.
+    workers: int = Field(default=1, ge=1, le=64)
     pool_min_size: int = 2
     pool_max_size: int = 20
     # Transparent retries of a command that lost an optimistic-concurrency race and does not

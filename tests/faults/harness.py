@@ -110,11 +110,11 @@ class Env:
             "PROJECTIONS_JSON_LOGS": "true",
         }
 
-    def registry(self, name: str, port: int) -> Service:
+    def registry(self, name: str, port: int, workers: int = 1) -> Service:
         service = Service(
             name,
             "services.registry.entrypoints.main",
-            {**self.service_env(name), "REGISTRY_PORT": str(port)},
+            {**self.service_env(name), "REGISTRY_PORT": str(port), "REGISTRY_WORKERS": str(workers)},
             self.logs / f"{name}.log",
         )
         self.services.append(service)

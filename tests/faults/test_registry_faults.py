@@ -1,4 +1,6 @@
-"""Scenarios 5 and 7: PostgreSQL restarted under HTTP load, and clients racing one If-Match version."""
+"""Scenarios 5 and 7: PostgreSQL restarted under HTTP load, and clients racing one If-Match version
+(in one process as separate registries, and over HTTP against one registry of several worker
+processes)."""
 
 from __future__ import annotations
 
@@ -163,3 +165,83 @@ async def test_7_clients_racing_one_if_match_version(env: Env) -> None:
     record("7 If-Match race", "versions with a number of winners other than one", violations, "0")
     record("7 If-Match race", "final version (= rounds + 1)", final, str(rounds + 1))
     assert violations == 0 and final == rounds + 1
+
+
+async def test_7_over_http_against_several_worker_processes(env: Env) -> None:
+    port = free_port()
+    workers = 2
+    env.registry("registry", port, workers=workers)
+    token = mint("fault-suite", party_ids=["mttq-hoa-binh", "hctd-hoa-binh"])
+    clients = 16
+    # One connection per client, so that the race spreads over the worker processes.
+    sessions = [
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+            limits=httpx.Limits(max_connections=1),
+        )
+        for _ in range(clients)
+    ]
+    try:
+        await wait_until(lambda: registry_ready(sessions[0]), 60)
+        signed = await sessions[0].post("/v1/agreements", json=sign_body())
+        agreement = signed.json()["agreement_id"]
+        rounds, violations = scaled(20, minimum=8), 0
+        for version in range(1, rounds + 1):
+            body = {
+                "document_number": f"{version}/QĐ-MTTQ-BTT",
+                "reason": "Điều chỉnh kỳ báo cáo",
+                "effective_on": "2024-03-01",
+                "changes": [{"op": "revise_obligation", "obligation_id": "nhan-dao", "cadence": "annual"}],
+            }
+            answers = await asyncio.gather(
+                *(
+                    s.post(
+                        f"/v1/agreements/{agreement}/amendments",
+                        json=body,
+                        headers={"If-Match": f'"{version}"'},
+                    )
+                    for s in sessions
+                )
+            )
+            statuses = [a.status_code for a in answers]
+            # An amendment answers 200; a stale If-Match 412.
+            assert set(statuses) <= {200, 412}, statuses
+            violations += statuses.count(200) != 1
+        # Then every client reports at once without If-Match: each report lands once, and the
+        # stream stays gapless whichever process appended it.
+        reports = await asyncio.gather(
+            *(
+                s.post(f"/v1/agreements/{agreement}/progress-reports", json=report_body(period=str(2023 + i % 3)))
+                for i, s in enumerate(sessions)
+            )
+        )
+        pool = await create_pool(env.database_url, min_size=1, max_size=2)
+        sequences = [
+            r["sequence"]
+            for r in await pool.fetch(
+                "SELECT sequence FROM registry.events WHERE agreement_id = $1 ORDER BY position", agreement
+            )
+        ]
+        # Every worker process opened its own pool (a process that never started would not).
+        backends = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'registry'"
+        )
+        await pool.close()
+    finally:
+        for s in sessions:
+            await s.aclose()
+    accepted_reports = sum(r.status_code == 201 for r in reports)
+    record("7 If-Match race over HTTP", "worker processes × clients", f"{workers} × {clients}")
+    record("7 If-Match race over HTTP", "versions with a number of winners other than one", violations, "0")
+    record("7 If-Match race over HTTP", "concurrent reports accepted", f"{accepted_reports}/{clients}")
+    record(
+        "7 If-Match race over HTTP",
+        "stream in store order",
+        f"1..{len(sequences)}",
+        f"1..{1 + rounds + clients}, gapless",
+    )
+    assert violations == 0 and accepted_reports == clients, [r.text for r in reports]
+    assert sequences == list(range(1, 2 + rounds + clients))
+    assert backends >= workers * 2, "not every worker process opened its pool"

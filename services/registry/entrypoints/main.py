@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uvicorn
+from fastapi import FastAPI
 
 from services.common.cli import parse_no_arguments
 from services.common.observability import configure_logging
@@ -11,11 +12,29 @@ from services.registry.entrypoints.app import create_app
 from services.registry.settings import RegistrySettings
 
 
+def app_from_environment() -> FastAPI:
+    """The application of one worker process: each reads the same environment."""
+    settings = RegistrySettings()
+    configure_logging(settings.log_level, settings.json_logs)
+    return create_app(settings)
+
+
 def main(argv: list[str] | None = None) -> None:
     parse_no_arguments(argv, RegistrySettings, "Serves the registry's command API (HTTP).")
     settings = RegistrySettings()
     configure_logging(settings.log_level, settings.json_logs)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        return
+    # Several processes accept on one socket; uvicorn restarts a worker that dies.
+    uvicorn.run(
+        "services.registry.entrypoints.main:app_from_environment",
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":
