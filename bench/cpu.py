@@ -70,14 +70,18 @@ class Snapshot:
 
 @dataclass
 class CpuMeter:
-    """Named process groups: `trees` include children (PostgreSQL), `single` do not."""
+    """Named process groups: `trees` include children (PostgreSQL), `single` do not;
+    `extra` adds more processes to a group (the Go load generator to `bench client`)."""
 
     single: dict[str, int] = field(default_factory=dict)
     trees: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, list[int]] = field(default_factory=dict)
 
     def snapshot(self, now: float) -> Snapshot:
         groups = {name: process_seconds(pid) for name, pid in self.single.items()}
         groups.update({name: tree_seconds(pid) for name, pid in self.trees.items()})
+        for name, pids in self.extra.items():
+            groups[name] = groups.get(name, 0.0) + sum(process_seconds(pid) for pid in pids)
         busy, total = machine_seconds()
         return Snapshot(now, groups, busy, total)
 

@@ -1,6 +1,10 @@
 """Figures 1 and 2: commands over HTTP at fixed rates (open loop) and flat out (closed loop),
 and the projection lag seen after a command's 2xx.
 
+The requests are sent by the compiled load generator (bench/loadgen, driven by
+bench/loadgen.py); this module plans the lives it walks (bench/workload.py), polls the
+read model for the db lag, and turns its records into the phase's figures.
+
 Open loop: a dispatcher releases one command slot every 1/rate seconds whatever the
 system does; `clients` keep-alive connections take the slots. A command's latency runs
 from its *scheduled* start, so time spent waiting for a free client counts (no
@@ -20,39 +24,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
-import sys
+import math
+import os
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
-from bench.cpu import CpuMeter, Snapshot, per_unit_ms, usage
+from bench import loadgen
+from bench.cpu import CpuMeter, Snapshot, per_unit_ms, process_seconds, usage
+from bench.loadgen import Event, Loadgen, Record, Results
 from bench.stack import say
 from bench.stats import percentile, summary_ms
-from bench.workload import Lives
+from bench.workload import LIFE, Planner
 
 KINDS = ("sign", "report", "amend", "close")
-
-# httpcore asks "which async library?" several times per request with `import sniffio`; when
-# sniffio is not installed, every one of those imports searches sys.path on disk again, which
-# made the load generator the busiest process of the run. A None entry makes the failed
-# import instant; httpcore then assumes asyncio, which is what runs here.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-@dataclass
-class Record:
-    intended: float
-    start: float
-    end: float
-    kind: str
-    status: int  # 0: no HTTP answer (connection error, timeout)
+# Lives a generator worker walks at once (bench/loadgen/worker.go, as workload.Lives).
+ACTIVE_LIVES = 4
+# A closed loop's plan assumes at least this many commands/s (and tops up if it runs low).
+CLOSED_RATE_GUESS = 1000.0
 
 
 @dataclass
@@ -78,6 +73,8 @@ class PhaseResult:
     cpu: dict[str, float] = field(default_factory=dict)
     # CPU milliseconds per successful command, per process group
     cpu_ms_per_command: dict[str, float] = field(default_factory=dict)
+    # `bench client` split: the Go generator and the Python bench (planner, db-lag poll)
+    bench_client_ms_per_command: dict[str, float] = field(default_factory=dict)
     last_position: int = 0
     # (seconds since the bench's epoch, completions, p50 ms, p99 ms) per second
     timeline: list[tuple[float, int, float, float]] = field(default_factory=list)
@@ -104,184 +101,151 @@ class Load:
         self.projections_url = projections_url
         self.database_url = database_url
         self.clients = len(tokens)
-        self.headers = [{"Authorization": f"Bearer {t}", "Content-Type": "application/json"} for t in tokens]
-        self.lives = [Lives(i, self.clients, tag) for i in range(self.clients)]
+        self.tokens = tokens
+        self.planners = [Planner(i, self.clients, tag) for i in range(self.clients)]
         self.meter = meter
         self.epoch = epoch
         self.read_schema = read_schema
         self.last_position = 0
-        self.error_samples: list[str] = []
-        self._http: list[httpx.AsyncClient] = []
+        self.best_rate = 0.0
+        self._planned = 0
+        self._phases = 0
+        self._go: Loadgen | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._reader: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Load:
-        # One client object (one keep-alive connection) per simulated client: httpx's pool scans
-        # every connection on each request, which costs the load generator more CPU than the
-        # system under test spends once the pool is large.
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self._http = [
-            httpx.AsyncClient(base_url=self.registry_url, limits=limits, timeout=30)
-            for _ in range(self.clients)
-        ]
-        self._reader = httpx.AsyncClient(
-            base_url=self.projections_url, limits=httpx.Limits(max_connections=64), timeout=30
-        )
+        binary = await asyncio.to_thread(loadgen.build)
+        self._dir = tempfile.TemporaryDirectory(prefix="bench-loadgen-")
+        self._go = Loadgen(binary)
+        await self._go.start(self.registry_url, self.projections_url, self.clients, self.tokens[0])
+        # The generator is part of the load side: its CPU counts as `bench client`.
+        self.meter.extra["bench client"] = [self._go.pid]
+        self._reader = httpx.AsyncClient(base_url=self.projections_url, timeout=30)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self._reader is not None
-        for client in self._http:
-            await client.aclose()
-        await self._reader.aclose()
+        self.meter.extra.pop("bench client", None)
+        if self._go is not None:
+            await self._go.close()
+        if self._reader is not None:
+            await self._reader.aclose()
+        if self._dir is not None:
+            self._dir.cleanup()
 
-    # -- one command -------------------------------------------------------------------
+    # -- the plan ----------------------------------------------------------------------
 
-    async def _one(
-        self, client: int, intended: float, records: list[Record], probe: Callable[..., None]
-    ) -> None:
-        lives = self.lives[client]
-        agreement = lives.next()
-        request = lives.request(agreement)
-        start = time.perf_counter()
-        status = 0
-        body: dict[str, Any] | None = None
-        try:
-            response = await self._http[client].post(
-                request.path, content=request.body, headers=self.headers[client]
-            )
-            status = response.status_code
-            if 200 <= status < 300:
-                body = response.json()
-            elif len(self.error_samples) < 20:
-                self.error_samples.append(f"{request.kind} -> {status}: {response.text[:300]}")
-        except httpx.HTTPError as exc:
-            status = 0
-            if len(self.error_samples) < 20:
-                self.error_samples.append(f"{request.kind} -> no answer: {type(exc).__name__}")
-        except asyncio.CancelledError:
-            # Cut off at the end of a phase: the server may still have done it, so this
-            # agreement's next step is unknown. Start a new life instead of guessing.
-            agreement.step = len(agreement.life)
-            raise
-        end = time.perf_counter()
-        records.append(Record(intended, start, end, request.kind, status))
-        if body is not None:
-            lives.advance(agreement, body["agreement_id"])
-            position = int(body["position"])
-            self.last_position = max(self.last_position, position)
-            probe(body["agreement_id"], position, end)
-        else:
-            # The agreement's state is unknown after an error: start a new life instead.
-            agreement.step = len(agreement.life)
+    @property
+    def _low(self) -> int:
+        # Fewer unstarted lives than this and the generator asks for more mid-phase.
+        return ACTIVE_LIVES * self.clients + 200
+
+    def _write_plan(self, lives: int) -> Path:
+        """The next `lives` lives, taken from the clients' planners in turn."""
+        assert self._dir is not None
+        path = Path(self._dir.name) / f"plan-{self._planned}.jsonl"
+
+        def planned() -> Any:
+            for n in range(self._planned, self._planned + lives):
+                client = n % self.clients
+                yield self.tokens[client], self.planners[client].next_life()
+
+        loadgen.write_plan(path, planned())
+        self._planned += lives
+        return path
+
+    async def _ensure_plan(self, commands: float) -> None:
+        """Enough unstarted lives for `commands` more commands, with every worker's lives in
+        progress replaced once."""
+        assert self._go is not None
+        wanted = math.ceil(commands / len(LIFE)) + self._low + ACTIVE_LIVES * self.clients
+        if self._go.remaining < wanted:
+            path = await asyncio.to_thread(self._write_plan, wanted - self._go.remaining)
+            await self._go.plan(path, self._low)
 
     # -- phases ------------------------------------------------------------------------
 
     async def open_loop(self, name: str, rate: float, duration: float, lag_every: int = 0) -> PhaseResult:
-        slots: asyncio.Queue[float | None] = asyncio.Queue()
-        records: list[Record] = []
-
-        async def dispatch() -> None:
-            begin = time.perf_counter()
-            for k in range(int(rate * duration)):
-                due = begin + k / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                slots.put_nowait(due)
-
-        async def worker(client: int, probe: Callable[..., None]) -> None:
-            while (intended := await slots.get()) is not None:
-                await self._one(client, intended, records, probe)
-
+        """A slot every 1/rate s whatever happens; the backlog may take max(10 s, duration)
+        to drain after the last slot, then what is still queued is counted as not sent."""
+        await self._ensure_plan(rate * duration)
         result = PhaseResult(name, "open", self.clients, duration, target_rate=rate)
-
-        async def body(probe: Callable[..., None]) -> None:
-            workers = [asyncio.create_task(worker(i, probe)) for i in range(self.clients)]
-            await dispatch()
-            for _ in workers:
-                slots.put_nowait(None)
-            # The backlog may take a while to drain when the rate is out of reach; past
-            # this it is cut off and counted as not sent.
-            done, pending = await asyncio.wait(workers, timeout=max(10.0, duration))
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            for task in done:
-                task.result()
-            result.not_sent = sum(1 for _ in range(slots.qsize()) if slots.get_nowait() is not None)
-
-        await self._run(result, records, body, lag_every, rate)
+        spec = {"mode": "open", "rate": rate, "drain": max(10.0, duration)}
+        await self._run(result, spec, lag_every)
         return result
 
     async def closed_loop(self, name: str, duration: float, lag_every: int = 0) -> PhaseResult:
-        records: list[Record] = []
+        await self._ensure_plan(duration * max(CLOSED_RATE_GUESS, 2 * self.best_rate))
         result = PhaseResult(name, "closed", self.clients, duration)
-
-        async def body(probe: Callable[..., None]) -> None:
-            end = time.perf_counter() + duration
-
-            async def worker(client: int) -> None:
-                while (now := time.perf_counter()) < end:
-                    await self._one(client, now, records, probe)
-
-            await asyncio.gather(*(worker(i) for i in range(self.clients)))
-
-        await self._run(result, records, body, lag_every, None)
+        await self._run(result, {"mode": "closed"}, lag_every)
         return result
 
-    async def _run(
-        self,
-        result: PhaseResult,
-        records: list[Record],
-        body: Callable[[Callable[..., None]], Any],
-        lag_every: int,
-        rate: float | None,
-    ) -> None:
-        lag_http: list[tuple[float, float]] = []
+    async def _run(self, result: PhaseResult, spec: dict[str, Any], lag_every: int) -> None:
+        assert self._go is not None and self._dir is not None
+        go = self._go
+        self._phases += 1
+        results = Results(Path(self._dir.name) / f"results-{self._phases}.jsonl")
         lag_db: list[float] = []
         pending: dict[int, float] = {}
-        probes: set[asyncio.Task[None]] = set()
-        counter = {"ok": 0}
-        missing = {"count": 0}
-
-        def probe(agreement_id: str, position: int, ok_at: float) -> None:
-            counter["ok"] += 1
-            if lag_every and counter["ok"] % lag_every == 0:
-                pending[position] = ok_at
-                task = asyncio.create_task(self._probe_http(agreement_id, position, ok_at, lag_http, missing))
-                probes.add(task)
-                task.add_done_callback(probes.discard)
-
+        top_ups: list[asyncio.Task[None]] = []
         stop = asyncio.Event()
         poller = asyncio.create_task(self._poll_applied(pending, lag_db, stop)) if lag_every else None
-        ticker = asyncio.create_task(self._ticker(result.name, records, rate, stop))
+        ticker = asyncio.create_task(self._ticker(result.name, results, result.target_rate, stop))
+        marks: dict[str, Any] = {}
+
+        async def top_up() -> None:
+            path = await asyncio.to_thread(self._write_plan, max(1000, 8 * self.clients))
+            await go.send_plan(path, self._low)
+
+        def on_event(event: Event) -> None:
+            if event["ev"] == "sample":
+                pending[int(event["position"])] = float(event["at"])
+            elif event["ev"] == "finished":
+                marks["after"] = self.meter.snapshot(time.perf_counter())
+                marks["go"] = process_seconds(go.pid)
+                marks["python"] = process_seconds(os.getpid())
+            elif event["ev"] == "low" and not any(not t.done() for t in top_ups):
+                top_ups.append(asyncio.create_task(top_up()))
+
         before = self.meter.snapshot(time.perf_counter())
-        begun = time.perf_counter()
+        go_before, python_before = process_seconds(go.pid), process_seconds(os.getpid())
         try:
-            await body(probe)
+            done = await go.run(
+                {"name": result.name, "duration": result.duration, "lag_every": lag_every,
+                 "results": str(results.path), "probe_wait": 35.0, **spec},
+                on_event,
+            )  # fmt: skip
+            await asyncio.gather(*top_ups)
+            await go.settle()
         finally:
-            after = self.meter.snapshot(time.perf_counter())
-            if probes:
-                await asyncio.wait(probes, timeout=35)
             stop.set()
             if poller is not None:
                 await poller
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        result.lag_missing = missing["count"] + len(pending)
+        after: Snapshot = marks["after"]
+        results.read()
+        result.not_sent = int(done["not_sent"])
+        result.lag_missing = int(done["lag_missing"]) + len(pending)
+        self.last_position = max(self.last_position, int(done["last_position"]))
         result.cpu = usage(before, after)
-        self._summarise(result, records, begun, lag_http, lag_db)
-        result.cpu_ms_per_command = per_unit_ms(result.cpu, after.at - before.at, result.ok)
+        self._summarise(result, results, float(done["started"]))
+        result.lag_db = summary_ms(lag_db)
+        if int(done["exhausted"]):
+            result.error_samples.append(f"the plan ran out of lives {done['exhausted']} times")
+        seconds = after.at - before.at
+        result.cpu_ms_per_command = per_unit_ms(result.cpu, seconds, result.ok)
+        if result.ok:
+            result.bench_client_ms_per_command = {
+                "go": round(1000 * (marks["go"] - go_before) / result.ok, 3),
+                "python": round(1000 * (marks["python"] - python_before) / result.ok, 3),
+            }
+        if not result.errors:
+            self.best_rate = max(self.best_rate, result.sustained)
 
-    def _summarise(
-        self,
-        result: PhaseResult,
-        records: list[Record],
-        begun: float,
-        lag_http: list[tuple[float, float]],
-        lag_db: list[float],
-    ) -> None:
+    def _summarise(self, result: PhaseResult, results: Results, begun: float) -> None:
+        records = results.records
         ok = [r for r in records if 200 <= r.status < 300]
         result.sent = len(records)
         result.ok = len(ok)
@@ -298,11 +262,9 @@ class Load:
             for kind in KINDS
             if any(r.kind == kind for r in ok)
         }
-        result.lag_http = summary_ms([lag for _, lag in lag_http])
-        result.lag_db = summary_ms(lag_db)
+        result.lag_http = summary_ms([lag for _, lag in results.lags])
         result.last_position = self.last_position
-        result.error_samples = list(self.error_samples)
-        self.error_samples.clear()
+        result.error_samples = [r.error for r in records if r.error][:20]
         buckets: dict[int, list[float]] = {}
         for r in ok:
             buckets.setdefault(int(r.end - self.epoch), []).append(r.end - r.intended)
@@ -316,33 +278,9 @@ class Load:
                     round(1000 * percentile(values, 99), 2),
                 )
             )
-        result.lag_timeline = [(round(at - self.epoch, 3), round(1000 * lag, 2)) for at, lag in lag_http]
+        result.lag_timeline = [(round(at - self.epoch, 3), round(1000 * lag, 2)) for at, lag in results.lags]
 
-    # -- lag probes --------------------------------------------------------------------
-
-    async def _probe_http(
-        self,
-        agreement_id: str,
-        position: int,
-        ok_at: float,
-        out: list[tuple[float, float]],
-        missing: dict[str, int],
-    ) -> None:
-        assert self._reader is not None
-        headers = self.headers[0]
-        for _ in range(6):  # the server waits up to 5 s per request, then answers 503
-            try:
-                response = await self._reader.get(
-                    f"/v1/agreements/{agreement_id}", params={"min_position": position}, headers=headers
-                )
-            except httpx.HTTPError:
-                continue
-            if response.status_code == 200:
-                out.append((ok_at, time.perf_counter() - ok_at))
-                return
-            if response.status_code != 503:
-                break
-        missing["count"] += 1
+    # -- the db lag --------------------------------------------------------------------
 
     async def _poll_applied(self, pending: dict[int, float], out: list[float], stop: asyncio.Event) -> None:
         conn = await asyncpg.connect(self.database_url)
@@ -363,15 +301,15 @@ class Load:
         finally:
             await conn.close()
 
-    async def _ticker(
-        self, name: str, records: list[Record], rate: float | None, stop: asyncio.Event
-    ) -> None:
+    async def _ticker(self, name: str, results: Results, rate: float | None, stop: asyncio.Event) -> None:
         begun = time.perf_counter()
         seen = 0
         last: Snapshot = self.meter.snapshot(begun)
         while not stop.is_set():
             await asyncio.sleep(2.0)
             now = time.perf_counter()
+            results.read()
+            records: list[Record] = results.records
             window = records[seen:]
             seen = len(records)
             ok = sorted(r.end - r.intended for r in window if 200 <= r.status < 300)
@@ -394,11 +332,12 @@ class Load:
     async def wait_applied(self, position: int, timeout: float = 300) -> float:
         """Seconds until the projections applied `position` (read-your-writes on the API)."""
         assert self._reader is not None
+        headers = {"Authorization": f"Bearer {self.tokens[0]}"}
         started = time.perf_counter()
         while time.perf_counter() - started < timeout:
             try:
                 response = await self._reader.get(
-                    "/v1/agreements", params={"min_position": position, "limit": 1}, headers=self.headers[0]
+                    "/v1/agreements", params={"min_position": position, "limit": 1}, headers=headers
                 )
                 if response.status_code == 200:
                     return time.perf_counter() - started

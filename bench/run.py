@@ -37,6 +37,7 @@ from bench import append, ceilings, peer, replay
 from bench.cpu import CpuMeter, per_unit_ms, usage
 from bench.events import append_lives, make_lives
 from bench.load import Load, PhaseResult
+from bench.loadgen import go_version
 from bench.plot import BLUE, GREEN, ORANGE, RED, Phase, Series, draw
 from bench.profiling import from_file
 from bench.report import markdown, verdicts
@@ -94,6 +95,7 @@ def versions(stack: Stack, clients: int) -> dict[str, Any]:
         "asyncpg": version("asyncpg"),
         "aiokafka": version("aiokafka"),
         "httpx": version("httpx"),
+        "loadgen": f"bench/loadgen, {go_version()}",
         "platform": platform.platform(),
         "git_commit": commit,
         "clients": clients,

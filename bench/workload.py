@@ -98,6 +98,27 @@ def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def command_body(kind: str, index: int, reports: int, tag: str, rng: random.Random) -> dict[str, Any]:
+    """The body of agreement `index`'s next `kind` command, after `reports` reports so far."""
+    if kind == "sign":
+        return sign_body(index, tag)
+    if kind == "report":
+        return report_body(index, reports, rng)
+    if kind == "amend":
+        return amend_body(index)
+    return close_body()
+
+
+# Where each command goes; the agreement id is known once the signing has answered.
+AGREEMENT_ID = "{agreement_id}"
+PATHS = {
+    "sign": "/v1/agreements",
+    "report": f"/v1/agreements/{AGREEMENT_ID}/progress-reports",
+    "amend": f"/v1/agreements/{AGREEMENT_ID}/amendments",
+    "close": f"/v1/agreements/{AGREEMENT_ID}/close",
+}
+
+
 @dataclass
 class Agreement:
     """One agreement's life, walked one command at a time by one client."""
@@ -161,23 +182,12 @@ class Lives:
         return agreement
 
     def body(self, agreement: Agreement) -> dict[str, Any]:
-        kind = agreement.next_kind
-        if kind == "sign":
-            return sign_body(agreement.index, self.tag)
-        if kind == "report":
-            return report_body(agreement.index, agreement.reports, self.rng)
-        if kind == "amend":
-            return amend_body(agreement.index)
-        return close_body()
+        return command_body(agreement.next_kind, agreement.index, agreement.reports, self.tag, self.rng)
 
     def request(self, agreement: Agreement) -> Request:
         kind = agreement.next_kind
-        body = encode(self.body(agreement))
-        if kind == "sign":
-            return Request(kind, "/v1/agreements", body)
-        base = f"/v1/agreements/{agreement.agreement_id}"
-        suffix = {"report": "progress-reports", "amend": "amendments", "close": "close"}[kind]
-        return Request(kind, f"{base}/{suffix}", body)
+        path = PATHS[kind].replace(AGREEMENT_ID, str(agreement.agreement_id))
+        return Request(kind, path, encode(self.body(agreement)))
 
     def advance(self, agreement: Agreement, agreement_id: str | None) -> None:
         """After a successful command: the next step of the agreement's life."""
@@ -186,6 +196,42 @@ class Lives:
         elif agreement.next_kind == "report":
             agreement.reports += 1
         agreement.step += 1
+
+
+@dataclass
+class Step:
+    """One planned command: its path still holds `AGREEMENT_ID` until the signing answers."""
+
+    kind: str
+    path: str
+    body: bytes
+
+
+@dataclass
+class Planner:
+    """Whole agreement lives planned ahead, for the compiled load generator (bench/loadgen):
+    the numbering, bodies and random reports of `Lives`, one complete life at a time."""
+
+    client: int
+    clients: int
+    tag: str
+    life: list[str] = field(default_factory=lambda: list(LIFE))
+    seed: int = 0
+    _made: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed * 100_003 + self.client)
+
+    def next_life(self) -> list[Step]:
+        index = self._made * self.clients + self.client
+        self._made += 1
+        steps = []
+        reports = 0
+        for kind in self.life:
+            body = command_body(kind, index, reports, self.tag, self.rng)
+            steps.append(Step(kind, PATHS[kind], encode(body)))
+            reports += kind == "report"
+        return steps
 
 
 def run_tag() -> str:

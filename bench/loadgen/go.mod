@@ -1,0 +1,3 @@
+module coordreg/bench/loadgen
+
+go 1.22
