@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--append-commands", type=int, default=None, help="commands for ours vs the peer")
     parser.add_argument("--skip-peer", action="store_true", help="leave out the eventsourcing peer")
     parser.add_argument("--skip-replay", action="store_true", help="leave out the replay figure")
+    parser.add_argument(
+        "--registry-workers", type=int, default=2, help="registry worker processes (REGISTRY_WORKERS)"
+    )
     parser.add_argument("--profile", action="store_true", help="run the registry under cProfile (slower)")
     parser.add_argument("--render", action="store_true", help="only re-render latest.md/png from latest.json")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json/md and latency.png go")
@@ -105,7 +108,7 @@ def versions(stack: Stack, clients: int) -> dict[str, Any]:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.stack = Stack(profile=args.profile)
+        self.stack = Stack(profile=args.profile, registry_workers=args.registry_workers)
         self.meter = CpuMeter()
         self.epoch = time.perf_counter()
         self.tag = run_tag()
@@ -122,6 +125,7 @@ class Bench:
                 "ceiling_commands": args.ceiling_commands,
                 "kafka_messages": args.kafka_messages,
                 "registry_profiled": args.profile,
+                "registry_workers": 1 if args.profile else args.registry_workers,
             },
             "cpu_by_phase": {},
         }
@@ -131,14 +135,19 @@ class Bench:
     def track(self) -> None:
         meter = self.meter
         meter.single = {"bench client": os.getpid()}
-        for name in ("registry", "relay", "projections"):
+        meter.trees = {}
+        for name in ("relay", "projections"):
             pid = self.stack.pid(name)
             if pid is not None:
                 meter.single[name] = pid
+        registry = self.stack.pid("registry")
+        if registry is not None:
+            # With several workers the registry is a supervisor and its worker processes.
+            meter.trees["registry"] = registry
         if self.stack.kafka is not None and self.stack.kafka.pid is not None:
             meter.single["kafka"] = self.stack.kafka.pid
         if self.stack.postgres is not None and self.stack.postgres.pid is not None:
-            meter.trees = {"postgres": self.stack.postgres.pid}
+            meter.trees["postgres"] = self.stack.postgres.pid
 
     def measured(self, name: str, cpu: dict[str, float]) -> None:
         self.results["cpu_by_phase"][name] = cpu

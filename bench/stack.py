@@ -46,6 +46,8 @@ def say(message: str) -> None:
 @dataclass
 class Stack:
     profile: bool = False
+    # The registry's worker processes (REGISTRY_WORKERS); one when profiled under cProfile.
+    registry_workers: int = 1
     database_url: str = ""
     bootstrap: str = ""
     registry_url: str = ""
@@ -92,6 +94,7 @@ class Stack:
             "REGISTRY_PORT": self.registry_url.rsplit(":", 1)[-1],
             "PROJECTIONS_PORT": self.projections_url.rsplit(":", 1)[-1],
             "PYTHONPATH": str(ROOT),
+            "REGISTRY_WORKERS": str(1 if self.profile else self.registry_workers),
         }
 
     def start_service(self, name: str) -> None:

@@ -18,12 +18,19 @@ from typing import Any
 
 import asyncpg
 import structlog
+from prometheus_client import Histogram
 
 log = structlog.get_logger(__name__)
 
 # Each command's call is a subtransaction; PostgreSQL caches 64 subtransaction ids per backend
 # before other sessions' snapshots must look them up on disk, so a batch stays below that.
 MAX_BATCH = 48
+
+BATCH_SIZE = Histogram(
+    "registry_group_commit_commands",
+    "Commands committed together in one transaction by the group-commit writer",
+    buckets=(1, 2, 4, 8, 16, 32, 48),
+)
 
 _BATCH = """SELECT registry.append_command(c::jsonb)::text
             FROM unnest($1::text[]) WITH ORDINALITY AS t(c, n) ORDER BY n"""
@@ -35,6 +42,8 @@ class GroupCommitWriter:
         self.max_batch = max_batch
         self._waiting: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Transactions sent, for the tests and the bench (the histogram is per process).
+        self.transactions = 0
 
     async def submit(self, command: str) -> dict[str, Any]:
         """The outcome of one `registry.append_command` call, once its transaction committed."""
@@ -48,6 +57,8 @@ class GroupCommitWriter:
     async def _flush(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            self.transactions += 1
+            BATCH_SIZE.observe(len(batch))
             try:
                 async with self.pool.acquire() as conn:
                     rows = await conn.fetch(_BATCH, [command for command, _ in batch])
