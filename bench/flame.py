@@ -98,6 +98,8 @@ def main() -> None:
                             "--output",
                             str(out),
                             "--nonblocking",
+                            # The registry's worker processes are its children.
+                            "--subprocesses",
                         ],
                         stdout=subprocess.DEVNULL,
                     )

@@ -66,7 +66,8 @@ PartyId = Annotated[str, Path(pattern=r"^[a-z0-9._-]{1,64}$")]
 Period = Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2024", "2024-Q3"])]
 
 
-def pool_of(request: Request) -> asyncpg.Pool:
+async def pool_of(request: Request) -> asyncpg.Pool:
+    # async: a plain `def` dependency would run in FastAPI's thread pool on every request.
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 
@@ -84,7 +85,7 @@ async def read_your_writes(
     if min_position is None:
         return
     settings: ProjectionSettings = request.app.state.settings
-    pool = pool_of(request)
+    pool: asyncpg.Pool = request.app.state.pool
     deadline = time.monotonic() + settings.min_position_wait_seconds
     delay = 0.005
     while not await queries.has_applied(pool, min_position):
