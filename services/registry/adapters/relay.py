@@ -91,6 +91,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 0.5,
+        linger_seconds: float = 0.0,
         transactional_id: str | None = None,
     ) -> None:
         self.pool = pool
@@ -98,6 +99,7 @@ class OutboxRelay:
         self.topic = topic
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.linger_seconds = linger_seconds
         self.transactional_id = transactional_id or relay_transactional_id(topic)
         self.is_leader = False
         # Batches this relay refused to finish because it had lost its leadership.
@@ -161,6 +163,9 @@ class OutboxRelay:
                 await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waiters:
                     waiter.cancel()
+                if self._wake.is_set() and self.linger_seconds > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.linger_seconds)
 
     async def publish_batch(self, conn: Connection, producer: AIOKafkaProducer) -> int:
         """One batch: read on the lock session, publish in one transaction, delete on the lock session.

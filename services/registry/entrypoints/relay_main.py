@@ -28,6 +28,7 @@ async def run(settings: RegistrySettings) -> None:
             settings.topic,
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
+            linger_seconds=settings.relay_linger_seconds,
         )
         await relay.run(stop)
     finally:
