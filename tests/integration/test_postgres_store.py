@@ -166,6 +166,7 @@ async def test_migration_003_gives_existing_claims_the_year_of_their_signing(
             "003_document_numbers_per_year.sql",
             "004_party_directory.sql",
             "005_append_function.sql",
+            "006_snapshots.sql",
         ]
         rows = await pool.fetch(
             "SELECT locality, year, document_number, agreement_id FROM registry.document_numbers"

@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -35,6 +36,8 @@ from services.registry.service_layer.event_store import (
     DuplicateDocument,
     EventStore,
     PendingSuccession,
+    Resumption,
+    Snapshot,
     StoredEvent,
     StreamAppend,
 )
@@ -47,6 +50,7 @@ from services.registry.service_layer.idempotency import (
     KeyReused,
     StoredResponse,
 )
+from services.registry.service_layer.snapshots import MODEL_VERSION, decode_state, encode_state
 from tests.support.builders import report_body, sign_body
 
 CTX = CommandContext(Caller.in_process("tester"), correlation_id="c", causation_id="k")
@@ -114,6 +118,25 @@ def fold_one(stored: StoredEvent) -> AgreementState:
     state = fold([stored.envelope().event()])
     assert state is not None
     return state
+
+
+async def reported(store: EventStore, reports: int) -> str:
+    """A signed agreement with `reports` progress reports after it: a stream of 1 + `reports`."""
+    bus = CommandBus(store, NO_KEYS, refusal_status_and_body)
+    agreement_id = (await bus.run(SignAgreement.model_validate(sign_body()), CTX)).agreement_id
+    for n in range(reports):
+        body = report_body(period=str(2023 + n % 3), completion_percent=10 * n)
+        await bus.run(ReportProgress.model_validate(body), CTX, agreement_id)
+    return agreement_id
+
+
+def snapshot_at(
+    stored: Sequence[StoredEvent], version: int, model_version: str, state: str = "{}"
+) -> Snapshot:
+    """A snapshot at the stored event of that version (its state text left to the caller)."""
+    return Snapshot(
+        stored[0].agreement_id, model_version, version, stored[version - 1].envelope().hash, state
+    )
 
 
 async def queued(store: EventStore) -> list[str]:
@@ -397,6 +420,80 @@ class EventStoreContract:
         assert await store.streams_naming("nm-none") == []
         # Nor is a prefix of the ids a party.
         assert await store.streams_naming("nm") == []
+
+    # -- snapshots: a cache of folded states beside the streams ----------------------------------------
+
+    async def test_resume_without_a_snapshot_gives_every_event(self, store: EventStore) -> None:
+        agreement_id = await reported(store, 3)
+        resumption = await store.resume(agreement_id, "m-1")
+        assert resumption.snapshot is None
+        assert resumption.events == await store.load(agreement_id)
+        assert await store.resume("a-none", "m-1") == Resumption(None, [])
+
+    async def test_a_snapshot_round_trips_and_resumes_after_its_version(self, store: EventStore) -> None:
+        agreement_id = await reported(store, 3)
+        stored = await store.load(agreement_id)
+        snapshot = snapshot_at(stored, 2, "m-1")
+        await store.save_snapshot(snapshot)
+        resumption = await store.resume(agreement_id, "m-1")
+        assert resumption.snapshot == snapshot
+        assert resumption.events == stored[2:]
+        # At the stream's last event: nothing after it.
+        latest = snapshot_at(stored, 4, "m-1")
+        await store.save_snapshot(latest)
+        assert await store.resume(agreement_id, "m-1") == Resumption(latest, [])
+
+    async def test_a_snapshot_of_another_model_version_is_ignored(self, store: EventStore) -> None:
+        agreement_id = await reported(store, 3)
+        stored = await store.load(agreement_id)
+        old = snapshot_at(stored, 2, "m-old")
+        await store.save_snapshot(old)
+        assert await store.resume(agreement_id, "m-new") == Resumption(None, stored)
+        # Each model version keeps its own: two releases running side by side do not trample
+        # each other's.
+        new = snapshot_at(stored, 3, "m-new")
+        await store.save_snapshot(new)
+        assert await store.resume(agreement_id, "m-new") == Resumption(new, stored[3:])
+        assert await store.resume(agreement_id, "m-old") == Resumption(old, stored[2:])
+
+    async def test_a_snapshot_not_matching_the_stored_events_is_ignored(self, store: EventStore) -> None:
+        agreement_id = await reported(store, 3)
+        stored = await store.load(agreement_id)
+        # The hash of another event than the one at its version ...
+        wrong_hash = replace(snapshot_at(stored, 2, "m-1"), last_hash=stored[0].envelope().hash)
+        await store.save_snapshot(wrong_hash)
+        assert await store.resume(agreement_id, "m-1") == Resumption(None, stored)
+        # ... a version the stream has not reached ...
+        ahead = Snapshot(agreement_id, "m-2", 9, stored[-1].envelope().hash, "{}")
+        await store.save_snapshot(ahead)
+        assert await store.resume(agreement_id, "m-2") == Resumption(None, stored)
+        # ... or a stream that holds no event at all.
+        await store.save_snapshot(replace(snapshot_at(stored, 2, "m-1"), stream_id="a-nothing"))
+        assert await store.resume("a-nothing", "m-1") == Resumption(None, [])
+
+    async def test_a_snapshot_never_replaces_a_newer_one(self, store: EventStore) -> None:
+        agreement_id = await reported(store, 3)
+        stored = await store.load(agreement_id)
+        newer = snapshot_at(stored, 3, "m-1")
+        await store.save_snapshot(newer)
+        await store.save_snapshot(snapshot_at(stored, 2, "m-1"))
+        assert (await store.resume(agreement_id, "m-1")).snapshot == newer
+        newest = snapshot_at(stored, 4, "m-1")
+        await store.save_snapshot(newest)
+        assert (await store.resume(agreement_id, "m-1")).snapshot == newest
+
+    async def test_a_snapshot_and_its_tail_fold_to_the_state_of_every_event(self, store: EventStore) -> None:
+        agreement_id = await reported(store, 5)
+        stored = await store.load(agreement_id)
+        whole = fold(e.envelope().event() for e in stored)
+        for version in range(1, len(stored) + 1):
+            state = fold(e.envelope().event() for e in stored[:version])
+            assert state is not None
+            await store.save_snapshot(snapshot_at(stored, version, MODEL_VERSION, encode_state(state)))
+            resumption = await store.resume(agreement_id, MODEL_VERSION)
+            assert resumption.snapshot is not None and resumption.snapshot.version == version
+            resumed = decode_state(resumption.snapshot.state)
+            assert fold((e.envelope().event() for e in resumption.events), resumed) == whole
 
 
 MakeRecorder = Callable[[float], IdempotencyRecorder]

@@ -25,6 +25,8 @@ from services.registry.service_layer.event_store import (
     DocumentClaim,
     DuplicateDocument,
     PendingSuccession,
+    Resumption,
+    Snapshot,
     StoredEvent,
     StreamAppend,
     party_marker,
@@ -137,6 +139,50 @@ class PostgresEventStore:
             list(agreement_ids),
         )
         return {r["agreement_id"] for r in rows}
+
+    async def resume(self, stream_id: str, model_version: str) -> Resumption:
+        # One round trip: the snapshot's row (no position) comes first, as its version is below
+        # every event after it. `json`, not `jsonb`: only the hash is read out of the envelope.
+        rows = await self.pool.fetch(
+            """WITH snapshot AS (
+                   SELECT s.version, s.last_hash, s.state
+                   FROM registry.snapshots AS s
+                   JOIN registry.events AS e ON e.agreement_id = s.stream_id AND e.sequence = s.version
+                   WHERE s.stream_id = $1 AND s.model_version = $2
+                     AND e.envelope::json ->> 'hash' = s.last_hash
+               )
+               SELECT NULL::bigint AS position, version AS sequence, state AS text, last_hash
+               FROM snapshot
+               UNION ALL
+               SELECT position, sequence, envelope, NULL FROM registry.events
+               WHERE agreement_id = $1 AND sequence > coalesce((SELECT version FROM snapshot), 0)
+               ORDER BY sequence""",
+            stream_id,
+            model_version,
+        )
+        snapshot = None
+        if rows and rows[0]["position"] is None:
+            first = rows.pop(0)
+            snapshot = Snapshot(
+                stream_id, model_version, first["sequence"], first["last_hash"], first["text"]
+            )
+        events = [StoredEvent(r["position"], stream_id, r["sequence"], r["text"]) for r in rows]
+        return Resumption(snapshot, events)
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        await self.pool.execute(
+            """INSERT INTO registry.snapshots AS kept (stream_id, model_version, version, last_hash, state)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (stream_id, model_version) DO UPDATE
+               SET version = excluded.version, last_hash = excluded.last_hash, state = excluded.state,
+                   taken_at = now()
+               WHERE kept.version < excluded.version""",
+            snapshot.stream_id,
+            snapshot.model_version,
+            snapshot.version,
+            snapshot.last_hash,
+            snapshot.state,
+        )
 
 
 def _append_command(

@@ -109,6 +109,27 @@ class StoredEvent:
         return f'{text[:at]},"position":{int(self.position)}{text[at:]}'.encode()
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A stream's state folded up to `version` by the fold of `model_version`, serialised by its
+    reader (opaque to the store), with the hash of the event at `version`."""
+
+    stream_id: str
+    model_version: str
+    version: int
+    last_hash: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """Where a reader resumes a stream: its latest usable snapshot (if any) and every event after
+    it (after nothing: all of them), in sequence order."""
+
+    snapshot: Snapshot | None
+    events: list[StoredEvent]
+
+
 class EventStore(Protocol):
     async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
         """The agreement's events with a sequence above `after`, in sequence order."""
@@ -157,6 +178,17 @@ class EventStore(Protocol):
 
     async def existing(self, agreement_ids: Sequence[str]) -> set[str]:
         """Which of these agreements are registered."""
+        ...
+
+    async def resume(self, stream_id: str, model_version: str) -> Resumption:
+        """The stream's snapshot of `model_version` and the events after it, read together.
+
+        A snapshot is handed out only if the stream holds an event at its version with its
+        `last_hash`: one that does not match the events is ignored, never believed."""
+        ...
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keeps the snapshot, unless one at least as new is kept for its stream and model version."""
         ...
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import structlog
 from coordreg_contracts.envelope import Envelope
 from coordreg_contracts.parties import SuccessionRecorded, party_subject
 
@@ -13,7 +14,10 @@ from services.common.lru import Lru
 from services.directory.state import PartyState, fold_party
 from services.registry.domain.directory import MAX_CHAIN, Directory
 from services.registry.domain.errors import NotFound
-from services.registry.service_layer.event_store import EventStore
+from services.registry.service_layer.event_store import EventStore, Snapshot, StoredEvent
+from services.registry.service_layer.snapshots import MODEL_VERSION, decode_state, encode_state
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,23 +32,69 @@ class AgreementRepository:
     """Loads agreements for decisions and reads.
 
     Events are immutable, so a cached state stays true: loading an agreement reads and folds
-    only the events after the cached version.
+    only the events after the cached version. An agreement not cached resumes from its latest
+    snapshot (services/registry/service_layer/snapshots.py), so that its cost does not grow with
+    its stream: a load that had to fold `snapshot_every` events or more leaves a snapshot of the
+    state it folded. `snapshot_every=None`: no snapshot is read or written.
     """
 
-    def __init__(self, store: EventStore, capacity: int = 10_000) -> None:
+    def __init__(
+        self, store: EventStore, capacity: int = 10_000, *, snapshot_every: int | None = 100
+    ) -> None:
         self.store = store
+        self.snapshot_every = snapshot_every
         self._loaded: Lru[str, Loaded] = Lru(capacity)
 
     async def get(self, agreement_id: str) -> Loaded:
-        cached = self._loaded.get(agreement_id) or Loaded(None)
-        after = cached.state.version if cached.state is not None else 0
-        stored = await self.store.load(agreement_id, after)
+        cached = self._loaded.get(agreement_id)
+        if cached is not None and cached.state is not None:
+            start, stored = cached, await self.store.load(agreement_id, cached.state.version)
+        elif self.snapshot_every is None:
+            start, stored = Loaded(None), await self.store.load(agreement_id)
+        else:
+            start, stored = await self._resume(agreement_id)
         if not stored:
-            return cached
+            if start.state is not None:
+                self._loaded.put(agreement_id, start)
+            return start
         envelopes = [s.envelope() for s in stored]
-        loaded = Loaded(fold((e.event() for e in envelopes), cached.state), envelopes[-1].hash)
+        loaded = Loaded(fold((e.event() for e in envelopes), start.state), envelopes[-1].hash)
         self._loaded.put(agreement_id, loaded)
+        if self.snapshot_every is not None and len(stored) >= self.snapshot_every:
+            await self._save_snapshot(agreement_id, loaded)
         return loaded
+
+    async def _resume(self, agreement_id: str) -> tuple[Loaded, list[StoredEvent]]:
+        """The agreement's latest snapshot and the events after it, or all of its events."""
+        resumption = await self.store.resume(agreement_id, MODEL_VERSION)
+        snapshot = resumption.snapshot
+        if snapshot is None:
+            return Loaded(None), resumption.events
+        try:
+            state = decode_state(snapshot.state)
+            if (state.agreement_id, state.version) != (agreement_id, snapshot.version):
+                raise ValueError(f"holds {state.agreement_id!r} at version {state.version}")
+        except (ValueError, KeyError, TypeError) as exc:
+            # A snapshot is a cache: one that cannot be read is folded past, never trusted.
+            log.warning(
+                "snapshot ignored",
+                agreement_id=agreement_id,
+                version=snapshot.version,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return Loaded(None), await self.store.load(agreement_id)
+        return Loaded(state, snapshot.last_hash), resumption.events
+
+    async def _save_snapshot(self, agreement_id: str, loaded: Loaded) -> None:
+        assert loaded.state is not None
+        snapshot = Snapshot(
+            agreement_id, MODEL_VERSION, loaded.state.version, loaded.last_hash, encode_state(loaded.state)
+        )
+        try:
+            await self.store.save_snapshot(snapshot)
+        except Exception as exc:
+            # Best effort: the command that loaded the agreement goes on; a later load folds again.
+            log.warning("snapshot not saved", agreement_id=agreement_id, error=f"{type(exc).__name__}: {exc}")
 
     async def envelopes(self, agreement_id: str) -> list[Envelope]:
         stored = await self.store.load(agreement_id)
