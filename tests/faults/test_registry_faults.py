@@ -213,7 +213,9 @@ async def test_7_over_http_against_several_worker_processes(env: Env) -> None:
         # stream stays gapless whichever process appended it.
         reports = await asyncio.gather(
             *(
-                s.post(f"/v1/agreements/{agreement}/progress-reports", json=report_body(period=str(2023 + i % 3)))
+                s.post(
+                    f"/v1/agreements/{agreement}/progress-reports", json=report_body(period=str(2023 + i % 3))
+                )
                 for i, s in enumerate(sessions)
             )
         )

@@ -104,10 +104,9 @@ async def test_a_batch_whose_transaction_fails_leaves_nothing_of_any_command(poo
             "SELECT count(*) FROM registry.events WHERE agreement_id = ANY($1::text[])", [*others[1:], slow]
         )
         assert left == 0
-        assert await pool.fetchval(
-            "SELECT count(*) FROM registry.events WHERE agreement_id = $1", others[0]
-        ) == 1
-    finally:
-        await pool.execute(
-            "DROP TRIGGER test_hold ON registry.outbox; DROP FUNCTION registry.test_hold()"
+        assert (
+            await pool.fetchval("SELECT count(*) FROM registry.events WHERE agreement_id = $1", others[0])
+            == 1
         )
+    finally:
+        await pool.execute("DROP TRIGGER test_hold ON registry.outbox; DROP FUNCTION registry.test_hold()")
