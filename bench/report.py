@@ -470,6 +470,23 @@ def markdown(results: dict[str, Any]) -> str:
             *ours["profile"],
             "```",
         ]
+    cold = results.get("cold")
+    if cold and "with_snapshots" in cold:
+        lines += [
+            "",
+            "## 6. A command on a cold agreement (in-process, nothing cached, median of "
+            f"{cold['repeats']} ms)",
+            "",
+            "| events in the stream | with snapshots | ÷ smallest | without snapshots | ÷ smallest |",
+            "|---|---|---|---|---|",
+        ]
+        for size in cold["with_snapshots"]["median_ms"]:
+            w, wo = cold["with_snapshots"], cold["without_snapshots"]
+            lines.append(
+                f"| {int(size):,} | {w['median_ms'][size]:.2f} | {w['ratio_to_smallest'][size]:.2f} "
+                f"| {wo['median_ms'][size]:.2f} | {wo['ratio_to_smallest'][size]:.2f} |"
+            )
+
     if results.get("profile"):
         lines += [
             "",

@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 
 from bench import append, ceilings, peer, replay
+from bench.cold import cold_command_costs
 from bench.cpu import CpuMeter, per_unit_ms, usage
 from bench.events import append_lives, make_lives
 from bench.load import Load, PhaseResult
@@ -411,6 +412,7 @@ class Bench:
             self._ratios()
             asyncio.run(self.append_ours())
             self.append_peer()
+            self.cold()
             self._replay()
         finally:
             say("stopping the stack")
@@ -419,6 +421,25 @@ class Bench:
         self.write()
         self.summary()
         return 0
+
+    def cold(self) -> None:
+        """A command on a cold agreement of 10, 1,000 and 10,000 events, with and without snapshots."""
+        sizes = (10, 1_000, 10_000)
+        say(f"▶ cold agreements: one command on streams of {', '.join(f'{n:,}' for n in sizes)} events")
+        figures = asyncio.run(cold_command_costs(self.stack.database_url, sizes, repeats=20, progress=say))
+        with_, without = figures["with_snapshots"], figures["without_snapshots"]
+        largest, smallest = str(sizes[-1]), str(sizes[0])
+        figures["ratio"] = with_["ratio_to_smallest"][largest]
+        figures["measured"] = (
+            f"{figures['ratio']:.2f} ({with_['median_ms'][largest]:.2f} vs {with_['median_ms'][smallest]:.2f} ms; "
+            f"without snapshots {without['ratio_to_smallest'][largest]:.0f}×: "
+            f"{without['median_ms'][largest]:,.0f} ms)"
+        )
+        figures["limit"] = (
+            "median of 20 in-process commands, each on a new repository (nothing cached); with snapshots a cold "
+            "load reads the latest snapshot and at most the events after it, in one statement"
+        )
+        self.results["cold"] = figures
 
     def _replay(self) -> None:
         args = self.args
