@@ -28,7 +28,7 @@ _PHASE_MARK = "▶ closed loop"
 def py_spy() -> str:
     found = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if found is None:
-        raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
+        raise SystemExit("py-spy is not installed: run `make venv` (it is in requirements.lock)")
     return found
 
 
