@@ -26,7 +26,8 @@ def main() -> None:
     profile = cProfile.Profile(time.process_time)
     profile.enable()
     try:
-        target.main()
+        # The service's own command line: its name only (the services take no arguments).
+        target.main([])
     finally:
         profile.disable()
         profile.dump_stats(out)
