@@ -402,6 +402,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"after it, applied them in {d['projection_seconds']:.1f} s "
             f"({d['projection_events_per_second']:,.0f} events/s)."
         )
+    if replay.get("rebuild_ceiling"):
+        c = replay["rebuild_ceiling"]
+        lines.append(
+            f"The rebuild's ceiling, the same {int(c['events']):,} rows read from the store and COPYed into a "
+            f"table with nothing decoded: {c['events_per_second']:,.0f} events/s."
+        )
     rows = [(k, replay.get(f"rebuild_{k}")) for k in ("store", "kafka")]
     if any(r and "events_per_second" in r for _, r in rows):
         lines += [

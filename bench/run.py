@@ -457,6 +457,9 @@ class Bench:
             result["skipped"] = "not measured: audit tool missing (services/audit/rebuild.py)"
             say(result["skipped"])
             return
+        say("▶ the rebuild's ceiling: the same rows read and COPYed into a table, nothing decoded")
+        result["rebuild_ceiling"] = asyncio.run(replay.rebuild_ceiling(self.stack.database_url))
+        say(f"  {result['rebuild_ceiling']['events_per_second']:,.0f} events/s")
         for source in ("store", "kafka"):
             try:
                 result[f"rebuild_{source}"] = self.rebuild(source)

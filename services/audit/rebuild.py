@@ -15,12 +15,17 @@ dead-lettered here too (into the shadow's `dead_letters`), so the results match.
 succession's events from their effective date on, whenever recorded. Such an event comes
 after events of its stream that were left out; the shadow's `streams` row is stepped over
 that gap first, or the sequence-checked applier would park the event.
+
+A whole store without `--as-of` is rebuilt by `services.audit.fast_rebuild` instead: each
+stream folded once by the same applier code, its final rows copied in, one process per core.
+It refuses what it could not reproduce exactly, and then the rebuild is made the way above.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import structlog
 
 from services.audit.asof import StreamsAsOf
 from services.audit.common import (
@@ -51,6 +57,8 @@ from services.projections.readmodel.apply import Applied, ApplyOutcome, FoldedSt
 from services.registry.service_layer.event_store import StoredEvent
 
 STORE_ORIGIN = "(event store)"
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -77,6 +85,8 @@ class RebuildResult:
     # Kafka only: where the shadow's consumer would resume, per partition.
     offsets: dict[int, int] = field(default_factory=dict)
     consumer_group: str | None = None
+    # Built by `services.audit.fast_rebuild` rather than batch by batch.
+    fast: bool = False
 
     @property
     def rate(self) -> float:
@@ -93,13 +103,15 @@ class RebuildResult:
             "events_per_second": round(self.rate, 1),
             "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
             "consumer_group": self.consumer_group,
+            "fast": self.fast,
         }
 
     def summary(self) -> str:
         c = self.counts
         lines = [
             f"rebuilt shadow schema {self.schema} from {self.source}"
-            + (f" as of {self.as_of}" if self.as_of else ""),
+            + (f" as of {self.as_of}" if self.as_of else "")
+            + (" (fast path: one process per core)" if self.fast else ""),
             f"  events read       {c.read:,}",
             f"  applied           {c.applied:,}",
             f"  duplicates        {c.duplicates:,}",
@@ -446,19 +458,31 @@ async def rebuild(
     as_of: datetime | None = None,
     replace: bool = False,
     workers: int = 4,
+    fast: bool = True,
 ) -> RebuildResult:
+    """`fast`: a whole store without `--as-of` is rebuilt by `services.audit.fast_rebuild` (one
+    process per core, at most `workers`), unless it refuses; everything else, and that store
+    then, goes the general way (`apply_many` batches over `workers` connections)."""
     if source not in ("store", "kafka"):
         raise AuditError(f"--from must be store or kafka, not {source!r}")
     schema = schema or default_shadow_name()
     await prepare_shadow(settings, schema, replace=replace)
     result = RebuildResult(schema, source, rfc3339(as_of) if as_of else None)
-    pool = await create_pool(settings.database_url, min_size=1, max_size=workers + 1, schema=schema)
     started = datetime.now(UTC)
+    clock = asyncio.get_running_loop().time
+    begun = clock()
+    if (
+        fast
+        and source == "store"
+        and as_of is None
+        and await _rebuilt_fast(settings, schema, result, workers, started)
+    ):
+        result.seconds = clock() - begun
+        return result
+    pool = await create_pool(settings.database_url, min_size=1, max_size=workers + 1, schema=schema)
     try:
         async with pool.acquire() as conn:
             await write_meta(conn, schema, _meta(result, "building", started))
-        clock = asyncio.get_running_loop().time
-        begun = clock()
         run: Callable[..., Awaitable[None]] = rebuild_from_store if source == "store" else rebuild_from_kafka
         await run(settings, pool, result, as_of, max(1, workers))
         result.seconds = clock() - begun
@@ -467,6 +491,45 @@ async def rebuild(
     finally:
         await pool.close()
     return result
+
+
+async def _rebuilt_fast(
+    settings: AuditSettings, schema: str, result: RebuildResult, workers: int, started: datetime
+) -> bool:
+    """The fast path; False, with the shadow made empty again, when it refused."""
+    # Imported here: it imports this module's dead-letter and counting helpers.
+    from services.audit.fast_rebuild import FastPathRefused, rebuild_store_fast
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await write_meta(conn, schema, _meta(result, "building", started))
+        try:
+            result.counts.read, counts = await rebuild_store_fast(
+                settings.database_url,
+                schema,
+                min(max(1, workers), _cores()),
+                settings.progress_seconds,
+            )
+        except FastPathRefused as exc:
+            log.warning("fast rebuild refused, rebuilding the general way", schema=schema, reason=str(exc))
+            result.counts = Counts()
+            await conn.close()
+            await prepare_shadow(settings, schema, replace=True)
+            return False
+        _merge(result, counts)
+        result.fast = True
+        await write_meta(conn, schema, _meta(result, "complete", started))
+        return True
+    finally:
+        if not conn.is_closed():
+            await conn.close()
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _meta(result: RebuildResult, status: str, started: datetime) -> dict[str, Any]:
