@@ -319,6 +319,13 @@ def markdown(results: dict[str, Any]) -> str:
 
     lines += [
         "",
+        "The profiles behind `what limits it`: `flame-registry-after.svg`, `flame-relay-after.svg` and "
+        "`flame-projections-after.svg` beside this file (py-spy under the closed loop, made by "
+        "`python -m bench.flame --tag after`; `-before` are the same before issue 12), and the registry's "
+        "cProfile with `--profile`.",
+    ]
+    lines += [
+        "",
         "## 1–2. Commands over HTTP (registry, relay, projections as separate processes)",
         "",
         "Latency runs from the command's scheduled start (open loop: waiting for a free client "
