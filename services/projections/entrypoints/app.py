@@ -28,6 +28,9 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             schema=settings.read_schema,
+            # No session state in the read side (no advisory locks, LISTEN or SET outside a
+            # transaction): a released connection needs no reset round trip.
+            stateless=True,
         )
         await migrate(pool, "projections", MIGRATIONS, schema=settings.read_schema)
         app.state.pool = pool

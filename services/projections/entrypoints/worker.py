@@ -24,7 +24,9 @@ async def run(settings: ProjectionSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pool = await create_pool(settings.database_url, min_size=1, max_size=3, schema=settings.read_schema)
+    pool = await create_pool(
+        settings.database_url, min_size=1, max_size=3, schema=settings.read_schema, stateless=True
+    )
     try:
         await migrate(pool, "projections", MIGRATIONS, schema=settings.read_schema)
         worker = ProjectionWorker(
