@@ -21,6 +21,7 @@ and 13).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -100,6 +101,8 @@ class DocumentNumber:
         return None if self.document_type is None else DOCUMENT_TYPES[self.document_type]
 
 
+# An agreement's number is read apart twice for each write of its read-model row.
+@functools.lru_cache(maxsize=4096)
 def parse(document_number: str) -> DocumentNumber:
     """Reads the number, the year, the type and the issuers of any text; never raises."""
     text = unicodedata.normalize("NFC", document_number).strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from datetime import date
 
@@ -36,6 +37,9 @@ def cadence_of(period: str) -> Cadence:
     raise ValueError(f"not a reporting period: {period!r}")
 
 
+# A handful of periods, each met on every report: the read model orders a party's reports by
+# them whenever it writes an agreement's rows.
+@functools.lru_cache(maxsize=4096)
 def bounds(period: str) -> tuple[date, date]:
     """First and last day of a period."""
     cadence = cadence_of(period)

@@ -102,11 +102,15 @@ class StoredEvent:
         unescaped is a key; the last one is the envelope's own, since only `data`, sorted
         before it, holds objects.
         """
+        return self.message_text().encode()
+
+    def message_text(self) -> str:
+        """`message()` as text, for a reader that would only decode the bytes back."""
         text = self.envelope_text
         at = text.rfind(_PREVHASH_KEY)
         if at < 0 or not text.startswith("{"):
-            return canonical_json({**json.loads(text), "position": self.position})
-        return f'{text[:at]},"position":{int(self.position)}{text[at:]}'.encode()
+            return canonical_json({**json.loads(text), "position": self.position}).decode("utf-8")
+        return f'{text[:at]},"position":{int(self.position)}{text[at:]}'
 
 
 @dataclass(frozen=True)
