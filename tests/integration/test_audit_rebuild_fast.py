@@ -196,12 +196,14 @@ async def test_an_envelope_in_another_streams_rows_is_rebuilt_the_general_way(
     _, report = await stored(pool, template)
     # The applier keys an event by its envelope's subject, whichever rows hold it.
     await insert(pool, template, {**report, "sequence": 3}, row_stream=str(uuid.uuid4()))
-    general = await rebuild(settings, source="store", schema="shadow_general", fast=False)
-    assert general.counts.parked == 1
+    # One worker each: with several, which of the two streams' rows reach the applier first
+    # depends on how the random stream ids spread over the workers, and so do the counts.
+    general = await rebuild(settings, source="store", schema="shadow_general", fast=False, workers=1)
+    assert general.counts.read == 5
     with pytest.raises(FastPathRefused, match="another subject"):
         await prepare_shadow(settings, "shadow_refused", replace=False)
         await rebuild_store_fast(database_url, "shadow_refused", 1, 0)
-    rebuilt = await rebuild(settings, source="store", schema="shadow_rebuilt")
+    rebuilt = await rebuild(settings, source="store", schema="shadow_rebuilt", workers=1)
     assert not rebuilt.fast and counted(rebuilt) == counted(general)
     await same_shadows(pool, settings, "shadow_rebuilt", "shadow_general")
 
