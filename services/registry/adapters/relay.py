@@ -175,10 +175,16 @@ class OutboxRelay:
         release, after which the relay never uses it), so the read and the delete below
         either run while this relay is the leader or fail.
         """
+        # The batch's outbox rows first, then their events by position: with the LIMIT outside
+        # the join the planner may walk the events' position index from the start of the log
+        # (a published prefix that only grows) on every batch; a drain of 100,000 rows behind
+        # 100,000 published took 25.6 s that way and 0.5 s this way.
         rows = await conn.fetch(
             """SELECT o.position, o.agreement_id, o.sequence, e.envelope
-               FROM registry.outbox o JOIN registry.events e USING (position)
-               ORDER BY o.position LIMIT $1""",
+               FROM (SELECT position, agreement_id, sequence FROM registry.outbox
+                     ORDER BY position LIMIT $1) AS o
+               JOIN registry.events e USING (position)
+               ORDER BY o.position""",
             self.batch_size,
         )
         BACKLOG.set(len(rows))
