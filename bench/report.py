@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 # Processes that are one Python event loop: they cannot use more than one core.
-# (The registry runs several worker processes: it is not among them.)
-SINGLE_THREADED = {"relay", "projections", "rebuild", "peer"}
+# (The registry runs several worker processes and the store rebuild one per core: not among them.)
+SINGLE_THREADED = {"relay", "projections", "peer"}
 SATURATED = 85.0
 
 
@@ -321,8 +321,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "The profiles behind `what limits it`: `flame-registry-after.svg`, `flame-relay-after.svg` and "
         "`flame-projections-after.svg` beside this file (py-spy under the closed loop, made by "
-        "`python -m bench.flame --tag after`; `-before` are the same before issue 12), and the registry's "
-        "cProfile with `--profile`.",
+        "`python -m bench.flame --tag after`; `-before` are the same before issue 12), the registry's "
+        "cProfile with `--profile`, and `flame-rebuild-after.svg` (py-spy of a whole-store rebuild of "
+        "100,000 bench events with its worker processes: `py-spy record --subprocesses -o "
+        "flame-rebuild-after.svg -- coordreg-audit rebuild --from store --database-url …`).",
     ]
     lines += [
         "",
