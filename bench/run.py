@@ -491,33 +491,28 @@ def add_ratios(results: dict[str, Any]) -> None:
     ceilings_ = results.get("ceilings")
     if not ceilings_:
         return
-    ratios = []
+    pg = ("raw asyncpg", ceilings_["postgres"]["per_second"])
+    kafka = ("raw aiokafka", ceilings_["kafka"]["per_second"])
     # The best phase that kept up, with no errors and nothing left unsent: the verdict's figure.
     best = best_sustained(results)[0]
-    pg = ceilings_["postgres"]["per_second"]
-    kafka = ceilings_["kafka"]["per_second"]
-    ratios.append(
-        {"figure": "HTTP commands/s (best clean phase)", "value": best, "ceiling": "raw asyncpg",
-         "ceiling_value": pg, "ratio": round(best / pg, 3) if pg else 0.0}
-    )  # fmt: skip
     ours = results.get("append", {}).get("ours")
-    if ours:
-        ratios.append(
-            {"figure": "in-process appends/s (figure 5)", "value": ours["per_second"], "ceiling": "raw asyncpg",
-             "ceiling_value": pg, "ratio": round(ours["per_second"] / pg, 3) if pg else 0.0}
-        )  # fmt: skip
-    ratios.append(
-        {"figure": "HTTP commands/s (best clean phase)", "value": best, "ceiling": "raw aiokafka",
-         "ceiling_value": kafka, "ratio": round(best / kafka, 3) if kafka else 0.0}
-    )  # fmt: skip
     drain = results.get("replay", {}).get("relay_drain")
-    if drain:
-        ratios.append(
-            {"figure": "relay events/s (outbox backlog)", "value": drain["events_per_second"],
-             "ceiling": "raw aiokafka", "ceiling_value": kafka,
-             "ratio": round(drain["events_per_second"] / kafka, 3) if kafka else 0.0}
-        )  # fmt: skip
-    ceilings_["ratios"] = ratios
+    figures = [
+        ("HTTP commands/s (best clean phase)", best, pg),
+        *([("in-process appends/s (figure 5)", ours["per_second"], pg)] if ours else []),
+        ("HTTP commands/s (best clean phase)", best, kafka),
+        *([("relay events/s (outbox backlog)", drain["events_per_second"], kafka)] if drain else []),
+    ]
+    ceilings_["ratios"] = [
+        {
+            "figure": figure,
+            "value": value,
+            "ceiling": ceiling,
+            "ceiling_value": ceiling_value,
+            "ratio": round(value / ceiling_value, 3) if ceiling_value else 0.0,
+        }
+        for figure, value, (ceiling, ceiling_value) in figures
+    ]
 
 
 def write_results(results: dict[str, Any], out: Path) -> None:
