@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,8 @@ class Load:
     agreements: list[str] = field(default_factory=list)
     accepted: int = 0
     refused: int = 0
+    # Why each refusal happened ("Conflict: ..."), so a failed figure names its cause.
+    reasons: Counter[str] = field(default_factory=Counter)
 
     async def run(self, commands: int, concurrency: int = 16, signings_share: float = 0.2) -> None:
         registry = bootstrap.on_postgres(self.pool)
@@ -187,8 +189,9 @@ class Load:
                 index = queue.get_nowait()
                 try:
                     await one(index)
-                except Exception:
+                except Exception as exc:
                     self.refused += 1
+                    self.reasons[f"{type(exc).__name__}: {exc}"] += 1
 
         # Signings first, so the reports have agreements to land on.
         await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -15,7 +15,9 @@ from deploy.demo.samples import HOA_BINH as HOA_BINH
 def sign_body(**overrides: Any) -> dict[str, Any]:
     """A valid signing with a fresh document number (unless given) and the overrides applied."""
     body = copy.deepcopy(HOA_BINH)
-    body["document_number"] = f"{uuid.uuid4().hex[:6]}/CTPH-MTTQ-HCTĐ"
+    # 12 hex digits: among the thousands of signings of a fault scenario, two equal numbers (a
+    # real 409 for the second) would be likely with 6 (birthday bound, about 3% per 1,000).
+    body["document_number"] = f"{uuid.uuid4().hex[:12]}/CTPH-MTTQ-HCTĐ"
     body.update(copy.deepcopy(overrides))
     return body
 
