@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TEST_TMP := $(CURDIR)/.local/pytest-tmp
 PYTEST := mkdir -p $(TEST_TMP) && PYTEST_DEBUG_TEMPROOT=$(TEST_TMP) $(PY) -m pytest
 
-.PHONY: run test test-unit test-faults lint bench lock clean-local schemas audit
+.PHONY: run cluster test test-unit test-faults test-cluster lint bench lock clean-local schemas audit
 
 $(STAMP): requirements.lock pyproject.toml schemas/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/coordreg-stack run
 
+# Every part replicated: 3 Kafka brokers, a PostgreSQL primary + synchronous standby, 2 of each
+# service, HAProxy in front (deploy/local/cluster.py; docs/OPERATIONS.md).
+cluster: $(STAMP)
+	$(VENV)/bin/coordreg-stack cluster
+
 test: $(STAMP)
 	$(PYTEST) tests/unit tests/integration tests/e2e
 
@@ -31,6 +36,10 @@ test-unit: $(STAMP)
 
 test-faults: $(STAMP)
 	$(PYTEST) tests/faults -s
+
+# The cluster's fault scenarios: a broker, the database primary and a registry killed under load.
+test-cluster: $(STAMP)
+	$(PYTEST) tests/cluster -s
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,5 @@
-"""A real Apache Kafka broker (KRaft, one node) for local runs and tests, without Docker.
+"""A real Apache Kafka broker (KRaft, one node, or one node of a cluster: deploy/local/kafka_cluster.py)
+for local runs and tests, without Docker.
 
 The jars come from Maven Central through deploy/kafka/pom.xml and run on the machine's Java.
 Used only when KAFKA_BOOTSTRAP_SERVERS is not given.
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -129,7 +131,7 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     # Kafka's Uuid text form (URL-safe base64, no padding); Kafka itself never hands out one
     # starting with "-" since it would read as a command-line option. Saves a JVM start.
     while True:
@@ -164,14 +166,35 @@ def _probe(bootstrap: str) -> bool:
         return pool.submit(asyncio.run, _metadata_ok(bootstrap)).result()
 
 
+@dataclass(frozen=True)
+class Quorum:
+    """What the nodes of one cluster share: its id, its controller voters and its replication."""
+
+    cluster_id: str
+    voters: str  # "1@127.0.0.1:9093,2@127.0.0.1:9095,..."
+    # The replicas of the internal topics (consumer offsets, transaction state) and the
+    # fewest of them in sync for a write: acks=all then means on two brokers of three.
+    replication: int
+    min_insync: int
+
+
 class LocalKafka:
     """One KRaft broker+controller process whose whole state lives in `data_dir`."""
 
     def __init__(
-        self, data_dir: Path, cache_root: Path, port: int | None = None, controller_port: int | None = None
+        self,
+        data_dir: Path,
+        cache_root: Path,
+        port: int | None = None,
+        controller_port: int | None = None,
+        *,
+        node_id: int = 1,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.cache_root = cache_root.resolve()
+        self.node_id = node_id
+        # Set by the cluster before the first start (needs every node's ports); None: alone.
+        self.quorum: Quorum | None = None
         self._requested = (port, controller_port)
         self._ports: tuple[int, int] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -194,6 +217,10 @@ class LocalKafka:
         """Broker logs (server.log) and the JVM's console output (console.log)."""
         return self.data_dir / "logs"
 
+    @property
+    def controller_address(self) -> str:
+        return f"{_HOST}:{self._resolve_ports()[1]}"
+
     def _resolve_ports(self) -> tuple[int, int]:
         # Clients and the services' settings hold the bootstrap address, so a restart on the
         # same data dir reuses the ports chosen the first time.
@@ -210,10 +237,12 @@ class LocalKafka:
 
     def _write_properties(self) -> Path:
         port, controller = self._resolve_ports()
+        quorum = self.quorum or Quorum("", f"{self.node_id}@{_HOST}:{controller}", 1, 1)
+        replication, min_insync = str(quorum.replication), str(quorum.min_insync)
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{_HOST}:{controller}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": quorum.voters,
             # An empty host would bind every interface and advertise the host name.
             "listeners": f"PLAINTEXT://{_HOST}:{port},CONTROLLER://{_HOST}:{controller}",
             "advertised.listeners": f"PLAINTEXT://{_HOST}:{port}",
@@ -223,17 +252,19 @@ class LocalKafka:
             "log.dirs": str(self.data_dir / "kraft-logs"),
             "num.partitions": "1",
             # One node: internal topics cannot have more replicas than brokers.
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replication,
             # 50 partitions by default: slow to create on first use, pointless on one node.
             "offsets.topic.num.partitions": "6",
             # The relay publishes in transactions: their state log is an internal topic too,
             # with 50 partitions by default (seconds to create on the first transaction).
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replication,
+            "transaction.state.log.min.isr": min_insync,
             "transaction.state.log.num.partitions": "6",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "min.insync.replicas": "1",
+            "share.coordinator.state.topic.replication.factor": replication,
+            "share.coordinator.state.topic.min.isr": min_insync,
+            "min.insync.replicas": min_insync,
+            # A replica that fell out of sync never becomes leader: it could lack acked records.
+            "unclean.leader.election.enable": "false",
             # After a crash (kill()) the restarted broker cannot register until the dead
             # incarnation's session expires: 9 s by default, about 3 s with these.
             "broker.heartbeat.interval.ms": "500",
@@ -259,7 +290,8 @@ class LocalKafka:
         if (self.data_dir / "kraft-logs" / "meta.properties").exists():
             return
         command = [java, *self._jvm_flags(libs), "kafka.tools.StorageTool", "format"]
-        command += ["-t", _cluster_id(), "-c", str(properties)]
+        cluster_id = self.quorum.cluster_id if self.quorum is not None else new_cluster_id()
+        command += ["-t", cluster_id, "-c", str(properties)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -301,8 +333,15 @@ class LocalKafka:
 
     def start(self, timeout: float = 60) -> str:
         """Start the broker (formatting a new data dir first) and return its bootstrap address."""
+        if self.launch():
+            self.wait_ready(timeout)
+        return self.bootstrap_servers
+
+    def launch(self) -> bool:
+        """Start the process without waiting for it (a cluster's nodes wait for each other's
+        votes); False if it already runs."""
         if self._process is not None and self._process.poll() is None:
-            return self.bootstrap_servers
+            return False
         if self._process is not None:  # died on its own since the last start()
             self._release()
         java = _require_java()
@@ -323,15 +362,21 @@ class LocalKafka:
         )
         self.pid_file.write_text(f"{self._process.pid}\n")
         atexit.register(self.stop)
+        return True
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until this broker answers metadata requests; raises (and stops it) if it does not."""
         deadline = time.monotonic() + timeout
         port = self._resolve_ports()[0]
         while True:
+            if self._process is None:
+                raise RuntimeError("Kafka is not running")
             if self._process.poll() is not None:
                 code = self._process.returncode
                 self._release()
                 raise RuntimeError(f"Kafka exited with code {code} while starting:\n{self._log_tail()}")
             if _port_open(port) and _probe(self.bootstrap_servers):
-                return self.bootstrap_servers
+                return
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError(f"Kafka not ready after {timeout:.0f} s:\n{self._log_tail()}")
@@ -385,6 +430,7 @@ __all__ = [
     "TOPIC_CONFIG",
     "LocalKafka",
     "MissingPrerequisite",
+    "Quorum",
     "ensure_jars",
     "ensure_topic",
 ]

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -69,8 +70,13 @@ def _make_traversable(path: Path) -> None:
 
 
 class LocalPostgres:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, settings: Mapping[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
+        # Server settings on the command line (`-c name=value`): they belong to this server alone,
+        # not to its data folder, so a standby copied from it does not inherit them.
+        self.settings = dict(settings or {})
         self.pgdata = data_dir / "pgdata"
         self.port_file = data_dir / "port"
         self.log_file = data_dir / "postgres.log"
@@ -89,6 +95,23 @@ class LocalPostgres:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    def choose_port(self) -> int:
+        """The port given, else the one the data folder was first given, else a free one."""
+        if self._port is None:
+            self._port = int(self.port_file.read_text()) if self.port_file.exists() else free_port()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port_file.write_text(str(self._port))
+        return self._port
+
+    @property
+    def bin_dir(self) -> Path:
+        return _bin_dir()
+
+    @property
+    def run_as(self) -> dict[str, int]:
+        """uid/gid the server runs as (empty: as this process)."""
+        return _run_as()
 
     def _initdb(self, ids: dict[str, int]) -> None:
         if (self.pgdata / "PG_VERSION").exists():
@@ -122,9 +145,7 @@ class LocalPostgres:
             _make_traversable(self.data_dir)
             _make_traversable(_bin_dir())
         self._initdb(ids)
-        if self._port is None:
-            self._port = int(self.port_file.read_text()) if self.port_file.exists() else free_port()
-        self.port_file.write_text(str(self._port))
+        self.choose_port()
         self.stop_leftover()
         log = self.log_file.open("ab")
         if ids:
@@ -148,6 +169,7 @@ class LocalPostgres:
                 "shared_buffers=256MB",
                 "-c",
                 "listen_addresses=127.0.0.1",
+                *(part for name, value in self.settings.items() for part in ("-c", f"{name}={value}")),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

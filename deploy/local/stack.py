@@ -31,6 +31,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.demo.load import load
+from deploy.local.cluster import ClusterPorts, LocalCluster
 from deploy.local.kafka import LocalKafka, MissingPrerequisite
 from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import die_with_parent
@@ -177,6 +178,32 @@ def wait_position(base: str, position: int, headers: dict[str, str], timeout: fl
     raise RuntimeError(f"projections did not catch up with position {position}")
 
 
+def announce_demo(registry: str, projections: str, bootstrap: str, database_url: str) -> None:
+    """Loads the demo data through the registry, waits until it is projected, and says where
+    everything is."""
+    # Development mode: the services trust the development key, which this token is signed with.
+    token = demo_token()
+    headers = {"Authorization": f"Bearer {token}"}
+    summary = load(registry, headers)
+    if summary["last_position"]:
+        wait_position(projections, summary["last_position"], headers)
+    say(
+        f"demo data: {len(summary['agreements'])} agreements ({summary['signed_now']} signed now, "
+        f"{summary['lifecycle_applied']} amendments/reports/closings applied)"
+    )
+    say(f"registry (commands):   {registry}/docs")
+    say(f"projections (queries): {projections}/docs")
+    say(f"events (Kafka):        bootstrap {bootstrap}, topic {TOPIC}")
+    say(f"PostgreSQL:            {database_url}")
+    say("demo token (client demo-client, every demo party, every scope, 12 h; development key only):")
+    print(f"export TOKEN={token}", flush=True)
+    say("more: coordreg-token demo  |  coordreg-token mint --sub ID --scope ... --party ...")
+    say(f'try: curl -s -H "Authorization: Bearer $TOKEN" {projections}/v1/parties/snv-phu-tho/obligations')
+    say(
+        f"     curl -s -H \"Authorization: Bearer $TOKEN\" '{projections}/v1/agreements?q=vi%20nguoi%20ngheo'"
+    )
+
+
 class AnotherRun(Exception):
     def __init__(self, pid: int | None) -> None:
         super().__init__(pid)
@@ -283,29 +310,7 @@ def run(settings: StackSettings) -> int:
         projections = f"http://{HOST}:{settings.projections_port}"
         wait_http(f"{registry}/readyz", processes[0])
         wait_http(f"{projections}/readyz", processes[2])
-        # Development mode: the services trust the development key, which this token is signed with.
-        token = demo_token()
-        headers = {"Authorization": f"Bearer {token}"}
-        summary = load(registry, headers)
-        if summary["last_position"]:
-            wait_position(projections, summary["last_position"], headers)
-        say(
-            f"demo data: {len(summary['agreements'])} agreements ({summary['signed_now']} signed now, "
-            f"{summary['lifecycle_applied']} amendments/reports/closings applied)"
-        )
-        say(f"registry (commands):   {registry}/docs")
-        say(f"projections (queries): {projections}/docs")
-        say(f"events (Kafka):        bootstrap {bootstrap}, topic {TOPIC}")
-        say(f"PostgreSQL:            {database_url}")
-        say("demo token (client demo-client, every demo party, every scope, 12 h; development key only):")
-        print(f"export TOKEN={token}", flush=True)
-        say("more: coordreg-token demo  |  coordreg-token mint --sub ID --scope ... --party ...")
-        say(
-            f'try: curl -s -H "Authorization: Bearer $TOKEN" {projections}/v1/parties/snv-phu-tho/obligations'
-        )
-        say(
-            f"     curl -s -H \"Authorization: Bearer $TOKEN\" '{projections}/v1/agreements?q=vi%20nguoi%20ngheo'"
-        )
+        announce_demo(registry, projections, bootstrap, database_url)
         say(f"logs in {logs}; press Ctrl-C to stop")
         up = True
         while True:
@@ -340,12 +345,74 @@ def run(settings: StackSettings) -> int:
         lock.close()
 
 
+def run_cluster(settings: StackSettings) -> int:
+    """`make cluster`: the local cluster (deploy/local/cluster.py) on fixed ports, with demo data."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler)
+    local = settings.local_dir / "cluster"
+    ports = ClusterPorts.fixed()
+    cluster = LocalCluster(local, CACHE, ports)
+    try:
+        lock = claim(local)
+    except AnotherRun as other:
+        print(f"[coordreg] another `make cluster` (pid {other.pid}) is running on {local}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    for pid in [*cluster.postgres.stop_leftover(), *cluster.kafka.stop_leftover()]:
+        say(f"stopped a server an earlier cluster run left behind (pid {pid})")
+    busy = [f"{port} ({what})" for port, what in ports.all() if bind_error(port) is not None]
+    if busy:
+        print(
+            f"[coordreg] the cluster's fixed ports are in use: {', '.join(busy)}; stop what listens there "
+            "(a `make run`?) first",
+            file=sys.stderr,
+        )
+        lock.close()
+        return 2
+    up = False
+    try:
+        started = time.monotonic()
+        cluster.start_servers()
+        say(
+            f"PostgreSQL primary + synchronous standby and 3 Kafka brokers ready in {time.monotonic() - started:.1f}s"
+        )
+        cluster.start_services()
+        cluster.wait_ready()
+        announce_demo(cluster.registry_url, cluster.projections_url, cluster.bootstrap, cluster.database_url)
+        say(f"2 registries, 2 projections APIs (behind HAProxy), 2 relays, 2 workers; logs in {cluster.logs}")
+        say("press Ctrl-C to stop")
+        up = True
+        while True:
+            for process in cluster.processes.values():
+                if not process.alive:
+                    say(f"{process.name} exited; stopping (see {process.log})")
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0 if up else 130
+    except MissingPrerequisite as exc:
+        say(str(exc))
+        return 2
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        say("stopping")
+        cluster.stop()
+        say("stopped")
+        lock.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["run"])
-    parser.parse_args()
+    parser.add_argument(
+        "command",
+        choices=["run", "cluster"],
+        help="run: one of each part (make run); cluster: every part replicated (make cluster)",
+    )
+    command = parser.parse_args().command
     try:
         settings = StackSettings()
     except ValidationError as exc:
@@ -356,7 +423,7 @@ def main() -> None:
             problems.append(f"{variable}: {error['msg']}")
         print(f"[coordreg] {'; '.join(problems)}", file=sys.stderr, flush=True)
         sys.exit(2)
-    sys.exit(run(settings))
+    sys.exit(run_cluster(settings) if command == "cluster" else run(settings))
 
 
 if __name__ == "__main__":

@@ -17,15 +17,36 @@ TOPIC_CONFIG: dict[str, str] = {
 }
 
 
+# The cluster's topic (deploy/local/kafka_cluster.py, deploy/kubernetes): every record on three
+# brokers' logs, an acks=all write refused unless two have it, and never an unclean leader.
+CLUSTER_REPLICATION = 3
+CLUSTER_TOPIC_CONFIG: dict[str, str] = {
+    **TOPIC_CONFIG,
+    "min.insync.replicas": "2",
+    "unclean.leader.election.enable": "false",
+}
+
+
 async def ensure_topic(
-    bootstrap: str, name: str, partitions: int, config: dict[str, str] | None = None
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    config: dict[str, str] | None = None,
+    replication_factor: int = 1,
 ) -> None:
-    """Create topic `name` (replication factor 1) unless it exists; an existing one is left as it is."""
+    """Create topic `name` unless it exists; an existing one is left as it is."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         await admin.start()
         response = await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})]
+            [
+                NewTopic(
+                    name,
+                    num_partitions=partitions,
+                    replication_factor=replication_factor,
+                    topic_configs=config or {},
+                )
+            ]
         )
     finally:
         await admin.close()

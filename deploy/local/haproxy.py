@@ -1,0 +1,197 @@
+"""HAProxy in front of the HTTP services of `make cluster` (and of tests/cluster).
+
+The binary is the machine's `haproxy` if there is one, else Debian's package and the libraries
+it lacks, fetched with `apt-get download` and unpacked under `.cache/` (no root, nothing
+installed system-wide), reused the next time.
+
+Each frontend spreads requests over its backends round-robin and checks each backend's
+`/readyz` every half second: two failed checks take a backend out, two good ones bring it back.
+A request whose connection to a backend fails is sent to another (`option redispatch`); a
+request already sent is never resent by HAProxy, since a command is not idempotent without
+its Idempotency-Key: the client retries it with its key.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from deploy.local.kafka import MissingPrerequisite
+from deploy.local.processes import die_with_parent
+
+# Debian 12's haproxy and the libraries of its that a minimal system lacks.
+_PACKAGES = ("haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1")
+_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Binary:
+    path: Path
+    env: dict[str, str]
+
+
+def ensure_haproxy(cache_root: Path) -> Binary:
+    """The haproxy to run: the machine's, else Debian's unpacked under `cache_root`."""
+    found = shutil.which("haproxy")
+    if found is not None:
+        return Binary(Path(found), {})
+    home = cache_root / "haproxy"
+    root = home / "root"
+    binary = Binary(root / "usr/sbin/haproxy", {"LD_LIBRARY_PATH": str(root / "usr/lib/x86_64-linux-gnu")})
+    complete = home / "download-complete"
+    if complete.exists():
+        return binary
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise MissingPrerequisite(
+            "the cluster's load balancer needs HAProxy on PATH (e.g. `apt-get install haproxy`)"
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "download.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if complete.exists():
+            return binary
+        debs = home / "debs"
+        shutil.rmtree(debs, ignore_errors=True)
+        debs.mkdir()
+        download = ["apt-get", "download", *_PACKAGES]
+        result = subprocess.run(download, cwd=debs, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            # Package lists may be missing on a fresh machine.
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
+            result = subprocess.run(download, cwd=debs, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise MissingPrerequisite(
+                f"could not fetch HAProxy with apt-get download: {result.stderr.strip()}"
+            )
+        shutil.rmtree(root, ignore_errors=True)
+        for deb in sorted(debs.glob("*.deb")):
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True, capture_output=True)
+        check = subprocess.run(
+            [str(binary.path), "-v"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **binary.env},
+            check=False,
+        )
+        if check.returncode != 0:
+            raise MissingPrerequisite(f"the unpacked HAProxy does not run: {check.stderr.strip()}")
+        complete.write_text(check.stdout.splitlines()[0] + "\n")
+    return binary
+
+
+@dataclass(frozen=True)
+class Frontend:
+    name: str
+    port: int
+    backends: tuple[int, ...]  # the loopback ports of the service's instances
+
+
+def config(frontends: list[Frontend], stats_port: int | None = None) -> str:
+    lines = [
+        "global",
+        "    maxconn 4096",
+        "defaults",
+        "    mode http",
+        "    timeout connect 2s",
+        "    timeout client 60s",
+        "    timeout server 60s",
+        "    retries 2",
+        "    option redispatch",
+        "    option http-keep-alive",
+        "    default-server inter 500ms fall 2 rise 2",
+    ]
+    if stats_port is not None:
+        lines += [
+            "frontend stats",
+            f"    bind {_HOST}:{stats_port}",
+            "    stats enable",
+            "    stats uri /stats",
+        ]
+    for frontend in frontends:
+        lines += [
+            f"frontend {frontend.name}",
+            f"    bind {_HOST}:{frontend.port}",
+            f"    default_backend {frontend.name}-instances",
+            f"backend {frontend.name}-instances",
+            "    balance roundrobin",
+            "    option httpchk GET /readyz",
+            "    http-check expect status 200",
+        ]
+        lines += [
+            f"    server {frontend.name}-{i} {_HOST}:{port} check"
+            for i, port in enumerate(frontend.backends, 1)
+        ]
+    return "\n".join(lines) + "\n"
+
+
+class LocalHaproxy:
+    def __init__(self, data_dir: Path, cache_root: Path, frontends: list[Frontend]) -> None:
+        self.data_dir = data_dir
+        self.cache_root = cache_root
+        self.frontends = frontends
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        binary = ensure_haproxy(self.cache_root)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "haproxy.cfg"
+        path.write_text(config(self.frontends))
+        self._log = (self.data_dir / "haproxy.log").open("ab")
+        # -db: foreground, so it is our child and dies with us.
+        self._process = subprocess.Popen(
+            [str(binary.path), "-db", "-f", str(path)],
+            env={**os.environ, **binary.env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"haproxy exited with {self._process.returncode}; see {self.data_dir}/haproxy.log"
+                )
+            if all(_listening(frontend.port) for frontend in self.frontends):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"haproxy did not listen in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection((_HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
