@@ -263,7 +263,19 @@ def asyncapi_document() -> dict[str, Any]:
             "contentType": CONTENT_TYPE,
             "headers": {
                 "type": "object",
-                "properties": {"content-type": {"type": "string", "const": CONTENT_TYPE}},
+                "properties": {
+                    "content-type": {"type": "string", "const": CONTENT_TYPE},
+                    # docs/CONTRACT.md B10: optional, the W3C trace context of the command's trace.
+                    "traceparent": {
+                        "type": "string",
+                        "description": "W3C Trace Context: the span that published the record.",
+                        "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                    },
+                    "tracestate": {
+                        "type": "string",
+                        "description": "W3C Trace Context: vendor trace state, when the trace has one.",
+                    },
+                },
                 "required": ["content-type"],
             },
             "payload": {"$ref": f"#/components/schemas/{name}Envelope"},
@@ -316,7 +328,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "address": TOPIC,
                 "title": TOPIC,
                 "description": "All registry events. Record key = agreement id; "
-                f"header `content-type: {CONTENT_TYPE}`.",
+                f"header `content-type: {CONTENT_TYPE}`, and `traceparent`/`tracestate` when traced.",
                 "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names},
                 "bindings": {"kafka": {"topic": TOPIC, "bindingVersion": KAFKA_BINDING_VERSION}},
             }

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI
 
-from services.common import limits, observability
+from services.common import limits, observability, tracing
 from services.common.auth import dependencies
 from services.common.auth.verifier import TokenVerifier
 from services.common.settings import ClientAccessSettings
@@ -31,7 +31,8 @@ def finish(
     install_errors: Callable[[FastAPI], None],
     router: APIRouter,
 ) -> FastAPI:
-    """Limits, correlation and health endpoints, the service's error mapping, authentication, routes."""
+    """Limits, correlation and health endpoints, tracing, the service's error mapping,
+    authentication, routes."""
 
     async def ready() -> bool:
         return await _database_answers(app)
@@ -39,6 +40,10 @@ def finish(
     # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
     limits.install(app, max_body_bytes=settings.max_body_bytes)
     observability.install(app, service, ready)
+    # Once per process (each uvicorn worker builds its app). FastAPI itself then makes a server
+    # span per request (its native OpenTelemetry support, pure ASGI, continuing the caller's
+    # `traceparent`); with no provider configured it skips that at the cost of one check.
+    tracing.configure(settings, f"coordreg-{service}")
     install_errors(app)
     dependencies.install(
         app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)

@@ -40,6 +40,17 @@ class ServiceSettings(BaseSettings):
     topic: str = TOPIC
     log_level: str = "INFO"
     json_logs: bool = True
+    # OpenTelemetry tracing (services/common/tracing.py, docs/OPERATIONS.md "Tracing"):
+    # none (the default) configures nothing and costs nothing; otlp exports over OTLP/HTTP to
+    # tracing_otlp_endpoint (a base URL, /v1/traces is appended, like OTEL_EXPORTER_OTLP_ENDPOINT);
+    # console writes one JSON line per span to stdout; file appends them to tracing_file.
+    tracing_exporter: Literal["none", "otlp", "console", "file"] = "none"
+    tracing_otlp_endpoint: str = "http://127.0.0.1:4318"
+    tracing_file: str = ""
+    # The resource's service.name; empty: the process's command (coordreg-registry, coordreg-relay, ...).
+    tracing_service_name: str = ""
+    # Share of new traces recorded; a trace begun upstream follows its caller's sampling decision.
+    tracing_sample_ratio: float = Field(1.0, ge=0, le=1)
 
     @classmethod
     def settings_customise_sources(

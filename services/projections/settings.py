@@ -20,6 +20,10 @@ class ProjectionSettings(ClientAccessSettings):
     # workers can run `python -m services.projections.entrypoints.worker` in the same group.
     run_consumer: bool = True
     batch_max_records: int = 500
+    # A standalone worker (coordreg-projection-worker) serves its Prometheus metrics (/metrics)
+    # here; port 0 serves none. The API process's worker is in the API's own /metrics.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=8003, ge=0, le=65535)
     min_position_wait_seconds: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 10

@@ -29,6 +29,12 @@ class RegistrySettings(ClientAccessSettings):
     # that a Kafka transaction (and its commit markers on every partition) carries many events
     # rather than one command's: a few ms of projection lag for a fraction of the broker's CPU.
     relay_linger_seconds: float = Field(default=0.01, ge=0, le=1)
+    # The relay process serves its Prometheus metrics (/metrics) here; port 0 serves none.
+    relay_metrics_host: str = "127.0.0.1"
+    relay_metrics_port: int = Field(default=8002, ge=0, le=65535)
+    # How often the relay (leader and standby) counts the outbox's unpublished rows for its
+    # relay_outbox_backlog and relay_outbox_oldest_age_seconds gauges: one query each time.
+    relay_outbox_check_seconds: float = Field(default=5.0, gt=0)
     # The succession process manager runs in every registry instance (decision 17): woken by
     # the queue's notification, and at least this often; 0 turns it off in this instance.
     succession_poll_seconds: float = 1.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,15 +16,12 @@ from deploy.local.postgres import LocalPostgres
 from services.common.db import create_pool, migrate
 from services.registry.migrations import MIGRATIONS
 from tests.faults.harness import Env
+from tests.support.figures import Figures
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS: list[dict[str, Any]] = []
-
-
-def record(scenario: str, figure: str, value: object, expected: str = "") -> None:
-    """One figure of the table printed at the end of `make test-faults`."""
-    RESULTS.append({"scenario": scenario, "figure": figure, "value": value, "expected": expected})
-    print(f"  [{scenario}] {figure}: {value} {expected}")
+FIGURES = Figures("faults")
+# One figure of the table printed at the end of `make test-faults`.
+record = FIGURES.record
 
 
 @dataclass
@@ -69,14 +65,4 @@ async def env(infra: Infra, tmp_path: Path) -> AsyncIterator[Env]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not RESULTS:
-        return
-    lines = ["| scenario | figure | value | expected |", "|---|---|---|---|"]
-    lines += [f"| {r['scenario']} | {r['figure']} | {r['value']} | {r['expected']} |" for r in RESULTS]
-    table = "\n".join(lines)
-    terminalreporter.write_sep("=", "fault suite figures")
-    terminalreporter.write_line(table)
-    out = ROOT / ".local" / "faults"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.md").write_text(table + "\n", encoding="utf-8")
-    (out / "latest.json").write_text(json.dumps(RESULTS, indent=2, default=str) + "\n", encoding="utf-8")
+    FIGURES.write(terminalreporter)

@@ -16,10 +16,12 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
 from services.common.db import Connection
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
+from services.projections.adapters.apply_tracing import batch_started, trace_applied
+from services.projections.adapters.worker_metrics import DEAD_LETTERS_STORED, PARKED, PartitionLag
 from services.projections.readmodel.apply import Applied, ApplyOutcome, FoldedStates, apply_many
 
 log = structlog.get_logger(__name__)
@@ -28,7 +30,7 @@ EVENTS = Counter("projection_events_total", "Events seen by the projection", ["o
 DEAD_LETTERS = Counter("projection_dead_letters_total", "Records that could not be applied")
 # Infrastructure failures restart the worker; anything else about one record dead-letters it.
 INFRASTRUCTURE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, KafkaError)
-PARKED = Gauge("projection_parked_events", "Events waiting for a missing predecessor")
+# The lag, parked and stored dead-letter gauges: services/projections/adapters/worker_metrics.py.
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -38,9 +40,11 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Nothing to flush: every batch committed its offsets with its rows.
         log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+        self.worker.partition_lag.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.worker.seek_to_stored(assigned)
+        self.worker.partition_lag.assigned(assigned)
 
 
 class ProjectionWorker:
@@ -69,6 +73,7 @@ class ProjectionWorker:
         self.cache = FoldedStates()
         # Records the consumer handed out whose batch is not yet committed (for lag()).
         self.in_flight: dict[TopicPartition, int] = {}
+        self.partition_lag = PartitionLag()
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
@@ -123,7 +128,10 @@ class ProjectionWorker:
                         await self.apply_batch(batches)
                     finally:
                         self.in_flight = {}
+                    self.partition_lag.applied(batches)
+                await self.partition_lag.update(self.consumer, self.pool)
         finally:
+            self.partition_lag.clear()
             await self.consumer.stop()
             await self.producer.stop()
             self.producer = None
@@ -131,6 +139,7 @@ class ProjectionWorker:
     async def apply_batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
         """One transaction: the batch's read-model rows and every partition's next offset."""
         records = [(tp, record) for tp, batch in batches.items() for record in batch]
+        started = batch_started()
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 results = await apply_many(conn, [record.value for _, record in records], self.cache)
@@ -152,6 +161,8 @@ class ProjectionWorker:
                     except asyncpg.PostgresError as refused:
                         results.append(refused)
                 await self._settle(conn, batches, records, results)
+        # Committed: each record's span, a child of the relay's (its traceparent header).
+        trace_applied(records, results, started)
 
     async def _settle(
         self,
@@ -233,6 +244,7 @@ class ProjectionWorker:
                 ],
             )
         DEAD_LETTERS.inc()
+        DEAD_LETTERS_STORED.inc()  # until the next recount
         self.dead_lettered += 1
 
     async def lag(self) -> int | None:

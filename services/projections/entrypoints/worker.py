@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from services.common import tracing
 from services.common.cli import parse_no_arguments
 from services.common.db import create_pool, migrate
-from services.common.observability import configure_logging
+from services.common.observability import configure_logging, serve_metrics
 from services.projections.adapters.kafka_consumer import ProjectionWorker
 from services.projections.migrations import MIGRATIONS
 from services.projections.settings import ProjectionSettings
@@ -24,6 +25,7 @@ async def run(settings: ProjectionSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    serve_metrics(settings.worker_metrics_host, settings.worker_metrics_port, "projection-worker")
     pool = await create_pool(
         settings.database_url, min_size=1, max_size=3, schema=settings.read_schema, stateless=True
     )
@@ -43,10 +45,14 @@ async def run(settings: ProjectionSettings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parse_no_arguments(
-        argv, ProjectionSettings, "Runs one more projection worker in the consumer group (no HTTP)."
+        argv,
+        ProjectionSettings,
+        "Runs one more projection worker in the consumer group (no API; its metrics on "
+        "PROJECTIONS_WORKER_METRICS_PORT).",
     )
     settings = ProjectionSettings()
     configure_logging(settings.log_level, settings.json_logs)
+    tracing.configure(settings, "coordreg-projection-worker")
     asyncio.run(run(settings))
 
 

@@ -18,6 +18,7 @@ import asyncpg
 from coordreg_contracts.envelope import Envelope, canonical_json
 from coordreg_contracts.parties import is_party_subject, party_id_of
 
+from services.common.trace_context import Carrier, carrier_of
 from services.registry.adapters.group_commit import GroupCommitWriter
 from services.registry.service_layer.event_store import (
     ConcurrencyError,
@@ -78,8 +79,12 @@ class PostgresEventStore:
         appends = [StreamAppend(agreement_id, expected_version, envelopes), *also]
         for append in appends:
             require_continuation(append.stream_id, append.expected_version, append.envelopes)
+        # The command's span is current here, in the caller's task (the writer's batch runs in
+        # its own): its trace context goes into the command's outbox rows.
         outcome = await self.writer.submit(
-            _append_command(agreement_id, appends, claim, completion, directory, queue_successions)
+            _append_command(
+                agreement_id, appends, claim, completion, directory, queue_successions, carrier_of()
+            )
         )
         error = outcome.get("error")
         if error is None:
@@ -192,8 +197,9 @@ def _append_command(
     completion: Completion | None,
     directory: DirectoryRead | None,
     queue_successions: Sequence[str],
+    trace: Carrier | None = None,
 ) -> str:
-    """The argument of `registry.append_command` (migration 005) for one command's append."""
+    """The argument of `registry.append_command` (migrations 005 and 007) for one command's append."""
     command: dict[str, Any] = {
         "stream": stream_id,
         "events": [
@@ -234,4 +240,7 @@ def _append_command(
         },
         "queue": sorted(set(queue_successions)),
     }
+    if trace:
+        # The W3C trace context of the command's span, kept with each of its outbox rows (007).
+        command["trace"] = trace
     return json.dumps(command, ensure_ascii=False, separators=(",", ":"))

@@ -22,6 +22,9 @@
   batch: consumers skip it by its sequence (at-least-once on the wire, exactly-once in
   effect). An old leader's transaction is visible only if it committed before the new
   leader's producer init, so its records never follow the new leader's on a partition.
+- Each record carries on the trace of the command that wrote it: the outbox row's W3C trace
+  context (migration 007) becomes the parent of the relay's span, whose context goes into the
+  `traceparent`/`tracestate` headers (docs/CONTRACT.md B10); the value stays the stored envelope.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -36,9 +41,21 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, ProducerFenced
 from coordreg_contracts.envelope import CONTENT_TYPE
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common import tracing
 from services.common.db import Connection
+from services.common.trace_context import (
+    Headers,
+    carrier_from_column,
+    carrier_of,
+    context_of,
+    headers_from_carrier,
+    normalised,
+)
+from services.registry.adapters.outbox_metrics import watch_outbox
 from services.registry.adapters.postgres_store import OUTBOX_CHANNEL
 from services.registry.service_layer.event_store import StoredEvent
 
@@ -46,7 +63,7 @@ log = structlog.get_logger(__name__)
 
 RELAY_LOCK = 0x72656C61  # "rela"
 PUBLISHED = Counter("relay_published_total", "Events published to Kafka and committed")
-BACKLOG = Gauge("relay_outbox_backlog", "Unpublished outbox rows seen in the last batch")
+# The outbox's backlog and age: services/registry/adapters/outbox_metrics.py.
 BATCH_SECONDS = Histogram("relay_batch_seconds", "Time to publish and commit one batch")
 IS_LEADER = Gauge("relay_is_leader", "1 while this relay holds the leader lock")
 FENCED = Counter("relay_fenced_total", "Batches refused because this relay was no longer the leader")
@@ -59,6 +76,18 @@ _HOLDS_LOCK = """SELECT EXISTS (
 # How long a failed batch may spend aborting its transaction before the relay starts over:
 # a new producer's init aborts it anyway, this only frees the consumers sooner.
 _ABORT_SECONDS = 5.0
+
+
+_tracer = trace.get_tracer(__name__)
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+
+
+@dataclass(frozen=True)
+class OutboxEvent(StoredEvent):
+    """A stored event as its outbox row queued it: with the W3C trace context of the command
+    that wrote it (empty for rows without one), which its Kafka record carries on."""
+
+    trace_context: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 class LeadershipLost(Exception):
@@ -77,7 +106,9 @@ def make_producer(bootstrap_servers: str, transactional_id: str) -> AIOKafkaProd
         transactional_id=transactional_id,
         acks="all",
         linger_ms=2,
-        request_timeout_ms=30000,
+        # A broker that stops answering without closing its connections (a network partition)
+        # holds a batch this long before the relay asks the cluster for the new leaders.
+        request_timeout_ms=10000,
         max_batch_size=1048576,
     )
 
@@ -93,8 +124,10 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         linger_seconds: float = 0.0,
         transactional_id: str | None = None,
+        outbox_check_seconds: float = 5.0,
     ) -> None:
         self.pool = pool
+        self.outbox_check_seconds = outbox_check_seconds
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.batch_size = batch_size
@@ -107,7 +140,17 @@ class OutboxRelay:
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Waits for leadership, then relays until `stop` is set; starts over after failures."""
+        """Waits for leadership, then relays until `stop` is set; starts over after failures.
+        Meanwhile counts the outbox's backlog for the metrics, leader or not."""
+        watcher = asyncio.create_task(watch_outbox(self.pool, stop, self.outbox_check_seconds))
+        try:
+            await self._run(stop)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self._lead(stop)
@@ -180,18 +223,26 @@ class OutboxRelay:
         # (a published prefix that only grows) on every batch; a drain of 100,000 rows behind
         # 100,000 published took 25.6 s that way and 0.5 s this way.
         rows = await conn.fetch(
-            """SELECT o.position, o.agreement_id, o.sequence, e.envelope
-               FROM (SELECT position, agreement_id, sequence FROM registry.outbox
+            """SELECT o.position, o.agreement_id, o.sequence, e.envelope, o.trace_context
+               FROM (SELECT position, agreement_id, sequence, trace_context FROM registry.outbox
                      ORDER BY position LIMIT $1) AS o
                JOIN registry.events e USING (position)
                ORDER BY o.position""",
             self.batch_size,
         )
-        BACKLOG.set(len(rows))
         if not rows:
             return 0
         started = time.perf_counter()
-        events = [StoredEvent(r["position"], r["agreement_id"], r["sequence"], r["envelope"]) for r in rows]
+        events: list[StoredEvent] = [
+            OutboxEvent(
+                r["position"],
+                r["agreement_id"],
+                r["sequence"],
+                r["envelope"],
+                carrier_from_column(r["trace_context"]),
+            )
+            for r in rows
+        ]
         await self.publish(conn, producer, events)
         # Committed on the broker; a failure from here on republishes the batch (duplicates
         # that consumers skip by sequence), never loses it.
@@ -215,16 +266,22 @@ class OutboxRelay:
         this one or the lock session no longer holds the lock.
         """
         futures: list[asyncio.Future[Any]] = []
+        spans: list[Span] = []
         try:
             await producer.begin_transaction()
             # Within one agreement the outbox order is the sequence order: event n+1 is decided
             # on a state that includes n, so n committed first.
             for event in events:
+                span, trace_headers = self._trace(event)
+                if span is not None:
+                    spans.append(span)
+                # The value is the stored envelope's bytes, untouched; the trace context
+                # travels in headers only (docs/CONTRACT.md B10).
                 future = await producer.send(
                     self.topic,
                     value=event.message(),
                     key=event.agreement_id.encode("utf-8"),
-                    headers=[("content-type", CONTENT_TYPE.encode())],
+                    headers=[_CONTENT_TYPE_HEADER, *trace_headers],
                 )
                 futures.append(future)
             await asyncio.gather(*futures)
@@ -232,16 +289,45 @@ class OutboxRelay:
             await producer.commit_transaction()
         except ProducerFenced as exc:
             _settle_unawaited(futures)
+            _failed(spans, exc)
             # Fatal for this producer: it cannot even abort; the new leader's init already did.
             self._lost()
             raise LeadershipLost("a newer relay's producer fenced this one") from exc
         except Exception as exc:
             _settle_unawaited(futures)
+            _failed(spans, exc)
             if isinstance(exc, LeadershipLost):
                 self._lost()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.abort_transaction(), _ABORT_SECONDS)
             raise
+        finally:
+            # A record's span ends when its transaction committed (read_committed consumers see
+            # it from then on) or failed.
+            for span in spans:
+                span.end()
+
+    def _trace(self, event: StoredEvent) -> tuple[Span | None, Headers]:
+        """The record's span, a child of the command's (when this relay traces), and the
+        trace headers that make the consumer's span its child."""
+        carrier = event.trace_context if isinstance(event, OutboxEvent) else {}
+        if not tracing.enabled():
+            # No span of its own, but the command's trace goes on through this relay.
+            return None, headers_from_carrier(normalised(carrier))
+        span = _tracer.start_span(
+            f"send {self.topic}",
+            context=context_of(carrier),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self.topic,
+                "messaging.kafka.message.key": event.agreement_id,
+                "coordreg.position": event.position,
+                "coordreg.sequence": event.sequence,
+            },
+        )
+        return span, headers_from_carrier(carrier_of(trace.set_span_in_context(span)))
 
     async def _still_leader(self, conn: Connection) -> None:
         try:
@@ -256,6 +342,12 @@ class OutboxRelay:
         FENCED.inc()
         self.is_leader = False
         IS_LEADER.set(0)
+
+
+def _failed(spans: list[Span], exc: BaseException) -> None:
+    for span in spans:
+        span.record_exception(exc)
+        span.set_status(StatusCode.ERROR, type(exc).__name__)
 
 
 def _settle_unawaited(futures: list[asyncio.Future[Any]]) -> None:

@@ -7,7 +7,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.common.cli import parse_no_arguments
-from services.common.observability import configure_logging
+from services.common.observability import configure_logging, share_metrics_between_processes
 from services.registry.entrypoints.app import create_app
 from services.registry.settings import RegistrySettings
 
@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     if settings.workers == 1:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
         return
-    # Several processes accept on one socket; uvicorn restarts a worker that dies.
+    # Several processes accept on one socket; uvicorn restarts a worker that dies. A scrape of
+    # /metrics reaches one of them, which answers for all.
+    share_metrics_between_processes()
     uvicorn.run(
         "services.registry.entrypoints.main:app_from_environment",
         factory=True,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from services.common import tracing
 from services.common.cli import parse_no_arguments
 from services.common.db import create_pool, migrate
-from services.common.observability import configure_logging
+from services.common.observability import configure_logging, serve_metrics
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.migrations import MIGRATIONS
 from services.registry.settings import RegistrySettings
@@ -19,6 +20,7 @@ async def run(settings: RegistrySettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    serve_metrics(settings.relay_metrics_host, settings.relay_metrics_port, "relay")
     pool = await create_pool(settings.database_url, min_size=1, max_size=3)
     try:
         await migrate(pool, "registry", MIGRATIONS)
@@ -29,6 +31,7 @@ async def run(settings: RegistrySettings) -> None:
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
             linger_seconds=settings.relay_linger_seconds,
+            outbox_check_seconds=settings.relay_outbox_check_seconds,
         )
         await relay.run(stop)
     finally:
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     settings = RegistrySettings()
     configure_logging(settings.log_level, settings.json_logs)
+    tracing.configure(settings, "coordreg-relay")
     asyncio.run(run(settings))
 
 

@@ -32,6 +32,7 @@ from coordreg_contracts.parties import (
     RenameParty,
     party_subject,
 )
+from opentelemetry import trace
 
 from services.agreement.state import AgreementState, fold
 from services.directory.provinces import province_or_none
@@ -68,6 +69,9 @@ from services.registry.service_layer.idempotency import (
 from services.registry.service_layer.repository import AgreementRepository, Loaded, PartyRepository
 
 log = structlog.get_logger(__name__)
+# The OTel API only (no SDK here): without a provider configured in the process
+# (services/common/tracing.py) its spans are no-ops.
+_tracer = trace.get_tracer(__name__)
 _R = TypeVar("_R")
 
 
@@ -225,6 +229,23 @@ class CommandBus:
         return result
 
     async def _execute(
+        self, command: AnyCommand, context: CommandContext, stream_id: str | None, claim: Claim | None
+    ) -> Result:
+        """The command's span around its decision and append, retries included: the store writes
+        this span's trace context into the command's outbox rows (docs/CONTRACT.md B10)."""
+        with _tracer.start_as_current_span(
+            f"command {type(command).__name__}",
+            attributes={"coordreg.correlation_id": context.correlation_id},
+        ) as span:
+            result = await self._dispatch(command, context, stream_id, claim)
+            if isinstance(result, CommandResult):
+                span.set_attribute("coordreg.agreement_id", result.agreement_id)
+            else:
+                span.set_attribute("coordreg.party_id", result.party_id)
+            span.set_attribute("coordreg.position", result.position)
+            return result
+
+    async def _dispatch(
         self, command: AnyCommand, context: CommandContext, stream_id: str | None, claim: Claim | None
     ) -> Result:
         if isinstance(command, SignAgreement):

@@ -1,0 +1,173 @@
+"""The cluster's fault scenarios (issue 13): each breaks one part of a fresh local cluster under
+command load through the load balancer, then proves that no acknowledged command was lost or
+applied twice, that each agreement's events reached Kafka in order, and that the read models
+equal a rebuild from the store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+
+from deploy.local.cluster import LocalCluster
+from deploy.local.kafka_cluster import busiest_leader, in_sync_replicas, partition_leaders
+from tests.cluster.clients import HttpLoad, effects
+from tests.cluster.conftest import record
+from tests.faults.harness import (
+    broken_chains,
+    compare_topic_with_store,
+    live_vs_rebuild,
+    outbox_empty,
+    projection_caught_up,
+    scaled,
+    wait_until,
+)
+
+
+async def _stored_up_to(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM registry.events"))
+
+
+async def _published_up_to(pool: asyncpg.Pool, position: int) -> bool:
+    """Every event stored up to `position` is on Kafka (the relay deletes what it published)."""
+    return not await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM registry.outbox WHERE position <= $1)", position
+    )
+
+
+async def _publishing_again(pool: asyncpg.Pool, fault: float) -> float:
+    """Seconds from the fault until every event stored in the second after it is on Kafka: the
+    relay publishes to the partitions' new leaders (the events stored before the fault may
+    have been published before it)."""
+    await asyncio.sleep(max(0.0, fault + 1 - time.monotonic()))
+    stored = await _stored_up_to(pool)
+    await wait_until(lambda: _published_up_to(pool, stored), 120, 0.05)
+    return time.monotonic() - fault
+
+
+async def _all_in_sync(cluster: LocalCluster, replicas: int = 3) -> bool:
+    try:
+        isr = await in_sync_replicas(cluster.bootstrap, cluster.topic)
+    except RuntimeError:
+        return False
+    return all(len(nodes) == replicas for nodes in isr.values())
+
+
+async def _verify(scenario: str, cluster: LocalCluster, pool: asyncpg.Pool, load: HttpLoad) -> None:
+    """The figures every scenario reports, and the guarantees every scenario asserts."""
+    drained = await wait_until(lambda: outbox_empty(pool), 180)
+    caught_up = await wait_until(lambda: projection_caught_up(pool), 180)
+    found = await effects(pool, load.acknowledged)
+    topic = await compare_topic_with_store(pool, cluster.bootstrap, cluster.topic)
+    differences = await live_vs_rebuild(cluster.database_url, pool)
+    chains = await broken_chains(pool)
+    rate = found.acknowledged / load.seconds if load.seconds else 0
+    record(scenario, "commands acknowledged (2xx)", f"{found.acknowledged} of {load.commands} ({rate:.0f}/s)")
+    record(scenario, "requests retried with the same Idempotency-Key", load.retries)
+    record(scenario, "final refusals", dict(load.refused) or 0, "0")
+    record(scenario, "commands without an answer", load.unanswered, "0")
+    record(scenario, "acknowledged commands lost", found.missing, "0")
+    record(scenario, "acknowledged commands applied twice", found.twice, "0")
+    record(scenario, "events lost on the way to Kafka", topic.lost, "0")
+    record(scenario, "duplicate records on Kafka", topic.duplicates, "counted")
+    record(scenario, "per-agreement order violations on Kafka", topic.out_of_order, "0")
+    record(scenario, "outbox drained, projections caught up (s)", f"{drained:.1f}, {caught_up:.1f}")
+    record(scenario, "read-model rows differing from a rebuild", differences, "0")
+    record(scenario, "broken hash chains", len(chains), "0")
+    assert load.unanswered == 0 and not load.refused, load.refused
+    assert found.acknowledged == load.commands
+    assert found.missing == 0 and found.twice == 0 and found.positions_differ == 0
+    assert topic.lost == 0 and topic.out_of_order == 0 and topic.foreign == 0
+    assert differences == 0 and chains == []
+
+
+async def test_broker_leading_most_partitions_killed(cluster: LocalCluster, pool: asyncpg.Pool) -> None:
+    scenario = "C1 broker leader kill -9"
+    load = HttpLoad(cluster.registry_url, scaled(3000))
+    running = asyncio.create_task(load.run())
+    await asyncio.sleep(4)
+    leaders = await partition_leaders(cluster.bootstrap, cluster.topic)
+    victim = busiest_leader(leaders)
+    killed = time.monotonic()
+    await asyncio.to_thread(cluster.kafka.node(victim).kill)
+    published = await _publishing_again(pool, killed)
+    moved = await partition_leaders(cluster.bootstrap, cluster.topic)
+    await running
+    restarted = time.monotonic()
+    await asyncio.to_thread(cluster.kafka.node(victim).start)
+    await wait_until(lambda: _all_in_sync(cluster), 180)
+    in_sync = time.monotonic() - restarted
+    record(scenario, "partitions the killed broker led", sum(1 for n in leaders.values() if n == victim))
+    record(
+        scenario,
+        "partitions still led by it after the kill",
+        sum(1 for n in moved.values() if n == victim),
+        "0",
+    )
+    record(scenario, "kill until the events stored 1 s after it are on Kafka (s)", f"{published:.2f}")
+    record(scenario, "restart until all 3 replicas are in sync again (s)", f"{in_sync:.1f}")
+    assert victim not in moved.values()
+    await _verify(scenario, cluster, pool, load)
+
+
+async def test_postgres_primary_killed_and_standby_promoted(
+    cluster: LocalCluster, pool: asyncpg.Pool
+) -> None:
+    scenario = "C2 PostgreSQL primary kill -9"
+    load = HttpLoad(cluster.registry_url, scaled(3000))
+    running = asyncio.create_task(load.run())
+    await asyncio.sleep(4)
+    before = list(load.acknowledged)
+    killed = time.monotonic()
+    await asyncio.to_thread(cluster.postgres.kill_primary)
+    # As a failover manager would after its check interval (CloudNativePG: seconds).
+    await asyncio.sleep(1)
+    promotion = await asyncio.to_thread(cluster.postgres.promote)
+    await running
+    recovery = load.recovery_after(killed)
+    found_before = await effects(pool, before)
+    record(scenario, "commands acknowledged before the kill", len(before))
+    record(scenario, "of them missing from the promoted standby", found_before.missing, "0")
+    record(scenario, "promotion took (s)", f"{promotion:.2f}")
+    record(scenario, "kill until commands succeed again (s)", f"{recovery:.1f}")
+    record(scenario, "failed attempts during the failover", len(load.failures))
+    assert before and found_before.missing == 0
+    await _verify(scenario, cluster, pool, load)
+
+
+async def test_registry_killed_behind_the_load_balancer(cluster: LocalCluster, pool: asyncpg.Pool) -> None:
+    scenario = "C3 registry kill -9"
+    load = HttpLoad(cluster.registry_url, scaled(3000))
+    running = asyncio.create_task(load.run())
+    await asyncio.sleep(3)
+    killed = time.monotonic()
+    cluster.processes["registry-1"].kill()
+    await running
+    recovery = load.recovery_after(killed)
+    record(scenario, "failed attempts after the kill", len(load.failures))
+    record(scenario, "kill until no attempt fails (s)", f"{recovery:.1f}")
+    await _verify(scenario, cluster, pool, load)
+
+
+async def test_broker_cut_off(cluster: LocalCluster, pool: asyncpg.Pool) -> None:
+    """A broker that can neither be reached nor reach anyone for 10 s (SIGSTOP), then returns."""
+    scenario = "C4 broker cut off 10 s"
+    load = HttpLoad(cluster.registry_url, scaled(3000))
+    running = asyncio.create_task(load.run())
+    await asyncio.sleep(3)
+    victim = busiest_leader(await partition_leaders(cluster.bootstrap, cluster.topic))
+    cut = time.monotonic()
+    cluster.kafka.node(victim).pause()
+    try:
+        published = await _publishing_again(pool, cut)
+        await asyncio.sleep(max(0.0, 10 - published))
+    finally:
+        cluster.kafka.node(victim).resume()
+    resumed = time.monotonic()
+    await running
+    await wait_until(lambda: _all_in_sync(cluster), 180)
+    in_sync = time.monotonic() - resumed
+    record(scenario, "cut-off until the events stored 1 s after it are on Kafka (s)", f"{published:.2f}")
+    record(scenario, "return until all 3 replicas are in sync again (s)", f"{in_sync:.1f}")
+    await _verify(scenario, cluster, pool, load)
