@@ -50,8 +50,9 @@ lint: $(STAMP)
 schemas: $(STAMP)
 	$(VENV)/bin/python -m coordreg_contracts.export
 
+# `make bench CLUSTER=1`: the HTTP load phases against the local cluster (bench/results/cluster.md).
 bench: $(STAMP)
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(if $(CLUSTER),--cluster)
 
 # The audit replay tool, e.g. `make audit ARGS="verify --json verify.json"` (see services/audit/README.md).
 audit: $(STAMP)

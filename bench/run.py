@@ -70,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="run the registry under cProfile (slower)")
     parser.add_argument("--render", action="store_true", help="only re-render latest.md/png from latest.json")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the HTTP load phases against the local cluster (make cluster's parts) into cluster.md",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json/md and latency.png go")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -564,6 +569,10 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+    if args.cluster:
+        from bench import cluster
+
+        sys.exit(cluster.run(args))
     sys.exit(Bench(args).run())
 
 

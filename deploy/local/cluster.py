@@ -51,15 +51,26 @@ class ClusterPorts:
     projections_apis: tuple[int, int]
     postgres: tuple[int, int]  # primary, standby
     kafka: tuple[int, ...]  # each node's client port, then controller port
+    relay_metrics: tuple[int, int]
+    worker_metrics: tuple[int, int]
 
     @classmethod
     def fixed(cls) -> ClusterPorts:
         """`make cluster`'s: clients find it where `make run`'s would be."""
-        return cls(8000, 8001, (8010, 8011), (8020, 8021), (5432, 5433), (9092, 9093, 9094, 9095, 9096, 9097))
+        return cls(
+            8000,
+            8001,
+            (8010, 8011),
+            (8020, 8021),
+            (5432, 5433),
+            (9092, 9093, 9094, 9095, 9096, 9097),
+            (8030, 8031),
+            (8040, 8041),
+        )
 
     @classmethod
     def free(cls) -> ClusterPorts:
-        ports = [free_port() for _ in range(14)]
+        ports = [free_port() for _ in range(18)]
         return cls(
             ports[0],
             ports[1],
@@ -67,6 +78,8 @@ class ClusterPorts:
             (ports[4], ports[5]),
             (ports[6], ports[7]),
             tuple(ports[8:14]),
+            (ports[14], ports[15]),
+            (ports[16], ports[17]),
         )
 
     def all(self) -> list[tuple[int, str]]:
@@ -75,6 +88,8 @@ class ClusterPorts:
         named += [(port, f"registry {i}") for i, port in enumerate(self.registries, 1)]
         named += [(port, f"projections {i}") for i, port in enumerate(self.projections_apis, 1)]
         named += [(self.postgres[0], "PostgreSQL primary"), (self.postgres[1], "PostgreSQL standby")]
+        named += [(port, f"relay {i} metrics") for i, port in enumerate(self.relay_metrics, 1)]
+        named += [(port, f"worker {i} metrics") for i, port in enumerate(self.worker_metrics, 1)]
         named += [
             (port, f"Kafka node {i // 2 + 1} {'controller' if i % 2 else 'broker'}")
             for i, port in enumerate(self.kafka)
@@ -190,6 +205,12 @@ class LocalCluster:
             env["REGISTRY_PORT"] = str(self.ports.registries[int(index) - 1])
         elif kind == "projections":
             env["PROJECTIONS_PORT"] = str(self.ports.projections_apis[int(index) - 1])
+            # The API instances serve queries only; the two workers are the consumer group.
+            env["PROJECTIONS_RUN_CONSUMER"] = "false"
+        elif kind == "relay":
+            env["REGISTRY_RELAY_METRICS_PORT"] = str(self.ports.relay_metrics[int(index) - 1])
+        elif kind == "worker":
+            env["PROJECTIONS_WORKER_METRICS_PORT"] = str(self.ports.worker_metrics[int(index) - 1])
         if (old := self.processes.get(name)) is not None:
             old.stop()
         self.logs.mkdir(parents=True, exist_ok=True)
