@@ -35,6 +35,22 @@ class RegistrySettings(ClientAccessSettings):
     # How often the relay (leader and standby) counts the outbox's unpublished rows for its
     # relay_outbox_backlog and relay_outbox_oldest_age_seconds gauges: one query each time.
     relay_outbox_check_seconds: float = Field(default=5.0, gt=0)
+    # The transparency log (docs/CONTRACT.md B11). Its name in every checkpoint (C2SP origin);
+    # empty: the development log's name, which production refuses.
+    log_origin: str = ""
+    # The Ed25519 private key (PEM text, or the path of a PEM file) that signs checkpoints, and
+    # the key's name in signature lines (default: the origin). Empty: the development key
+    # (services/transparency/log.py), which production refuses.
+    log_signing_key: str = ""
+    log_key_name: str = ""
+    # Verifier keys (Go note format, space-separated) of retired signing keys, still published
+    # so that the checkpoints they signed verify; and of the witnesses whose cosignatures the
+    # registry accepts (POST /v1/log/cosignatures).
+    log_retired_keys: str = ""
+    log_witness_keys: str = ""
+    # The integrator (in every relay process, one leads) signs a checkpoint when the tree grew
+    # and this long has passed since the last one.
+    log_checkpoint_seconds: float = Field(default=10.0, gt=0)
     # The succession process manager runs in every registry instance (decision 17): woken by
     # the queue's notification, and at least this often; 0 turns it off in this instance.
     succession_poll_seconds: float = 1.0

@@ -168,6 +168,7 @@ async def test_migration_003_gives_existing_claims_the_year_of_their_signing(
             "005_append_function.sql",
             "006_snapshots.sql",
             "007_outbox_trace_context.sql",
+            "008_transparency_log.sql",
         ]
         rows = await pool.fetch(
             "SELECT locality, year, document_number, agreement_id FROM registry.document_numbers"

@@ -40,12 +40,13 @@ from services.projections.entrypoints.app import create_app as create_projection
 from services.projections.entrypoints.routes import pool_of, read_your_writes
 from services.projections.settings import ProjectionSettings
 from services.registry.entrypoints.app import create_app as create_registry
+from services.registry.entrypoints.log_routes import log_pool
 from services.registry.entrypoints.routes import registry_of
 from services.registry.settings import RegistrySettings
 
 SMALL_BODY_LIMIT = 1024
 # Dependencies that hand a route the database (directly, or the registry built on its pool).
-DATABASE = {pool_of, registry_of}
+DATABASE = {pool_of, registry_of, log_pool}
 SCOPED = require("agreements:read").__qualname__  # the closures `require(scope)` makes
 
 # What the domain refuses, beyond what the route's parts give (services/registry/service_layer/bus.py,
@@ -60,6 +61,12 @@ DOMAIN: dict[tuple[str, str, str], set[int]] = {
     ("registry", "GET", "/v1/agreements/{agreement_id}"): {404},
     ("registry", "GET", "/v1/agreements/{agreement_id}/events"): {404},
     ("projections", "GET", "/v1/agreements/{agreement_id}"): {404},  # not in the read model
+    # The transparency log (B11): no checkpoint yet; no such event, or not in the tree yet; a
+    # cosignature of a checkpoint this log never signed.
+    ("registry", "GET", "/v1/log/checkpoint"): {404},
+    ("registry", "GET", "/v1/log/checkpoints/{tree_size}"): {404},
+    ("registry", "GET", "/v1/log/proofs/inclusion"): {404},
+    ("registry", "POST", "/v1/log/cosignatures"): {409, 422},
 }
 
 

@@ -45,7 +45,10 @@ CLOSE = "agreements:close"
 READ = "agreements:read"
 # The party directory's administrators (decision 15): register, rename, record successions.
 ADMINISTER = "parties:administer"
-ALL_SCOPES = (SIGN, AMEND, REPORT, CLOSE, READ, ADMINISTER)
+# A partner agency witnessing the transparency log: signs checkpoints on demand and hands in
+# cosignatures (docs/CONTRACT.md B11).
+WITNESS = "log:witness"
+ALL_SCOPES = (SIGN, AMEND, REPORT, CLOSE, READ, ADMINISTER, WITNESS)
 
 DEVELOPMENT = "development"
 PRODUCTION = "production"

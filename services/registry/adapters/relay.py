@@ -69,7 +69,7 @@ IS_LEADER = Gauge("relay_is_leader", "1 while this relay holds the leader lock")
 FENCED = Counter("relay_fenced_total", "Batches refused because this relay was no longer the leader")
 
 # pg_locks shows a one-bigint advisory key as classid (high half) and objid (low half).
-_HOLDS_LOCK = """SELECT EXISTS (
+HOLDS_LOCK = """SELECT EXISTS (
     SELECT 1 FROM pg_locks
     WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() AND objsubid = 1
       AND ((classid::bigint << 32) | objid::bigint) = $1)"""
@@ -331,7 +331,7 @@ class OutboxRelay:
 
     async def _still_leader(self, conn: Connection) -> None:
         try:
-            held = await conn.fetchval(_HOLDS_LOCK, RELAY_LOCK)
+            held = await conn.fetchval(HOLDS_LOCK, RELAY_LOCK)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise LeadershipLost(f"the lock session failed: {exc!r}") from exc
         if not held:

@@ -8,17 +8,34 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from services.common import auth, service_app
 from services.common.db import create_pool, migrate
 from services.registry import bootstrap
 from services.registry.adapters.postgres_store import SUCCESSION_CHANNEL
 from services.registry.entrypoints.errors import install_errors
+from services.registry.entrypoints.log_routes import router as log_router
 from services.registry.entrypoints.routes import router
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.successions import run_forever
 from services.registry.settings import RegistrySettings
+from services.transparency import note
+from services.transparency.log import CheckpointSigner, load_signer
+
+# The commands and reads of docs/CONTRACT.md, and the transparency log's routes (B11).
+_API = APIRouter()
+_API.include_router(router)
+_API.include_router(log_router)
+
+
+def log_signer_from_settings(settings: RegistrySettings) -> CheckpointSigner:
+    return load_signer(
+        environment=settings.environment,
+        origin=settings.log_origin,
+        key_pem=settings.log_signing_key,
+        key_name=settings.log_key_name,
+    )
 
 
 @asynccontextmanager
@@ -52,6 +69,8 @@ async def _successions(
 def create_app(settings: RegistrySettings) -> FastAPI:
     # Refuses to build (and so to start) without trustworthy keys: see services/common/auth/.
     verifier = auth.verifier_from_settings(settings)
+    # Likewise without a log key of its own in production (services/transparency/log.py).
+    log_signer = log_signer_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +82,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         )
         await migrate(pool, "registry", MIGRATIONS)
         app.state.pool = pool
+        app.state.log_signer = log_signer
+        app.state.log_retired_keys = settings.log_retired_keys.split()
+        app.state.log_witnesses = [note.parse_verifier_key(key) for key in settings.log_witness_keys.split()]
         registry = bootstrap.on_postgres(pool, retries=settings.concurrency_retries)
         app.state.registry = registry
         try:
@@ -79,4 +101,4 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    return service_app.finish(app, "registry", settings, verifier, install_errors, router)
+    return service_app.finish(app, "registry", settings, verifier, install_errors, _API)

@@ -1,0 +1,89 @@
+"""The registry's transparency log: which key signs its checkpoints, and the tree arithmetic the
+store needs around the pure Merkle functions (services/transparency/merkle.py).
+
+Keys follow the JWKS practice (docs/SECURITY.md): in development, with no key configured, the
+development key below signs, and it is public on purpose (anyone can sign with it, so its
+checkpoints prove nothing); in production the registry refuses to start without a key of its
+own or with this one. Rotation: the retired keys' verifier keys stay published
+(GET /v1/log/keys), so the checkpoints they signed still verify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.transparency import merkle, note
+
+# The development signing key's seed: public on purpose (deploy/dev-keys/README.md).
+DEV_LOG_KEY_SEED = bytes.fromhex("43682d9c04a7bafc3dc41b7d325afc7ec210ddb1077e949083a4c5d429b54377")
+DEV_LOG_ORIGIN = "dev.coordreg.invalid/agreements-log"
+
+
+class LogKeyError(ValueError):
+    """The log's key configuration cannot be used (the message says why)."""
+
+
+def frontier_indices(size: int) -> list[int]:
+    """The stored-hash indices of the complete subtrees a tree of `size` leaves is made of,
+    largest first: all that appending to it, or computing its root, needs to read."""
+    indices = []
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            indices.append(merkle.stored_hash_index(level, (size >> level) - 1))
+    return indices
+
+
+def _raw_public(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+DEV_PUBLIC_KEY = _raw_public(Ed25519PrivateKey.from_private_bytes(DEV_LOG_KEY_SEED))
+
+
+@dataclass(frozen=True)
+class CheckpointSigner:
+    origin: str
+    name: str
+    key: Ed25519PrivateKey
+
+    @property
+    def verifier_key(self) -> str:
+        return note.verifier_key(self.name, _raw_public(self.key))
+
+    def sign(self, size: int, root: bytes) -> str:
+        """The signed note of the tree head (C2SP tlog-checkpoint)."""
+        body = note.Checkpoint(self.origin, size, root).body()
+        return note.sign_note(body, [note.Signer(self.name, self.key)])
+
+
+def load_signer(*, environment: str, origin: str, key_pem: str, key_name: str = "") -> CheckpointSigner:
+    """The signer the settings name: `key_pem` is a PEM Ed25519 private key (its text, or a path
+    to it); empty means the development key, which production refuses."""
+    if not key_pem:
+        if environment == "production":
+            raise LogKeyError(
+                "production needs REGISTRY_LOG_SIGNING_KEY: an Ed25519 private key (PEM) of its own"
+            )
+        key = Ed25519PrivateKey.from_private_bytes(DEV_LOG_KEY_SEED)
+        return CheckpointSigner(origin or DEV_LOG_ORIGIN, key_name or (origin or DEV_LOG_ORIGIN), key)
+    text = key_pem
+    if not key_pem.lstrip().startswith("-----BEGIN"):
+        try:
+            with open(key_pem, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise LogKeyError(f"REGISTRY_LOG_SIGNING_KEY: cannot read {key_pem}: {exc.strerror}") from None
+    try:
+        loaded = serialization.load_pem_private_key(text.encode(), password=None)
+    except ValueError as exc:
+        raise LogKeyError(f"REGISTRY_LOG_SIGNING_KEY is not a PEM private key: {exc}") from None
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise LogKeyError("REGISTRY_LOG_SIGNING_KEY must be an Ed25519 key (C2SP signed notes)")
+    if environment == "production" and _raw_public(loaded) == DEV_PUBLIC_KEY:
+        raise LogKeyError("production refuses the development log key (it is public)")
+    if not origin:
+        raise LogKeyError("REGISTRY_LOG_ORIGIN must name the log (e.g. registry.example.gov.vn/agreements)")
+    return CheckpointSigner(origin, key_name or origin, loaded)
