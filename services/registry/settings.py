@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from coordreg_contracts.topic import CHECKPOINT_TOPIC
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -51,6 +52,8 @@ class RegistrySettings(ClientAccessSettings):
     # The integrator (in every relay process, one leads) signs a checkpoint when the tree grew
     # and this long has passed since the last one.
     log_checkpoint_seconds: float = Field(default=10.0, gt=0)
+    # Each new checkpoint is also published on this topic (empty: not published).
+    log_checkpoint_topic: str = CHECKPOINT_TOPIC
     # The succession process manager runs in every registry instance (decision 17): woken by
     # the queue's notification, and at least this often; 0 turns it off in this instance.
     succession_poll_seconds: float = 1.0

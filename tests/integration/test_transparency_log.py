@@ -12,12 +12,17 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from services.audit.kafkalog import TopicReader
 from services.registry.adapters.tree_integrator import (
     TREE_LOCK,
     NotLeader,
+    TreeIntegrator,
     integrate_batch,
     root_of,
 )
+from services.registry.entrypoints.app import log_signer_from_settings
+from services.registry.entrypoints.relay_main import checkpoint_publisher
+from services.registry.settings import RegistrySettings
 from services.transparency import merkle, note
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import Stack, running_stack
@@ -125,7 +130,7 @@ async def test_bad_requests_get_problems_and_change_nothing(log_stack: Stack) ->
         "SELECT e.event_id FROM registry.events e ORDER BY position DESC LIMIT 1"
     )
     assert last is not None
-    cases = [
+    cases: list[tuple[str, dict[str, str | int], int]] = [
         ("/v1/log/proofs/inclusion", {"event_id": str(last["event_id"]), "tree_size": size + 1}, 422),
         ("/v1/log/proofs/inclusion", {"event_id": str(last["event_id"]), "tree_size": size - 1}, 422),
         ("/v1/log/proofs/inclusion", {"event_id": str(uuid.uuid4()), "tree_size": size}, 404),
@@ -213,3 +218,39 @@ async def test_events_appended_concurrently_all_become_leaves_once(log_stack: St
     tree = merkle.MemoryTree()
     tree.extend([leaf["record"].encode() for leaf in records.json()["leaves"]])
     assert tree.root() == stored
+
+
+async def test_the_integrator_signs_checkpoints_and_publishes_them(
+    log_stack: Stack, kafka_bootstrap: str
+) -> None:
+    stack = log_stack
+    await _write(stack, agreements=2, reports=1)
+    settings = RegistrySettings(
+        database_url=stack.database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        log_checkpoint_topic=f"checkpoints-{uuid.uuid4().hex[:8]}",
+    )
+    signer = log_signer_from_settings(settings)
+    stop = asyncio.Event()
+    async with checkpoint_publisher(settings, signer.origin) as publish:
+        integrator = TreeIntegrator(
+            stack.pool, signer, checkpoint_seconds=0.1, poll_seconds=0.05, publish=publish
+        )
+        task = asyncio.create_task(integrator.run(stop))
+        events = await stack.pool.fetchval("SELECT count(*) FROM registry.events")
+        for _ in range(200):
+            if await stack.pool.fetchval("SELECT max(tree_size) FROM registry.checkpoints") == events:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        stop.set()
+        await task
+    async with TopicReader(kafka_bootstrap, settings.log_checkpoint_topic) as reader:
+        ends = await reader.end_offsets()
+        records = [r async for batch in reader.read(await reader.beginning_offsets(), ends) for r in batch]
+    verifier = note.parse_verifier_key(signer.verifier_key)
+    published = [note.Checkpoint.parse(note.open_note(r.value, [verifier])[0].body) for r in records]
+    assert published and published[-1].size == events
+    assert all(r.key == signer.origin.encode() for r in records)
+    stored = await stack.pool.fetchval("SELECT note FROM registry.checkpoints WHERE tree_size = $1", events)
+    assert records[-1].value.decode() == stored

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import asyncpg
 import structlog
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from services.common.db import Connection
@@ -164,8 +165,12 @@ class TreeIntegrator:
         batch_size: int = 2000,
         poll_seconds: float = 0.2,
         checkpoint_seconds: float = 10.0,
+        publish: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> None:
         self.pool = pool
+        # Where each new checkpoint goes after it is stored (the checkpoints topic), if anywhere.
+        self.publish = publish
+        self._published_size = -1
         self.signer = signer
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -186,6 +191,18 @@ class TreeIntegrator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
+    async def _publish(self, size: int, signed: str) -> None:
+        """At least once: a checkpoint that could not be published is tried again at the next
+        interval (the stored note is the record; the topic only spares witnesses the polling)."""
+        assert self.publish is not None
+        try:
+            await self.publish(size, signed)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("checkpoint not published; trying again later", tree_size=size, error=repr(exc))
+            self._checkpointed_at = 0.0
+        else:
+            self._published_size = size
+
     async def _lead(self, stop: asyncio.Event) -> None:
         conn = await self.pool.acquire()
         try:
@@ -201,10 +218,11 @@ class TreeIntegrator:
             while not stop.is_set():
                 taken = await integrate_batch(conn, self.batch_size)
                 if time.monotonic() - self._checkpointed_at >= self.checkpoint_seconds:
-                    size, _ = await sign_checkpoint(conn, self.signer)
+                    size, signed = await sign_checkpoint(conn, self.signer)
                     self._checkpointed_at = time.monotonic()
                     PENDING.set(int(await conn.fetchval("SELECT count(*) FROM registry.tree_pending")))
-                    log.debug("checkpoint", tree_size=size)
+                    if self.publish is not None and size != self._published_size:
+                        await self._publish(size, signed)
                 if taken < self.batch_size:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.poll_seconds)

@@ -4,17 +4,56 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiokafka import AIOKafkaProducer
 
 from services.common import tracing
 from services.common.cli import parse_no_arguments
 from services.common.db import create_pool, migrate
+from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 from services.common.observability import configure_logging, serve_metrics
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.adapters.tree_integrator import TreeIntegrator
 from services.registry.entrypoints.app import log_signer_from_settings
 from services.registry.migrations import MIGRATIONS
 from services.registry.settings import RegistrySettings
+
+
+@contextlib.asynccontextmanager
+async def checkpoint_publisher(
+    settings: RegistrySettings, origin: str
+) -> AsyncIterator[Callable[[int, str], Awaitable[None]] | None]:
+    """Sends each new checkpoint to the checkpoints topic (created if missing), or nothing
+    when no topic is set. The producer starts lazily: a broker down at start-up delays only
+    the checkpoints, not the relay."""
+    topic = settings.log_checkpoint_topic
+    if not topic:
+        yield None
+        return
+    producer: AIOKafkaProducer | None = None
+
+    async def publish(size: int, signed: str) -> None:
+        nonlocal producer
+        if producer is None:
+            await ensure_topic(settings.kafka_bootstrap_servers, topic, 1, TOPIC_CONFIG)
+            started = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+            await started.start()
+            producer = started
+        await producer.send_and_wait(
+            topic,
+            signed.encode(),
+            key=origin.encode(),
+            headers=[("content-type", b"text/plain; charset=utf-8"), ("tree-size", str(size).encode())],
+        )
+
+    try:
+        yield publish
+    finally:
+        if producer is not None:
+            await producer.stop()
 
 
 async def run(settings: RegistrySettings) -> None:
@@ -37,9 +76,12 @@ async def run(settings: RegistrySettings) -> None:
             linger_seconds=settings.relay_linger_seconds,
             outbox_check_seconds=settings.relay_outbox_check_seconds,
         )
-        # The transparency log's integrator beside the relay: each leads by its own lock.
-        integrator = TreeIntegrator(pool, signer, checkpoint_seconds=settings.log_checkpoint_seconds)
-        await asyncio.gather(relay.run(stop), integrator.run(stop))
+        async with checkpoint_publisher(settings, signer.origin) as publish:
+            # The transparency log's integrator beside the relay: each leads by its own lock.
+            integrator = TreeIntegrator(
+                pool, signer, checkpoint_seconds=settings.log_checkpoint_seconds, publish=publish
+            )
+            await asyncio.gather(relay.run(stop), integrator.run(stop))
     finally:
         await pool.close()
 
