@@ -261,6 +261,18 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
 
+    tree = append.get("tree_cost")
+    if tree:
+        rows.append(
+            {
+                "target": "transparency log on the command path (in-process append with ÷ without the tree's queue trigger)",
+                "measured": f"{tree['ratio']:.3f} ({tree['with_per_second']:,.0f} vs {tree['without_per_second']:,.0f} "
+                f"commands/s; p99 {tree['with_p99_ms']:.1f} vs {tree['without_p99_ms']:.1f} ms)",
+                "met": None,
+                "limit": "issue 14: not noticeably slower",
+            }
+        )
+
     cold = results.get("cold")
     if cold and cold.get("ratio") is not None:
         rows.append(

@@ -251,6 +251,7 @@ class Bench:
             f"  {result['per_second']:,.0f} commands/s, p99 {result['latency_ms']['p99']:.1f} ms, errors {result['errors']}"
         )
         self.results.setdefault("append", {})["ours"] = result
+        self.results["append"]["tree_cost"] = await self.tree_cost(result)
         profiled = max(args.clients, args.append_commands // 4)
         say(f"  profiling {profiled:,} more commands in-process (cProfile; not timed)")
         again = await append.ours(
@@ -259,6 +260,43 @@ class Bench:
         result["profile"] = again["profile"]
         for line in again["profile"][:9]:
             say(f"    {line}")
+
+    async def tree_cost(self, with_tree: dict[str, Any]) -> dict[str, Any]:
+        """The transparency log's cost on the command path (issue 14): the same appends with the
+        trigger that queues each event for the tree switched off, beside the run with it. The
+        events appended meanwhile are queued afterwards, so the tree still covers every one."""
+        args = self.args
+        dsn = self.stack.database_url
+        say(
+            f"▶ append again without the transparency log's queue trigger ({args.append_commands:,} commands)"
+        )
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("ALTER TABLE registry.events DISABLE TRIGGER events_into_tree")
+            try:
+                without = await append.ours(dsn, args.append_commands, args.clients, 20, self.tag + "-AT")
+            finally:
+                await conn.execute("ALTER TABLE registry.events ENABLE TRIGGER events_into_tree")
+                await conn.execute(
+                    """INSERT INTO registry.tree_pending (position)
+                       SELECT e.position FROM registry.events e
+                       WHERE NOT EXISTS (SELECT 1 FROM registry.tree_leaves l WHERE l.position = e.position)
+                       ON CONFLICT DO NOTHING"""
+                )
+        finally:
+            await conn.close()
+        ratio = with_tree["per_second"] / without["per_second"] if without["per_second"] else 0.0
+        say(
+            f"  {without['per_second']:,.0f} commands/s without, {with_tree['per_second']:,.0f} with: "
+            f"{ratio:.3f} (p99 {without['latency_ms']['p99']:.1f} vs {with_tree['latency_ms']['p99']:.1f} ms)"
+        )
+        return {
+            "with_per_second": with_tree["per_second"],
+            "without_per_second": without["per_second"],
+            "ratio": round(ratio, 3),
+            "with_p99_ms": with_tree["latency_ms"]["p99"],
+            "without_p99_ms": without["latency_ms"]["p99"],
+        }
 
     def append_peer(self) -> None:
         args = self.args
