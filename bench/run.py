@@ -261,41 +261,56 @@ class Bench:
         for line in again["profile"][:9]:
             say(f"    {line}")
 
-    async def tree_cost(self, with_tree: dict[str, Any]) -> dict[str, Any]:
+    async def tree_cost(self, first: dict[str, Any]) -> dict[str, Any]:
         """The transparency log's cost on the command path (issue 14): the same appends with the
-        trigger that queues each event for the tree switched off, beside the run with it. The
-        events appended meanwhile are queued afterwards, so the tree still covers every one."""
+        trigger that queues each event for the tree switched off, alternating with runs with it
+        (with, without, with, without: the means, so that a drift of the machine falls on both).
+        The events appended without it are queued afterwards: the tree still covers every one."""
         args = self.args
         dsn = self.stack.database_url
         say(
-            f"▶ append again without the transparency log's queue trigger ({args.append_commands:,} commands)"
+            f"▶ append without and with the transparency log's queue trigger, twice ({args.append_commands:,} each)"
         )
+        runs: dict[bool, list[dict[str, Any]]] = {True: [first], False: []}
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute("ALTER TABLE registry.events DISABLE TRIGGER events_into_tree")
-            try:
-                without = await append.ours(dsn, args.append_commands, args.clients, 20, self.tag + "-AT")
-            finally:
-                await conn.execute("ALTER TABLE registry.events ENABLE TRIGGER events_into_tree")
-                await conn.execute(
-                    """INSERT INTO registry.tree_pending (position)
-                       SELECT e.position FROM registry.events e
-                       WHERE NOT EXISTS (SELECT 1 FROM registry.tree_leaves l WHERE l.position = e.position)
-                       ON CONFLICT DO NOTHING"""
-                )
+            for number, tree in enumerate((False, True, False)):
+                if not tree:
+                    await conn.execute("ALTER TABLE registry.events DISABLE TRIGGER events_into_tree")
+                try:
+                    runs[tree].append(
+                        await append.ours(
+                            dsn, args.append_commands, args.clients, 20, f"{self.tag}-AT{number}"
+                        )
+                    )
+                finally:
+                    await conn.execute("ALTER TABLE registry.events ENABLE TRIGGER events_into_tree")
+            await conn.execute(
+                """INSERT INTO registry.tree_pending (position)
+                   SELECT e.position FROM registry.events e
+                   WHERE NOT EXISTS (SELECT 1 FROM registry.tree_leaves l WHERE l.position = e.position)
+                   ON CONFLICT DO NOTHING"""
+            )
         finally:
             await conn.close()
-        ratio = with_tree["per_second"] / without["per_second"] if without["per_second"] else 0.0
-        say(
-            f"  {without['per_second']:,.0f} commands/s without, {with_tree['per_second']:,.0f} with: "
-            f"{ratio:.3f} (p99 {without['latency_ms']['p99']:.1f} vs {with_tree['latency_ms']['p99']:.1f} ms)"
-        )
+
+        def mean(tree: bool, key: str) -> float:
+            values = [float(r[key] if key == "per_second" else r["latency_ms"]["p99"]) for r in runs[tree]]
+            return sum(values) / len(values)
+
+        with_tree, without = mean(True, "per_second"), mean(False, "per_second")
+        ratio = with_tree / without if without else 0.0
+        say(f"  {without:,.0f} commands/s without, {with_tree:,.0f} with: {ratio:.3f}")
         return {
-            "with_per_second": with_tree["per_second"],
-            "without_per_second": without["per_second"],
+            "with_per_second": round(with_tree, 1),
+            "without_per_second": round(without, 1),
             "ratio": round(ratio, 3),
-            "with_p99_ms": with_tree["latency_ms"]["p99"],
-            "without_p99_ms": without["latency_ms"]["p99"],
+            "with_p99_ms": round(mean(True, "p99"), 2),
+            "without_p99_ms": round(mean(False, "p99"), 2),
+            "runs": {
+                "with": [r["per_second"] for r in runs[True]],
+                "without": [r["per_second"] for r in runs[False]],
+            },
         }
 
     def append_peer(self) -> None:

@@ -202,6 +202,8 @@ def announce_demo(registry: str, projections: str, bootstrap: str, database_url:
     say(
         f"     curl -s -H \"Authorization: Bearer $TOKEN\" '{projections}/v1/agreements?q=vi%20nguoi%20ngheo'"
     )
+    # The transparency log signs its first checkpoint within REGISTRY_LOG_CHECKPOINT_SECONDS.
+    say(f'     curl -s -H "Authorization: Bearer $TOKEN" {registry}/v1/log/checkpoint   # signed tree head')
 
 
 class AnotherRun(Exception):

@@ -21,6 +21,8 @@ from tests.faults.harness import (
     outbox_empty,
     projection_caught_up,
     scaled,
+    tree_complete,
+    tree_leaf_problems,
     wait_until,
 )
 
@@ -62,6 +64,8 @@ async def _verify(scenario: str, cluster: LocalCluster, pool: asyncpg.Pool, load
     topic = await compare_topic_with_store(pool, cluster.bootstrap, cluster.topic)
     differences = await live_vs_rebuild(cluster.database_url, pool)
     chains = await broken_chains(pool)
+    in_tree = await wait_until(lambda: tree_complete(pool), 120)
+    leaf_problems = await tree_leaf_problems(pool)
     rate = found.acknowledged / load.seconds if load.seconds else 0
     record(scenario, "commands acknowledged (2xx)", f"{found.acknowledged} of {load.commands} ({rate:.0f}/s)")
     record(scenario, "requests retried with the same Idempotency-Key", load.retries)
@@ -75,11 +79,14 @@ async def _verify(scenario: str, cluster: LocalCluster, pool: asyncpg.Pool, load
     record(scenario, "outbox drained, projections caught up (s)", f"{drained:.1f}, {caught_up:.1f}")
     record(scenario, "read-model rows differing from a rebuild", differences, "0")
     record(scenario, "broken hash chains", len(chains), "0")
+    record(scenario, "every event a leaf of the log's tree after (s)", f"{in_tree:.1f}")
+    record(scenario, "leaves out of order or naming no event", leaf_problems, "0")
     assert load.unanswered == 0 and not load.refused, load.refused
     assert found.acknowledged == load.commands
     assert found.missing == 0 and found.twice == 0 and found.positions_differ == 0
     assert topic.lost == 0 and topic.out_of_order == 0 and topic.foreign == 0
     assert differences == 0 and chains == []
+    assert leaf_problems == 0
 
 
 async def test_broker_leading_most_partitions_killed(cluster: LocalCluster, pool: asyncpg.Pool) -> None:

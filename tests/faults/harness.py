@@ -312,3 +312,26 @@ async def live_vs_rebuild(database_url: str, pool: asyncpg.Pool) -> int:
     await rebuild(settings, source="store", schema=shadow)
     report = await diff(settings, shadow)
     return len(report.differences) + len(report.schema_problems)
+
+
+async def tree_complete(pool: asyncpg.Pool) -> bool:
+    """Every stored event is a leaf of the transparency log's tree, and nothing waits to be one."""
+    row = await pool.fetchrow(
+        """SELECT (SELECT count(*) FROM registry.events) AS events,
+                  (SELECT count(*) FROM registry.tree_leaves) AS leaves,
+                  (SELECT count(*) FROM registry.tree_pending) AS pending"""
+    )
+    return row is not None and row["pending"] == 0 and row["events"] == row["leaves"]
+
+
+async def tree_leaf_problems(pool: asyncpg.Pool) -> int:
+    """Leaves whose index is not 0..n-1 in order, or that name no event, or an event twice."""
+    return int(
+        await pool.fetchval(
+            """SELECT (SELECT count(*) FROM (
+                           SELECT leaf_index, row_number() OVER (ORDER BY leaf_index) - 1 AS expected
+                           FROM registry.tree_leaves) t WHERE leaf_index <> expected)
+                    + (SELECT count(*) FROM registry.tree_leaves l
+                       WHERE NOT EXISTS (SELECT 1 FROM registry.events e WHERE e.position = l.position))"""
+        )
+    )
