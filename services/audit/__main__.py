@@ -1,9 +1,11 @@
-"""`python -m services.audit <command>`: verify, rebuild, diff, swap, party.
+"""`python -m services.audit <command>`: verify, rebuild, diff, swap, party, and the
+transparency log's witness, witness-key, prove, check-consistency.
 
 A human summary goes to stdout, progress and logs to stderr, and `--json PATH` writes
 the full report. Exit codes: 0 all good; 1 the audit found something (a broken chain,
 Kafka not matching the store, read models that differ); 2 refused or bad usage;
-3 the database or Kafka could not be used.
+3 the database or Kafka could not be used. For the log's commands: 1 a refusal (witness) or a
+proof that fails (prove, check-consistency); 3 the registry could not be used.
 """
 
 from __future__ import annotations
@@ -12,23 +14,28 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
+import httpx
 import structlog
 from aiokafka.errors import KafkaError
 
 from services.audit.common import AuditError, check_schema_name, parse_instant, read_meta
 from services.audit.diff import diff
 from services.audit.kafkalog import TopicUnavailable
+from services.audit.logapi import TOKEN_ENV, URL_ENV, LogApi, LogApiError, read_log_key, read_note_file
 from services.audit.party import party
+from services.audit.prove import check_consistency, prove
 from services.audit.rebuild import rebuild
 from services.audit.settings import AuditSettings
 from services.audit.swap import swap
 from services.audit.verify import verify
+from services.audit.witness import new_witness_key, read_witness_key, witness
 
 OK, FOUND, REFUSED, UNAVAILABLE = 0, 1, 2, 3
 
@@ -109,7 +116,125 @@ def parser() -> argparse.ArgumentParser:
         " and a succession's events effective by its date",
     )
     p.add_argument("--status", choices=["all", "active"], default="all")
+
+    log = _log_common()
+    p = commands.add_parser(
+        "witness",
+        parents=[log],
+        help="check the log's latest checkpoint against the last one cosigned, and cosign it",
+    )
+    p.add_argument(
+        "--key",
+        dest="witness_key",
+        type=Path,
+        required=True,
+        help="the witness's signer key file (witness-key)",
+    )
+    p.add_argument(
+        "--state",
+        dest="state_dir",
+        type=Path,
+        required=True,
+        help="the witness's state directory (one per log)",
+    )
+    p.add_argument(
+        "--note",
+        dest="note_file",
+        type=Path,
+        help="read the checkpoint from this file, not from the registry",
+    )
+    p.add_argument("--origin", default="", help="the checkpoint origin expected (default: the state's)")
+    p.add_argument("--no-submit", action="store_true", help="do not POST the cosigned note to the registry")
+
+    p = commands.add_parser("witness-key", help="write a new witness signer key file; print its verifier key")
+    p.add_argument("name", help="the witness's key name, e.g. witness.so-tttt.example.gov.vn")
+    p.add_argument("--out", type=Path, help="the key file to create (default ./<name>.key, mode 0600)")
+
+    p = commands.add_parser(
+        "prove", parents=[log], help="prove one event is in a signed checkpoint, from the record itself"
+    )
+    p.add_argument("event_id")
+    p.add_argument("--checkpoint", type=Path, required=True, help="a signed checkpoint note (file)")
+
+    p = commands.add_parser(
+        "check-consistency", parents=[log], help="prove a signed checkpoint extends an older one"
+    )
+    p.add_argument("--old", type=Path, required=True, help="the older signed checkpoint (file)")
+    p.add_argument("--new", type=Path, required=True, help="the newer signed checkpoint (file)")
     return main
+
+
+def _log_common() -> argparse.ArgumentParser:
+    log = argparse.ArgumentParser(add_help=False)
+    group = log.add_argument_group("the registry and the log's key")
+    group.add_argument(
+        "--registry", default=os.environ.get(URL_ENV, ""), help=f"the registry's base URL (or {URL_ENV})"
+    )
+    group.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV, ""),
+        help=f"bearer token (agreements:read; log:witness to hand in cosignatures); better: {TOKEN_ENV}",
+    )
+    group.add_argument(
+        "--log-key",
+        required=True,
+        help="the log's verifier key, Go note format <name>+<key ID>+<key> (or a file holding it);"
+        " never the key the registry serves",
+    )
+    group.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
+    group.add_argument(
+        "--json", dest="json_path", type=Path, metavar="PATH", help="write the full report as JSON"
+    )
+    return log
+
+
+LOG_COMMANDS = ("witness", "witness-key", "prove", "check-consistency")
+
+
+class _Printed:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+    def to_json(self) -> dict[str, Any]:
+        return self.body
+
+
+async def run_log(args: argparse.Namespace) -> tuple[Report, str, int]:
+    """The transparency log's commands: no database, only the registry's HTTP API."""
+    command = args.command
+    if command == "witness-key":
+        path = args.out or Path(f"{args.name.replace('/', '_')}.key")
+        key = new_witness_key(args.name, path)
+        return _Printed({"key_file": str(path), "verifier_key": key}), key, OK
+    log_key = read_log_key(args.log_key)
+    if command == "witness":
+        signer = read_witness_key(args.witness_key)
+        done = await witness(
+            log_key=log_key,
+            signer=signer,
+            state_dir=args.state_dir,
+            registry=args.registry,
+            token=args.token,
+            note_file=args.note_file,
+            origin=args.origin,
+            submit=not args.no_submit,
+            timeout=args.timeout,
+        )
+        code = FOUND if done.refused else (OK if done.delivered else UNAVAILABLE)
+        return done, done.summary(), code
+    if command == "prove":
+        text = read_note_file(args.checkpoint, "--checkpoint")
+        async with LogApi(args.registry, args.token, timeout=args.timeout) as api:
+            proven = await prove(args.event_id, checkpoint_text=text, log_key=log_key, api=api)
+        return proven, proven.summary(), OK if proven.ok else FOUND
+    assert command == "check-consistency"
+    old, new = read_note_file(args.old, "--old"), read_note_file(args.new, "--new")
+    if args.registry:
+        async with LogApi(args.registry, args.token, timeout=args.timeout) as api:
+            checked = await check_consistency(old_text=old, new_text=new, log_key=log_key, api=api)
+    else:
+        checked = await check_consistency(old_text=old, new_text=new, log_key=log_key, api=None)
+    return checked, checked.summary(), OK if checked.ok else FOUND
 
 
 def settings_from(args: argparse.Namespace) -> AuditSettings:
@@ -122,7 +247,7 @@ def settings_from(args: argparse.Namespace) -> AuditSettings:
         "batch_size",
     )
     overrides: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    if args.no_progress:
+    if getattr(args, "no_progress", False):
         overrides["progress_seconds"] = 0
     return AuditSettings(**overrides)
 
@@ -188,11 +313,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _quiet_logs()
     try:
-        settings = settings_from(args)
-        report, text, code = asyncio.run(run(args, settings))
+        if args.command in LOG_COMMANDS:
+            report, text, code = asyncio.run(run_log(args))
+        else:
+            settings = settings_from(args)
+            report, text, code = asyncio.run(run(args, settings))
     except AuditError as exc:
         print(f"audit {args.command}: refused: {exc}", file=sys.stderr)
         return REFUSED
+    except (httpx.HTTPError, LogApiError) as exc:
+        print(
+            f"audit {args.command}: the registry could not be used: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return UNAVAILABLE
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError, TopicUnavailable) as exc:
         print(f"audit {args.command}: cannot proceed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return UNAVAILABLE
@@ -200,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"audit {args.command}: {exc}", file=sys.stderr)
         return REFUSED
     print(text)
-    if args.json_path is not None:
+    if getattr(args, "json_path", None) is not None:
         args.json_path.write_text(
             json.dumps(report.to_json(), ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
         )

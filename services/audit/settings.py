@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.transparency.log import DEV_LOG_ORIGIN, DEV_PUBLIC_KEY
+from services.transparency.note import NoteError, parse_verifier_key, verifier_key
+
+DEV_LOG_VERIFIER_KEY = verifier_key(DEV_LOG_ORIGIN, DEV_PUBLIC_KEY)
 
 SCHEMA_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 
@@ -24,3 +28,19 @@ class AuditSettings(ServiceSettings):
     swap_wait_seconds: float = Field(120.0, gt=0)
     # Seconds between two progress lines on stderr (0 turns progress off).
     progress_seconds: float = Field(1.0, ge=0)
+    # The transparency log's verifier key(s), Go note format, separated by spaces: the
+    # checkpoints `verify` finds in the store must be signed by one of them. Default: the
+    # development key's (services/transparency/log.py), which proves nothing in production.
+    log_verifier_key: str = DEV_LOG_VERIFIER_KEY
+
+    @field_validator("log_verifier_key")
+    @classmethod
+    def _verifier_keys(cls, value: str) -> str:
+        if not value.split():
+            raise ValueError("AUDIT_LOG_VERIFIER_KEY needs at least one verifier key")
+        for key in value.split():
+            try:
+                parse_verifier_key(key)
+            except NoteError as exc:
+                raise ValueError(f"AUDIT_LOG_VERIFIER_KEY: {exc}") from None
+        return value

@@ -18,6 +18,10 @@ snapshot, so anything on Kafka was committed to the store first):
 
 A stored event not found is looked for again after the first pass (the relay may have
 published it meanwhile); one still queued in the outbox is reported as pending.
+
+The transparency log (services/audit/logtree.py, in the same snapshot): every event is a leaf
+of the Merkle tree or queued for it, each leaf's hash is its event's record's, and the signed
+checkpoints (AUDIT_LOG_VERIFIER_KEY) have the roots of the stored and of the recomputed tree.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import contextlib
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,9 +42,12 @@ from pydantic import ValidationError
 
 from services.agreement.state import AgreementState, evolve
 from services.audit.kafkalog import Record, TopicReader
+from services.audit.logtree import TREE, LeafRecord, TreeReport, check_tree, parse_verifier_keys, tree_present
 from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
 from services.directory.state import PartyState, evolve_party
+from services.registry.service_layer.event_store import StoredEvent
+from services.transparency import merkle
 
 STORE = "store"
 KAFKA = "kafka"
@@ -50,9 +58,11 @@ class Problem:
     agreement_id: str
     sequence: int | None
     position: int | None
-    source: str  # store | kafka
+    source: str  # store | kafka | tree
     check: str
     detail: str
+    # The event's leaf in the transparency log's tree, for a `tree` problem that has one.
+    leaf_index: int | None = None
 
     def sort_key(self) -> tuple[int, int, int]:
         # The first bad event: lowest sequence; a located one before an unlocated one.
@@ -63,7 +73,7 @@ class Problem:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "agreement_id": self.agreement_id,
             "sequence": self.sequence,
             "position": self.position,
@@ -71,6 +81,9 @@ class Problem:
             "check": self.check,
             "detail": self.detail,
         }
+        if self.leaf_index is not None:
+            out["leaf_index"] = self.leaf_index
+        return out
 
     def line(self) -> str:
         seq = self.sequence if self.sequence is not None else "?"
@@ -94,10 +107,12 @@ class VerifyReport:
     store_seconds: float = 0.0
     kafka_seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    # The transparency log's tree against the store (services/audit/logtree.py).
+    tree: TreeReport = field(default_factory=TreeReport)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.tree.problems
 
     def broken(self) -> dict[str, list[Problem]]:
         by_agreement: dict[str, list[Problem]] = defaultdict(list)
@@ -127,6 +142,7 @@ class VerifyReport:
             "broken_party_streams": sum(1 for a in broken if is_party_subject(a)),
             "first_bad": [p.to_json() for p in self.first_bad()],
             "problems": {a: [p.to_json() for p in ps] for a, ps in broken.items()},
+            "tree": self.tree.to_json(),
         }
 
     def summary(self) -> str:
@@ -143,17 +159,23 @@ class VerifyReport:
                 lines.append(f"pending: {self.pending_in_outbox:,} stored events still queued for Kafka")
         else:
             lines.append("kafka: not checked (--skip-kafka)")
+        lines.append(self.tree.summary_line())
         broken = self.broken()
-        if not broken:
+        if not broken and not self.tree.problems:
             lines.append(
                 "OK: every hash chain is intact"
                 + (" and Kafka holds exactly the store" if self.kafka_checked else "")
+                + (" and the tree matches the store" if self.tree.checked else "")
             )
             return "\n".join(lines)
-        lines.append(f"BROKEN: {len(broken)} stream(s); the first bad event of each:")
-        for problems in broken.values():
-            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-            lines.append(f"  {problems[0].line()}{more}")
+        if broken:
+            lines.append(f"BROKEN: {len(broken)} stream(s); the first bad event of each:")
+            for problems in broken.values():
+                more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+                lines.append(f"  {problems[0].line()}{more}")
+        if self.tree.problems:
+            lines.append(f"BROKEN TREE: {len(self.tree.problems)} problem(s) of the log as a whole:")
+            lines.extend(f"  {problem.line()}" for problem in self.tree.problems)
         return "\n".join(lines)
 
 
@@ -182,10 +204,12 @@ def _digest(data: bytes) -> bytes:
 
 
 class StoreWalk:
-    def __init__(self, report: VerifyReport) -> None:
+    def __init__(self, report: VerifyReport, *, leaves: bool = False) -> None:
         self.report = report
         self.index: dict[tuple[str, int], _Stored] = {}
         self.chain: _Chain | None = None
+        # position → the leaf hash of the event's record, when the tree is checked.
+        self.leaves: dict[int, LeafRecord] | None = {} if leaves else None
 
     def problem(self, row: asyncpg.Record, check: str, detail: str, sequence: int | None = None) -> None:
         self.report.problems.append(
@@ -212,6 +236,9 @@ class StoreWalk:
                 self.report.agreements += 1
         chain = self.chain
         self.report.store_events += 1
+        if self.leaves is not None:
+            record = StoredEvent(position, agreement_id, sequence, text).message()
+            self.leaves[position] = LeafRecord(agreement_id, sequence, merkle.leaf_hash(record))
 
         gap = sequence != chain.expected
         if gap:
@@ -425,10 +452,11 @@ async def verify(settings: AuditSettings, *, skip_kafka: bool = False) -> Verify
 async def _walk_store(
     settings: AuditSettings, report: VerifyReport
 ) -> tuple[StoreWalk, set[tuple[str, int]]]:
-    walk = StoreWalk(report)
+    verifiers = parse_verifier_keys(settings.log_verifier_key)
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
+            walk = StoreWalk(report, leaves=await tree_present(conn))
             total = int(await conn.fetchval("SELECT count(*) FROM registry.events"))
             progress = Progress("verify store", total, every=settings.progress_seconds)
             cursor = await conn.cursor(
@@ -444,9 +472,22 @@ async def _walk_store(
                 for r in await conn.fetch("SELECT agreement_id, sequence FROM registry.outbox")
             }
             report.store_seconds = progress.finish()
+            if walk.leaves is not None:
+                await check_tree(
+                    conn, walk.leaves, verifiers, report.tree, _tree_problem(report), settings.batch_size
+                )
     finally:
         await conn.close()
     return walk, outbox
+
+
+def _tree_problem(report: VerifyReport) -> Callable[..., None]:
+    def add(
+        agreement_id: str, sequence: int, position: int, check: str, detail: str, leaf_index: int | None
+    ) -> None:
+        report.problems.append(Problem(agreement_id, sequence, position, TREE, check, detail, leaf_index))
+
+    return add
 
 
 async def _check_kafka(

@@ -18,12 +18,7 @@ Go's own module cache, outside this checkout; the checksums in its go.sum) into
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
-import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,10 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.transparency import merkle
 from services.transparency.merkle import MemoryTree, ProofError, leaf_hash
 from services.transparency.note import Checkpoint, NoteError, Signer, add_signature, open_note, sign_note
+from tests.support.tlogcheck import build_tlogcheck, run_tlogcheck
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "tests" / "tools" / "tlogcheck"
-CACHE = ROOT / ".cache" / "tlogcheck"
 ORIGIN = "registry.test/coordreg/tlog"
 
 Json = dict[str, Any]
@@ -51,63 +44,14 @@ def unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def _sources_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(SOURCE.iterdir()):
-        if path.suffix == ".go" or path.name in ("go.mod", "go.sum"):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
-
 @pytest.fixture(scope="module")
 def tlogcheck() -> Path:
     """The built Go program, reused while its sources are unchanged."""
-    folder = CACHE / _sources_digest()
-    binary = folder / "tlogcheck"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (CACHE / ".lock").open("w") as guard:  # two runs at once build it once
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        if not binary.exists():
-            go = shutil.which("go")
-            assert go is not None, "the Go toolchain (`go`) is needed to build tests/tools/tlogcheck"
-            env = {**os.environ, "GOTOOLCHAIN": "local"}
-            env["GOFLAGS"] = " ".join([*env.get("GOFLAGS", "").split(), "-mod=readonly"])
-            modcache = subprocess.run(
-                [go, "env", "GOMODCACHE"], env=env, capture_output=True, text=True, check=True, timeout=60
-            ).stdout.strip()
-            assert modcache and not Path(modcache).resolve().is_relative_to(ROOT), (
-                f"the Go module cache ({modcache}) must not be inside the checkout"
-            )
-            partial = folder / "tlogcheck.partial"
-            done = subprocess.run(
-                [go, "build", "-trimpath", "-o", str(partial), "."],
-                cwd=SOURCE,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
-            assert done.returncode == 0, f"go build tests/tools/tlogcheck failed:\n{done.stderr}"
-            partial.rename(binary)
-            for stale in CACHE.iterdir():  # builds of earlier sources
-                if stale.is_dir() and stale != folder:
-                    shutil.rmtree(stale)
-    return binary
+    return build_tlogcheck()
 
 
 def run(binary: Path, *args: str, request: Json | None = None) -> Json:
-    done = subprocess.run(
-        [str(binary), *args],
-        input=json.dumps(request) if request is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"tlogcheck {' '.join(args)} failed:\n{done.stderr}"
-    result: Json = json.loads(done.stdout)
-    return result
+    return run_tlogcheck(binary, *args, request=request)
 
 
 # --- vectors ---------------------------------------------------------------------------

@@ -150,6 +150,8 @@ async def inclusion(
                 422,
                 f"the event is leaf {index}, not in a tree of {tree_size} leaves (it was appended later)",
                 kind="not-in-that-tree",
+                # RFC 9457 extension members: where the event is, for an auditor to report.
+                extensions={"leaf_index": index, "tree_size": tree_size},
             )
         hashes = await with_hashes(conn, lambda read: merkle.inclusion_proof(tree_size, index, read))
     body = {
