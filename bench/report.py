@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import log_proofs
+
 # Processes that are one Python event loop: they cannot use more than one core.
 # (The registry runs several worker processes and the store rebuild one per core: not among them.)
 SINGLE_THREADED = {"relay", "projections", "peer"}
@@ -526,4 +528,6 @@ def markdown(results: dict[str, Any]) -> str:
         lines += results["profile"]
         lines += ["```"]
     lines += ["", "Latency over time: `latency.png` beside this file.", ""]
+    if results.get("log_proofs"):
+        lines += log_proofs.render(results["log_proofs"])
     return "\n".join(lines)

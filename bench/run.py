@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
-from bench import append, ceilings, peer, replay
+from bench import append, ceilings, log_proofs, peer, replay
 from bench.cold import cold_command_costs
 from bench.cpu import CpuMeter, per_unit_ms, usage
 from bench.events import append_lives, make_lives
@@ -211,6 +212,23 @@ class Bench:
             f"{phase.not_sent} not sent; p50 {phase.latency['p50']:.1f} ms p99 {phase.latency['p99']:.1f} ms; "
             f"lag p99 {phase.lag_http['p99']:.0f} ms (http) {phase.lag_db['p99']:.0f} ms (db); "
             f"machine CPU {phase.cpu.get('machine', 0):.0f}%"
+        )
+
+    def log_proofs(self) -> None:
+        """The transparency log's proof sizes and times on the tree the load phases grew."""
+        say("▶ transparency log: inclusion and consistency proofs over HTTP, verified here")
+        token = mint("bench-log-client", ALL_SCOPES, party_ids(), ttl=3600)
+        try:
+            figures = asyncio.run(log_proofs.measure(self.stack.registry_url, self.stack.database_url, token))
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            self.results["log_proofs"] = {}
+            say(f"  not measured: {exc!r}")
+            return
+        self.results["log_proofs"] = figures
+        inclusion = figures["inclusion"]
+        say(
+            f"  tree {figures['tree_size']:,} leaves; inclusion {inclusion['hashes'].get('max', 0)} hashes at most, "
+            f"HTTP p50 {inclusion['http_ms']['p50']:.2f} ms; consistency proofs {figures['consistency']['proofs']}"
         )
 
     async def run_ceilings(self, lives: list[Any]) -> None:
@@ -461,6 +479,7 @@ class Bench:
             self.track()
             self.results["environment"] = versions(self.stack, args.clients)
             asyncio.run(self.http_load())
+            self.log_proofs()
             # The rest measures parts alone: the services stop (and the registry's profile is written).
             self.stack.stop_services()
             self.track()
