@@ -44,6 +44,7 @@ class HttpLoad:
     give_up_after: float = 120.0  # seconds one command may keep being retried
     acknowledged: list[Acknowledged] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)  # final non-2xx answers, by status
+    retried_statuses: Counter[str] = field(default_factory=Counter)  # why attempts were sent again
     unanswered: int = 0  # commands still without a final answer after give_up_after
     retries: int = 0  # requests sent again with the same key
     failures: list[float] = field(default_factory=list)  # time.monotonic() of each failed attempt
@@ -91,12 +92,14 @@ class HttpLoad:
                 self.retries += 1
             try:
                 response = await client.post(path, json=body, headers={"Idempotency-Key": key})
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 self.failures.append(time.monotonic())
+                self.retried_statuses[type(exc).__name__] += 1
                 await asyncio.sleep(0.2)
                 continue
             if response.status_code >= 500 or "Retry-After" in response.headers:
                 self.failures.append(time.monotonic())
+                self.retried_statuses[str(response.status_code)] += 1
                 await asyncio.sleep(min(float(response.headers.get("Retry-After", "0.2")), 1.0))
                 continue
             if response.is_success:
@@ -110,6 +113,15 @@ class HttpLoad:
                 self.refused[f"{response.status_code} {response.json().get('title', '')}"] += 1
             return
         self.unanswered += 1
+
+    def first_success_after(self, moment: float) -> float:
+        """Seconds from `moment` until the first command acknowledged after an attempt failed
+        after it: the service answering again, for commands not caught in the fault."""
+        failed = [at for at in self.failures if at >= moment]
+        if not failed:
+            return 0.0
+        later = [ack.at for ack in self.acknowledged if ack.at > min(failed)]
+        return (min(later) if later else max(failed)) - moment
 
     def recovery_after(self, moment: float) -> float:
         """Seconds from `moment` until the first command acknowledged after the last failure
