@@ -8,15 +8,42 @@ and the local verification.
 from __future__ import annotations
 
 import base64
+import contextlib
 import random
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 
 from bench.stats import summary_ms
+from services.registry.adapters.tree_integrator import TREE_LOCK
 from services.transparency import merkle, note
+
+
+@contextlib.asynccontextmanager
+async def log_paused(database_url: str) -> AsyncIterator[None]:
+    """The system without the transparency log, for a phase: no event is queued for the tree (the
+    trigger is off) and no integrator can lead (this session holds its lock). Afterwards the
+    events of the phase are queued, so the tree still covers every one."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", TREE_LOCK)
+        await conn.execute("ALTER TABLE registry.events DISABLE TRIGGER events_into_tree")
+        try:
+            yield
+        finally:
+            await conn.execute("ALTER TABLE registry.events ENABLE TRIGGER events_into_tree")
+            await conn.execute(
+                """INSERT INTO registry.tree_pending (position)
+                   SELECT e.position FROM registry.events e
+                   WHERE NOT EXISTS (SELECT 1 FROM registry.tree_leaves l WHERE l.position = e.position)
+                   ON CONFLICT DO NOTHING"""
+            )
+            await conn.execute("SELECT pg_advisory_unlock($1)", TREE_LOCK)
+    finally:
+        await conn.close()
 
 
 def _hashes(values: list[str]) -> list[bytes]:

@@ -263,6 +263,19 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
 
+    unlogged = results.get("load", {}).get("without_log")
+    logged = _phase(results, "closed")
+    if unlogged and logged and unlogged.get("sustained"):
+        ratio = logged["sustained"] / unlogged["sustained"]
+        rows.append(
+            {
+                "target": "transparency log over HTTP (closed loop with ÷ without the log: queue trigger off, integrator held off)",
+                "measured": f"{ratio:.3f} ({logged['sustained']:,.0f} vs {unlogged['sustained']:,.0f} commands/s; "
+                f"p99 {logged['latency']['p99']:.0f} vs {unlogged['latency']['p99']:.0f} ms)",
+                "met": None,
+                "limit": "the log's writes (queue row, leaf, stored hashes) share the 2 cores and PostgreSQL",
+            }
+        )
     tree = append.get("tree_cost")
     if tree:
         rows.append(

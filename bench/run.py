@@ -191,6 +191,13 @@ class Bench:
                 self.stack.check_alive()
                 # Let the pipeline settle so that phases do not inherit each other's backlog.
                 await load.wait_applied(load.last_position)
+            say(
+                f"▶ closed loop without the transparency log (no queue trigger, no integrator) for {args.duration:g}s"
+            )
+            async with log_proofs.log_paused(self.stack.database_url):
+                unlogged = await load.closed_loop("closed max, no log", args.duration, args.lag_every)
+            self._phase_done(unlogged)
+            await load.wait_applied(load.last_position)
             say(f"▶ closed loop (as fast as it goes) for {args.duration:g}s")
             phase = await load.closed_loop("closed max", args.duration, args.lag_every)
             phases.append(phase)
@@ -202,6 +209,8 @@ class Bench:
             "phases": [p.to_json() for p in phases],
             "catch_up_seconds": round(catch_up, 3),
             "last_position": load.last_position,
+            # Not a phase of the verdicts: the same closed loop with the log paused (issue 14's cost).
+            "without_log": unlogged.to_json(),
         }
 
     def _phase_done(self, phase: PhaseResult) -> None:

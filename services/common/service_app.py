@@ -29,7 +29,7 @@ def finish(
     settings: ClientAccessSettings,
     verifier: TokenVerifier,
     install_errors: Callable[[FastAPI], None],
-    router: APIRouter,
+    *routers: APIRouter,
 ) -> FastAPI:
     """Limits, correlation and health endpoints, tracing, the service's error mapping,
     authentication, routes."""
@@ -48,5 +48,7 @@ def finish(
     dependencies.install(
         app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     )
-    app.include_router(router)
+    # Each straight into the app, in order: a request matches the first router's routes first.
+    for router in routers:
+        app.include_router(router)
     return app

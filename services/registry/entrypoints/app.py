@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from services.common import auth, service_app
 from services.common.db import create_pool, migrate
@@ -22,11 +22,6 @@ from services.registry.service_layer.successions import run_forever
 from services.registry.settings import RegistrySettings
 from services.transparency import note
 from services.transparency.log import CheckpointSigner, load_signer
-
-# The commands and reads of docs/CONTRACT.md, and the transparency log's routes (B11).
-_API = APIRouter()
-_API.include_router(router)
-_API.include_router(log_router)
 
 
 def log_signer_from_settings(settings: RegistrySettings) -> CheckpointSigner:
@@ -101,4 +96,5 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    return service_app.finish(app, "registry", settings, verifier, install_errors, _API)
+    # The commands and reads first (most requests), then the transparency log's routes (B11).
+    return service_app.finish(app, "registry", settings, verifier, install_errors, router, log_router)
