@@ -18,18 +18,16 @@ import asyncpg
 import httpx
 
 from bench.stats import summary_ms
-from services.registry.adapters.tree_integrator import TREE_LOCK
 from services.transparency import merkle, note
 
 
 @contextlib.asynccontextmanager
 async def log_paused(database_url: str) -> AsyncIterator[None]:
     """The system without the transparency log, for a phase: no event is queued for the tree (the
-    trigger is off) and no integrator can lead (this session holds its lock). Afterwards the
-    events of the phase are queued, so the tree still covers every one."""
+    trigger is off), so the integrator finds nothing to do (one empty read per poll). Afterwards
+    the phase's events are queued, so the tree still covers every one."""
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", TREE_LOCK)
         await conn.execute("ALTER TABLE registry.events DISABLE TRIGGER events_into_tree")
         try:
             yield
@@ -41,7 +39,6 @@ async def log_paused(database_url: str) -> AsyncIterator[None]:
                    WHERE NOT EXISTS (SELECT 1 FROM registry.tree_leaves l WHERE l.position = e.position)
                    ON CONFLICT DO NOTHING"""
             )
-            await conn.execute("SELECT pg_advisory_unlock($1)", TREE_LOCK)
     finally:
         await conn.close()
 

@@ -269,7 +269,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = logged["sustained"] / unlogged["sustained"]
         rows.append(
             {
-                "target": "transparency log over HTTP (closed loop with ÷ without the log: queue trigger off, integrator held off)",
+                "target": "transparency log over HTTP (closed loop with ÷ without the log: its queue trigger off, so nothing to integrate)",
                 "measured": f"{ratio:.3f} ({logged['sustained']:,.0f} vs {unlogged['sustained']:,.0f} commands/s; "
                 f"p99 {logged['latency']['p99']:.0f} vs {unlogged['latency']['p99']:.0f} ms)",
                 "met": None,

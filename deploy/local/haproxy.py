@@ -22,11 +22,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from deploy.local.kafka import MissingPrerequisite
-from deploy.local.processes import die_with_parent
+from deploy.local.processes import LocalServer, die_with_parent
 
 # Debian 12's haproxy and the libraries of its that a minimal system lacks.
 _PACKAGES = ("haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1")
@@ -133,7 +132,7 @@ def config(frontends: list[Frontend], stats_port: int | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-class LocalHaproxy:
+class LocalHaproxy(LocalServer):
     def __init__(self, data_dir: Path, cache_root: Path, frontends: list[Frontend]) -> None:
         self.data_dir = data_dir
         self.cache_root = cache_root
@@ -178,15 +177,6 @@ class LocalHaproxy:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _listening(port: int) -> bool:

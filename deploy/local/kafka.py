@@ -28,13 +28,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from deploy.local.processes import end_process
+from deploy.local.processes import LocalServer, end_process
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 
 # Newest Kafka that aiokafka 0.14.0 was proven against (tests/integration/test_kafka_broker.py):
@@ -178,7 +177,7 @@ class Quorum:
     min_insync: int
 
 
-class LocalKafka:
+class LocalKafka(LocalServer):
     """One KRaft broker+controller process whose whole state lives in `data_dir`."""
 
     def __init__(
@@ -425,15 +424,6 @@ class LocalKafka:
         self._signal(signal.SIGKILL)
         self._process.wait()
         self._release()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 __all__ = [

@@ -12,16 +12,15 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from deploy.local.kafka import LocalKafka, Quorum, new_cluster_id
+from deploy.local.processes import LocalServer
 
 
-class LocalKafkaCluster:
+class LocalKafkaCluster(LocalServer):
     def __init__(
         self, data_dir: Path, cache_root: Path, size: int = 3, ports: list[int] | None = None
     ) -> None:
@@ -88,15 +87,6 @@ class LocalKafkaCluster:
             return 0
         finally:
             await admin.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 async def _describe(bootstrap: str, topic: str) -> list[dict[str, object]]:

@@ -22,9 +22,8 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
-from deploy.local.processes import end_process
+from deploy.local.processes import LocalServer, end_process
 
 SYSTEM_USER = "coordreg_pg"
 
@@ -69,7 +68,7 @@ def _make_traversable(path: Path) -> None:
         parent.chmod(mode | 0o055 if parent == path else mode | 0o011)
 
 
-class LocalPostgres:
+class LocalPostgres(LocalServer):
     def __init__(
         self, data_dir: Path, port: int | None = None, settings: Mapping[str, str] | None = None
     ) -> None:
@@ -233,10 +232,3 @@ class LocalPostgres:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
         self._process = None
-
-    def __enter__(self) -> LocalPostgres:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()

@@ -18,16 +18,15 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from deploy.local.postgres import LocalPostgres, PostgresStartError
+from deploy.local.processes import LocalServer
 
 STANDBY_NAME = "standby"
 _SLOT = "standby_slot"
 
 
-class LocalPostgresPair:
+class LocalPostgresPair(LocalServer):
     def __init__(self, data_dir: Path, ports: tuple[int, int] | None = None) -> None:
         self.data_dir = data_dir.resolve()
         primary_port, standby_port = ports or (None, None)
@@ -143,12 +142,3 @@ class LocalPostgresPair:
     def stop(self) -> None:
         self.standby.stop()
         self.primary.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

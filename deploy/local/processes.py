@@ -1,4 +1,5 @@
-"""Whether a process that is not our child still runs (LocalPostgres and LocalKafka leftovers)."""
+"""Whether a process that is not our child still runs (LocalPostgres and LocalKafka leftovers),
+and what every local server shares."""
 
 from __future__ import annotations
 
@@ -7,6 +8,27 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+
+class LocalServer:
+    """A local server (PostgreSQL, Kafka, HAProxy, or a group of them): `with` starts and stops it."""
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 def process_alive(pid: int) -> bool:

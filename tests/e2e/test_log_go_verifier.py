@@ -17,15 +17,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.settings import DEV_LOG_VERIFIER_KEY
-from services.registry.adapters.tree_integrator import TREE_LOCK, integrate_batch
 from services.transparency import note
 from services.transparency.merkle import MemoryTree
-from tests.support.builders import report_body, sign_body
+from tests.support.log import integrate, write
 from tests.support.stack import Stack, running_stack
 from tests.support.tlogcheck import build_tlogcheck, run_tlogcheck
 
@@ -37,27 +35,6 @@ Json = dict[str, Any]
 async def log_stack(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
     async with running_stack(database_url, kafka_bootstrap, topic, relay=False, projections=False) as stack:
         yield stack
-
-
-async def write(stack: Stack, agreements: int, reports: int) -> None:
-    for _ in range(agreements):
-        signed = await stack.sign(sign_body())
-        for year in range(reports):
-            response = await stack.registry.post(
-                f"/v1/agreements/{signed['agreement_id']}/progress-reports",
-                json=report_body(period=str(2023 + year)),
-            )
-            assert response.status_code == 201, response.text
-
-
-async def integrate(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", TREE_LOCK)
-        try:
-            while await integrate_batch(conn, 1000):
-                pass
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", TREE_LOCK)
 
 
 async def checkpoint(stack: Stack) -> tuple[str, note.Checkpoint]:

@@ -45,11 +45,11 @@ from services.audit.witness import (
     WitnessReport,
     witness,
 )
-from services.registry.adapters.tree_integrator import TREE_LOCK, integrate_batch
 from services.transparency import merkle, note
 from services.transparency.log import load_signer
 from tests.support.audit_cli import run_audit
-from tests.support.builders import report_body, sign_body
+from tests.support.builders import report_body
+from tests.support.log import integrate, write
 from tests.support.stack import Stack, running_stack
 
 LOG_KEY = note.parse_verifier_key(DEV_LOG_VERIFIER_KEY)  # the stack signs with the development key
@@ -65,33 +65,6 @@ async def log_stack(database_url: str, kafka_bootstrap: str, topic: str) -> Asyn
         database_url, kafka_bootstrap, topic, relay=False, projections=False, registry_options=options
     ) as stack:
         yield stack
-
-
-async def write(stack: Stack, agreements: int, reports: int) -> list[str]:
-    """Signs agreements, each with `reports` progress reports: agreements × (1 + reports) events."""
-    ids = []
-    for _ in range(agreements):
-        signed = await stack.sign(sign_body())
-        ids.append(signed["agreement_id"])
-        for year in range(reports):
-            response = await stack.registry.post(
-                f"/v1/agreements/{signed['agreement_id']}/progress-reports",
-                json=report_body(period=str(2023 + year)),
-            )
-            assert response.status_code == 201, response.text
-    return ids
-
-
-async def integrate(pool: asyncpg.Pool) -> int:
-    async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", TREE_LOCK)
-        try:
-            total = 0
-            while taken := await integrate_batch(conn, 5):
-                total += taken
-            return total
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", TREE_LOCK)
 
 
 async def sign_checkpoint(stack: Stack) -> str:

@@ -14,7 +14,6 @@ import pytest
 
 from services.audit.kafkalog import TopicReader
 from services.registry.adapters.tree_integrator import (
-    TREE_LOCK,
     NotLeader,
     TreeIntegrator,
     integrate_batch,
@@ -24,7 +23,7 @@ from services.registry.entrypoints.app import log_signer_from_settings
 from services.registry.entrypoints.relay_main import checkpoint_publisher
 from services.registry.settings import RegistrySettings
 from services.transparency import merkle, note
-from tests.support.builders import report_body, sign_body
+from tests.support.log import integrate, write
 from tests.support.stack import Stack, running_stack
 
 
@@ -32,32 +31,6 @@ from tests.support.stack import Stack, running_stack
 async def log_stack(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
     async with running_stack(database_url, kafka_bootstrap, topic, relay=False, projections=False) as stack:
         yield stack
-
-
-async def _write(stack: Stack, agreements: int = 3, reports: int = 2) -> list[str]:
-    ids = []
-    for _ in range(agreements):
-        signed = await stack.sign(sign_body())
-        ids.append(signed["agreement_id"])
-        for year in range(reports):
-            response = await stack.registry.post(
-                f"/v1/agreements/{signed['agreement_id']}/progress-reports",
-                json=report_body(period=str(2024 + year)),
-            )
-            assert response.status_code == 201, response.text
-    return ids
-
-
-async def _integrate(pool: asyncpg.Pool) -> int:
-    async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", TREE_LOCK)
-        try:
-            total = 0
-            while taken := await integrate_batch(conn, 7):
-                total += taken
-            return total
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", TREE_LOCK)
 
 
 async def _checkpoint(stack: Stack) -> tuple[note.Checkpoint, str]:
@@ -74,11 +47,11 @@ def _hashes(values: list[str]) -> list[bytes]:
 
 async def test_every_event_becomes_a_leaf_and_every_proof_verifies(log_stack: Stack) -> None:
     stack = log_stack
-    await _write(stack)
-    first_count = await _integrate(stack.pool)
+    await write(stack, 3, 2)
+    first_count = await integrate(stack.pool)
     old, _ = await _checkpoint(stack)
-    await _write(stack, agreements=2, reports=3)
-    await _integrate(stack.pool)
+    await write(stack, 2, 3)
+    await integrate(stack.pool)
     new, text = await _checkpoint(stack)
     events = await stack.pool.fetchval("SELECT count(*) FROM registry.events")
     assert old.size == first_count and new.size == events
@@ -123,8 +96,8 @@ async def test_every_event_becomes_a_leaf_and_every_proof_verifies(log_stack: St
 
 async def test_bad_requests_get_problems_and_change_nothing(log_stack: Stack) -> None:
     stack = log_stack
-    await _write(stack, agreements=2, reports=1)
-    await _integrate(stack.pool)
+    await write(stack, 2, 1)
+    await integrate(stack.pool)
     size = int(await stack.pool.fetchval("SELECT count(*) FROM registry.tree_leaves"))
     last = await stack.pool.fetchrow(
         "SELECT e.event_id FROM registry.events e ORDER BY position DESC LIMIT 1"
@@ -174,8 +147,8 @@ async def test_bad_requests_get_problems_and_change_nothing(log_stack: Stack) ->
 
 async def test_the_log_cannot_be_rewritten_and_a_deposed_integrator_writes_nothing(log_stack: Stack) -> None:
     stack = log_stack
-    await _write(stack, agreements=1, reports=1)
-    await _integrate(stack.pool)
+    await write(stack, 1, 1)
+    await integrate(stack.pool)
     await _checkpoint(stack)
     for statement in (
         "UPDATE registry.tree_leaves SET leaf_hash = leaf_hash WHERE leaf_index = 0",
@@ -186,7 +159,7 @@ async def test_the_log_cannot_be_rewritten_and_a_deposed_integrator_writes_nothi
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
             await stack.pool.execute(statement)
-    await _write(stack, agreements=1, reports=0)
+    await write(stack, 1, 0)
     async with stack.pool.acquire() as conn:
         # Without the lock (another integrator leads, or led and this one lost its session).
         with pytest.raises(NotLeader):
@@ -199,15 +172,15 @@ async def test_events_appended_concurrently_all_become_leaves_once(log_stack: St
 
     async def integrating(stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _integrate(stack.pool)
+            await integrate(stack.pool)
             await asyncio.sleep(0.01)
 
     stop = asyncio.Event()
     task = asyncio.create_task(integrating(stop))
-    await asyncio.gather(*(_write(stack, agreements=2, reports=2) for _ in range(6)))
+    await asyncio.gather(*(write(stack, 2, 2) for _ in range(6)))
     stop.set()
     await task
-    await _integrate(stack.pool)
+    await integrate(stack.pool)
     rows = await stack.pool.fetch("SELECT leaf_index, position FROM registry.tree_leaves ORDER BY leaf_index")
     events = await stack.pool.fetch("SELECT position FROM registry.events")
     assert [r["leaf_index"] for r in rows] == list(range(len(events)))
@@ -224,7 +197,7 @@ async def test_the_integrator_signs_checkpoints_and_publishes_them(
     log_stack: Stack, kafka_bootstrap: str
 ) -> None:
     stack = log_stack
-    await _write(stack, agreements=2, reports=1)
+    await write(stack, 2, 1)
     settings = RegistrySettings(
         database_url=stack.database_url,
         kafka_bootstrap_servers=kafka_bootstrap,
