@@ -31,6 +31,7 @@ from services.projections.entrypoints.app import create_app as create_projection
 from services.projections.settings import ProjectionSettings
 from services.registry.entrypoints.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
+from services.transparency.log import DEV_LOG_KEY_SEED, LogKeyError
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import Stack, running_stack
 
@@ -490,9 +491,46 @@ def test_production_mode_refuses_to_start_without_keys_or_with_the_development_k
         for settings in _settings_pairs(environment="production", auth_jwks=jwks):
             with pytest.raises(AuthConfigError, match="development key"):
                 auth.verifier_from_settings(settings)
-    # With real keys only, both start (create_app builds; the lifespan is not run here).
+    # With real keys only, both start (create_app builds; the lifespan is not run here). The
+    # registry also needs a transparency-log key of its own and the log's name (B11).
     jwks = json.dumps({"keys": [production_key]})
-    assert create_registry(RegistrySettings(environment="production", auth_jwks=jwks)) is not None
+    log_key = (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+    dev_log_key = (
+        ed25519.Ed25519PrivateKey.from_private_bytes(DEV_LOG_KEY_SEED)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+    origin = "registry.example.gov.vn/agreements"
+    for signing_key, log_origin, message in (
+        ("", "", "needs REGISTRY_LOG_SIGNING_KEY"),
+        (dev_log_key, origin, "refuses the development log key"),
+        (log_key, "", "REGISTRY_LOG_ORIGIN"),
+    ):
+        with pytest.raises(LogKeyError, match=message):
+            create_registry(
+                RegistrySettings(
+                    environment="production",
+                    auth_jwks=jwks,
+                    log_signing_key=signing_key,
+                    log_origin=log_origin,
+                )
+            )
+    assert (
+        create_registry(
+            RegistrySettings(
+                environment="production", auth_jwks=jwks, log_signing_key=log_key, log_origin=origin
+            )
+        )
+        is not None
+    )
     assert create_projections(ProjectionSettings(environment="production", auth_jwks=jwks)) is not None
     # Development mode trusts the development key when nothing else is configured.
     verifier = auth.verifier_from_settings(RegistrySettings())

@@ -98,7 +98,7 @@ async def test_rows_from_before_007_and_rows_with_a_context_are_both_published(
     # Queued by 005's function, which knows nothing of trace contexts (the field is ignored).
     old = f"agr-{uuid.uuid4().hex[:8]}"
     await _append(store, old, _span_context())
-    assert await migrate(pool, "registry", MIGRATIONS) == ["007_outbox_trace_context.sql"]
+    assert (await migrate(pool, "registry", MIGRATIONS))[0] == "007_outbox_trace_context.sql"
     assert (
         await pool.fetchval("SELECT trace_context FROM registry.outbox WHERE agreement_id = $1", old) is None
     )
