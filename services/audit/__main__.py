@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -165,14 +164,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _log_common() -> argparse.ArgumentParser:
+    settings = AuditSettings()
     log = argparse.ArgumentParser(add_help=False)
     group = log.add_argument_group("the registry and the log's key")
     group.add_argument(
-        "--registry", default=os.environ.get(URL_ENV, ""), help=f"the registry's base URL (or {URL_ENV})"
+        "--registry", default=settings.registry_url, help=f"the registry's base URL (or {URL_ENV})"
     )
     group.add_argument(
         "--token",
-        default=os.environ.get(TOKEN_ENV, ""),
+        default=settings.registry_token,
         help=f"bearer token (agreements:read; log:witness to hand in cosignatures); better: {TOKEN_ENV}",
     )
     group.add_argument(

@@ -31,6 +31,10 @@ class AuditSettings(ServiceSettings):
     # The transparency log's verifier key(s), Go note format, separated by spaces: the
     # checkpoints `verify` finds in the store must be signed by one of them. Default: the
     # development key's (services/transparency/log.py), which proves nothing in production.
+    # The registry the log commands (witness, prove, check-consistency) ask, and their bearer
+    # token (AUDIT_REGISTRY_URL, AUDIT_REGISTRY_TOKEN); --registry and --token override them.
+    registry_url: str = ""
+    registry_token: str = ""
     log_verifier_key: str = DEV_LOG_VERIFIER_KEY
 
     @field_validator("log_verifier_key")
