@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -299,27 +300,12 @@ class Bench:
             f"▶ append without and with the transparency log's queue trigger, twice ({args.append_commands:,} each)"
         )
         runs: dict[bool, list[dict[str, Any]]] = {True: [first], False: []}
-        conn = await asyncpg.connect(dsn)
-        try:
-            for number, tree in enumerate((False, True, False)):
-                if not tree:
-                    await conn.execute("ALTER TABLE registry.events DISABLE TRIGGER events_into_tree")
-                try:
-                    runs[tree].append(
-                        await append.ours(
-                            dsn, args.append_commands, args.clients, 20, f"{self.tag}-AT{number}"
-                        )
-                    )
-                finally:
-                    await conn.execute("ALTER TABLE registry.events ENABLE TRIGGER events_into_tree")
-            await conn.execute(
-                """INSERT INTO registry.tree_pending (position)
-                   SELECT e.position FROM registry.events e
-                   WHERE NOT EXISTS (SELECT 1 FROM registry.tree_leaves l WHERE l.position = e.position)
-                   ON CONFLICT DO NOTHING"""
-            )
-        finally:
-            await conn.close()
+        for number, tree in enumerate((False, True, False)):
+            paused = contextlib.nullcontext() if tree else log_proofs.log_paused(dsn)
+            async with paused:
+                runs[tree].append(
+                    await append.ours(dsn, args.append_commands, args.clients, 20, f"{self.tag}-AT{number}")
+                )
 
         def mean(tree: bool, key: str) -> float:
             values = [float(r[key] if key == "per_second" else r["latency_ms"]["p99"]) for r in runs[tree]]

@@ -17,7 +17,6 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from deploy.local.kafka import MissingPrerequisite
-from deploy.local.processes import LocalServer, die_with_parent
+from deploy.local.processes import LocalServer, die_with_parent, port_open
 
 # Debian 12's haproxy and the libraries of its that a minimal system lacks.
 _PACKAGES = ("haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1")
@@ -160,7 +159,7 @@ class LocalHaproxy(LocalServer):
                 raise RuntimeError(
                     f"haproxy exited with {self._process.returncode}; see {self.data_dir}/haproxy.log"
                 )
-            if all(_listening(frontend.port) for frontend in self.frontends):
+            if all(port_open(frontend.port) for frontend in self.frontends):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"haproxy did not listen in {timeout:.0f} s")
@@ -177,11 +176,3 @@ class LocalHaproxy(LocalServer):
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection((_HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False

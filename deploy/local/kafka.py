@@ -33,7 +33,7 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from deploy.local.processes import LocalServer, end_process
+from deploy.local.processes import LocalServer, end_process, port_open
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 
 # Newest Kafka that aiokafka 0.14.0 was proven against (tests/integration/test_kafka_broker.py):
@@ -137,14 +137,6 @@ def new_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
             return text
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection((_HOST, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 async def _metadata_ok(bootstrap: str) -> bool:
@@ -377,7 +369,7 @@ class LocalKafka(LocalServer):
                 code = self._process.returncode
                 self._release()
                 raise RuntimeError(f"Kafka exited with code {code} while starting:\n{self._log_tail()}")
-            if _port_open(port) and _probe(self.bootstrap_servers):
+            if port_open(port) and _probe(self.bootstrap_servers):
                 return
             if time.monotonic() > deadline:
                 self.stop()

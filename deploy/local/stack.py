@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import httpx
 from coordreg_contracts.topic import TOPIC
@@ -234,11 +234,16 @@ def claim(local: Path) -> IO[str]:
     return lock
 
 
+def _on_stop_signals(handler: Any) -> None:
+    """Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all go to `handler`."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
 def run(settings: StackSettings) -> int:
     # SIGTERM and a closed terminal (SIGHUP) stop the run as Ctrl-C does, through the cleanup
     # below: PostgreSQL and Kafka run in their own sessions and would outlive this process.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.default_int_handler)
+    _on_stop_signals(signal.default_int_handler)
     local = settings.local_dir
     postgres = None if settings.database_url else LocalPostgres(local / "postgres", settings.postgres_port)
     kafka = None
@@ -328,8 +333,7 @@ def run(settings: StackSettings) -> int:
         return 2
     finally:
         # A second Ctrl-C must not cut the cleanup short: every wait in it is bounded.
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
+        _on_stop_signals(signal.SIG_IGN)
         say("stopping")
         for process in reversed(processes):
             if process.poll() is None:
@@ -349,8 +353,7 @@ def run(settings: StackSettings) -> int:
 
 def run_cluster(settings: StackSettings) -> int:
     """`make cluster`: the local cluster (deploy/local/cluster.py) on fixed ports, with demo data."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.default_int_handler)
+    _on_stop_signals(signal.default_int_handler)
     local = settings.local_dir / "cluster"
     ports = ClusterPorts.fixed()
     cluster = LocalCluster(local, CACHE, ports)
@@ -397,8 +400,7 @@ def run_cluster(settings: StackSettings) -> int:
         say(str(exc))
         return 2
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
+        _on_stop_signals(signal.SIG_IGN)
         say("stopping")
         cluster.stop()
         say("stopped")

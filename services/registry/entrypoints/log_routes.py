@@ -60,7 +60,11 @@ async def _with_cosignatures(conn: Any, size: int, text: str) -> str:
     return text + "".join(str(r["signature"]) for r in lines)
 
 
-def _beyond(size: int, current: int) -> Response:
+async def _beyond_the_tree(conn: Any, size: int) -> Response | None:
+    """The 422 for a size the tree has not reached yet, or None."""
+    current = await size_now(conn)
+    if size <= current:
+        return None
     return problem(
         422, f"tree_size {size} is beyond the tree, which has {current} leaves", kind="beyond-the-tree"
     )
@@ -128,9 +132,8 @@ async def inclusion(
     if (event_id is None) == (position is None):
         return problem(422, "give exactly one of event_id and position", kind="bad-proof-request")
     async with pool.acquire() as conn:
-        current = await size_now(conn)
-        if tree_size > current:
-            return _beyond(tree_size, current)
+        if (refused := await _beyond_the_tree(conn, tree_size)) is not None:
+            return refused
         row = await conn.fetchrow(
             """SELECT l.leaf_index, l.leaf_hash, e.position, e.event_id FROM registry.events e
                LEFT JOIN registry.tree_leaves l ON l.position = e.position
@@ -179,9 +182,8 @@ async def consistency(
     if old_size > new_size:
         return problem(422, f"from ({old_size}) must not exceed to ({new_size})", kind="bad-proof-request")
     async with pool.acquire() as conn:
-        current = await size_now(conn)
-        if new_size > current:
-            return _beyond(new_size, current)
+        if (refused := await _beyond_the_tree(conn, new_size)) is not None:
+            return refused
         hashes = await with_hashes(conn, lambda read: merkle.consistency_proof(new_size, old_size, read))
     return _json({"from": old_size, "to": new_size, "hashes": [_b64(h) for h in hashes]})
 
@@ -200,9 +202,8 @@ async def leaves(
     if not start < end <= start + MAX_LEAVES:
         return problem(422, f"need start < end <= start + {MAX_LEAVES}", kind="bad-leaf-range")
     async with pool.acquire() as conn:
-        current = await size_now(conn)
-        if end > current:
-            return _beyond(end, current)
+        if (refused := await _beyond_the_tree(conn, end)) is not None:
+            return refused
         rows = await conn.fetch(
             """SELECT l.leaf_index, l.leaf_hash, e.position, e.agreement_id, e.sequence, e.event_id, e.envelope
                FROM registry.tree_leaves l JOIN registry.events e ON e.position = l.position
