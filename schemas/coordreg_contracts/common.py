@@ -7,7 +7,6 @@ precomposed form are one and the same string in the log and in search.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from datetime import date
 from enum import StrEnum
@@ -15,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from coordreg_contracts import patterns
 
 MAX_PARTIES = 50
 MAX_OBLIGATIONS = 100
@@ -41,7 +40,7 @@ def _iso_date(value: Any) -> Any:
     # pydantic's lax date parsing also takes numbers and datetimes; the contract says YYYY-MM-DD.
     if isinstance(value, date):
         return value
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
+    if not isinstance(value, str) or not patterns.full_match(patterns.ISO_DATE, value):
         raise ValueError("must be a date written YYYY-MM-DD")
     return value
 
@@ -50,10 +49,10 @@ ShortText = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_
 Title = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_nfc)]
 LongText = Annotated[str, Field(min_length=1, max_length=10000), AfterValidator(_nfc)]
 DocumentNumber = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_nfc)]
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9._-]{1,64}$")]
+Slug = Annotated[str, Field(pattern=patterns.SLUG)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-# A reporting period: 2024 (annual, once), 2024-H1, 2024-Q3, 2024-07. Years 1000-9999.
-PERIOD_PATTERN = r"^[1-9]\d{3}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$"
+# A reporting period (patterns.PERIOD): ASCII digits only, so `2٠٢٤` is not a second `2024`.
+PERIOD_PATTERN = patterns.PERIOD
 Period = Annotated[str, Field(pattern=PERIOD_PATTERN)]
 
 

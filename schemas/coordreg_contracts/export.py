@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from coordreg_contracts import patterns
 from coordreg_contracts.envelope import CONTENT_TYPE, DATA_CONTENT_TYPE, SOURCE, SPEC_VERSION, Envelope
 from coordreg_contracts.events import ALL_EVENT_CLASSES, EVENT_TYPE_PREFIX, Event
 from coordreg_contracts.parties import PartyEvent
@@ -42,7 +43,7 @@ SCHEMA_BASE_URI = "https://coordination.example/schemas/jsonschema/"
 KAFKA_HOST = "kafka.coordination.example:9092"
 KAFKA_BINDING_VERSION = "0.5.0"
 
-_HEX_SHA256 = "^[0-9a-f]{64}$"
+_HEX_SHA256 = patterns.HEX_SHA256
 
 
 def schema_version(cls: type[Event | PartyEvent]) -> int:

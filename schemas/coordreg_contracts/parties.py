@@ -13,16 +13,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from coordreg_contracts import patterns
 from coordreg_contracts.common import MAX_OBLIGATIONS, DocumentNumber, Frozen, IsoDate, ShortText, Slug, Title
 
 PARTY_SUBJECT_PREFIX = "party/"
 
-# Decision 20/2020/QĐ-TTg (mã định danh điện tử của cơ quan, tổ chức): groups of digits and
-# capital letters separated by dots, at most 35 characters, e.g. `H22.18` or `000.00.00.H22`.
-ElectronicId = Annotated[str, Field(max_length=35, pattern=r"^[0-9A-Z]+(\.[0-9A-Z]+)*$")]
-# Decision 19/2025/QĐ-TTg (danh mục và mã số các đơn vị hành chính): a province's code has two
-# digits, a commune's five.
-UnitCode = Annotated[str, Field(pattern=r"^[0-9]{2}([0-9]{3})?$")]
+# Decision 20/2020/QĐ-TTg: at most 35 characters (patterns.ELECTRONIC_ID says which).
+ElectronicId = Annotated[str, Field(max_length=35, pattern=patterns.ELECTRONIC_ID)]
+UnitCode = Annotated[str, Field(pattern=patterns.UNIT_CODE)]
 
 
 class PartyKind(StrEnum):

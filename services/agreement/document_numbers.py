@@ -80,8 +80,11 @@ _AMBIGUOUS_JOINT_STEMS = frozenset({"CT"})
 # A slash or a hyphen separates parts; numbers typed in a word processor may carry its dashes.
 _SEPARATOR = r"[/\-\u2010-\u2015\u2212]"
 _SEPARATORS = re.compile(_SEPARATOR)
-_NUMBER = re.compile(rf"\s*(\d(?:(?!{_SEPARATOR})\S)*)\s*({_SEPARATOR}|$)")
-_YEAR = re.compile(r"\s*(\d{4})\s*/")
+# Read as prefixes (`.match`, the only such use: tests/unit/test_patterns.py). Serials and years
+# are ASCII digits, as the decree writes them (`2٠٢٤` is no year); blanks are any blanks, as a
+# word processor's no-break space is one.
+_NUMBER = re.compile(rf"\s*([0-9](?:(?!{_SEPARATOR})\S)*)\s*({_SEPARATOR}|\Z)")
+_YEAR = re.compile(r"\s*([0-9]{4})\s*/")
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import calendar
 import functools
-import re
 from datetime import date
 
 from coordreg_contracts.common import Cadence
+from coordreg_contracts.patterns import full_match
 
-_FORMS: dict[Cadence, re.Pattern[str]] = {
-    Cadence.ANNUAL: re.compile(r"^(\d{4})$"),
-    Cadence.ONCE: re.compile(r"^(\d{4})$"),
-    Cadence.SEMIANNUAL: re.compile(r"^(\d{4})-H([12])$"),
-    Cadence.QUARTERLY: re.compile(r"^(\d{4})-Q([1-4])$"),
-    Cadence.MONTHLY: re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$"),
+_FORMS: dict[Cadence, str] = {
+    Cadence.ANNUAL: r"^([0-9]{4})$",
+    Cadence.ONCE: r"^([0-9]{4})$",
+    Cadence.SEMIANNUAL: r"^([0-9]{4})-H([12])$",
+    Cadence.QUARTERLY: r"^([0-9]{4})-Q([1-4])$",
+    Cadence.MONTHLY: r"^([0-9]{4})-(0[1-9]|1[0-2])$",
 }
 _MONTHS_PER_UNIT = {Cadence.SEMIANNUAL: 6, Cadence.QUARTERLY: 3, Cadence.MONTHLY: 1}
 EXAMPLES = {
@@ -27,7 +27,7 @@ EXAMPLES = {
 
 
 def matches_cadence(period: str, cadence: Cadence) -> bool:
-    return _FORMS[cadence].match(period) is not None
+    return full_match(_FORMS[cadence], period) is not None
 
 
 def cadence_of(period: str) -> Cadence:
@@ -43,7 +43,7 @@ def cadence_of(period: str) -> Cadence:
 def bounds(period: str) -> tuple[date, date]:
     """First and last day of a period."""
     cadence = cadence_of(period)
-    match = _FORMS[cadence].match(period)
+    match = full_match(_FORMS[cadence], period)
     assert match is not None
     year = int(match.group(1))
     if cadence is Cadence.ANNUAL:

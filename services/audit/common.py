@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
+from coordreg_contracts.patterns import ISO_DATE
 
 from services.audit.settings import SCHEMA_PATTERN
 from services.common.db import Connection
+from services.common.patterns import full_match
 
 # Failures of the infrastructure (retry the whole command), as opposed to one bad record.
 INFRASTRUCTURE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
@@ -24,7 +25,7 @@ class AuditError(Exception):
 
 
 def check_schema_name(name: str, live_schema: str) -> str:
-    if not re.match(SCHEMA_PATTERN, name):
+    if not full_match(SCHEMA_PATTERN, name):
         raise AuditError(f"schema name {name!r} must match {SCHEMA_PATTERN}")
     if name == live_schema or name in RESERVED_SCHEMAS or name.startswith("pg_"):
         raise AuditError(f"schema {name!r} is not a shadow: refusing to touch it")
@@ -46,7 +47,7 @@ def parse_instant(text: str) -> datetime:
     The result is the inclusive upper bound: events with `time <= result` count.
     """
     text = text.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if full_match(ISO_DATE, text):
         day = date.fromisoformat(text)
         return datetime.combine(day + timedelta(days=1), time(), UTC) - timedelta(microseconds=1)
     try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.common.patterns import SCHEMA_NAME
 from services.common.settings import ServiceSettings
 from services.transparency.log import DEV_LOG_ORIGIN, DEV_PUBLIC_KEY
 from services.transparency.note import NoteError, parse_verifier_key, verifier_key
 
 DEV_LOG_VERIFIER_KEY = verifier_key(DEV_LOG_ORIGIN, DEV_PUBLIC_KEY)
 
-SCHEMA_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+SCHEMA_PATTERN = SCHEMA_NAME
 
 
 class AuditSettings(ServiceSettings):

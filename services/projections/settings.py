@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.common.patterns import SCHEMA_NAME
 from services.common.settings import ClientAccessSettings
 
 
@@ -13,7 +14,7 @@ class ProjectionSettings(ClientAccessSettings):
 
     consumer_group: str = "projections.v1"
     # The schema holding the read models (the audit tool swaps a rebuilt one in).
-    read_schema: str = Field("projections", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    read_schema: str = Field("projections", pattern=SCHEMA_NAME)
     host: str = "127.0.0.1"
     port: int = 8001
     # Run the Kafka consumer inside the API process (one process locally); extra

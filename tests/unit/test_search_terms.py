@@ -11,8 +11,8 @@ import struct
 import pytest
 from fastapi import HTTPException
 
+from services.common.patterns import MAX_POSITION
 from services.projections.entrypoints.routes import (
-    MAX_POSITION,
     _decode_cursor,
     _decode_ranked_cursor,
     _encode_ranked_cursor,

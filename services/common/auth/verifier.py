@@ -7,7 +7,6 @@ key that verified it, for as long as that key stays trusted and the token's time
 
 from __future__ import annotations
 
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -18,9 +17,8 @@ import jwt
 from services.common.auth import AuthConfigError, Client, Unauthenticated
 from services.common.auth.jwks import TrustedKey
 from services.common.auth.key_source import KeySource
+from services.common.patterns import CLIENT_ID, SLUG, full_match
 
-_CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
-_PARTY_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
 MAX_TOKEN_CHARS = 8192
 MAX_PARTY_IDS = 1000
 VERIFIED_TOKENS = 10_000
@@ -113,7 +111,7 @@ class TokenVerifier:
 
 def client_of(claims: Mapping[str, Any]) -> Client:
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not _CLIENT_ID.match(sub):
+    if not isinstance(sub, str) or not full_match(CLIENT_ID, sub):
         raise Unauthenticated("the token's sub must be a client id of 1-200 printable characters")
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
@@ -122,7 +120,7 @@ def client_of(claims: Mapping[str, Any]) -> Client:
     if (
         not isinstance(party_ids, list)
         or len(party_ids) > MAX_PARTY_IDS
-        or not all(isinstance(p, str) and _PARTY_ID.match(p) for p in party_ids)
+        or not all(isinstance(p, str) and full_match(SLUG, p) for p in party_ids)
     ):
         raise Unauthenticated("the token's party_ids must be a list of party ids")
     return Client(sub, frozenset(scope.split()), frozenset(party_ids))

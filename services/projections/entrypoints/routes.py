@@ -8,7 +8,6 @@ the government systems that sign and check them (docs/SECURITY.md, API1).
 from __future__ import annotations
 
 import asyncio
-import re
 import struct
 import time
 from typing import Annotated, Any, Literal
@@ -21,16 +20,13 @@ from fastapi.responses import JSONResponse
 from services.agreement.document_numbers import DocumentType
 from services.common import auth, problems
 from services.common.auth.dependencies import require
+from services.common.patterns import CURSOR, MAX_POSITION, RANKED_CURSOR, SLUG, full_match
 from services.common.problems import documented_errors
 from services.projections.readmodel import queries
 from services.projections.settings import ProjectionSettings
 
-# Positions are PostgreSQL bigints: a larger number is no position at all (422, not a 500).
-MAX_POSITION = 2**63 - 1
-_CURSOR = re.compile(r"^[0-9]{1,19}$")
 # A search's cursor (decision 14): its last result's rank and signing position. Never digits
 # alone, so a cursor of one kind of listing is refused by the other.
-_RANKED_CURSOR = re.compile(r"([0-9]{1,10})\.([0-9]{1,19})")  # fullmatch: no trailing newline
 _RANK_ONE_BITS = 0x3F800000  # 1.0 as an IEEE 754 single
 Q_DESCRIPTION = (
     "Words to look for in the document number and title, ignoring case and Vietnamese "
@@ -62,7 +58,7 @@ BY_QUERY = documented_errors(422, 503, described=_DESCRIBED)
 BY_PATH = documented_errors(404, 422, 503, described=_DESCRIBED)
 PAGED = documented_errors(400, 422, 503, described=_DESCRIBED)
 PAGED_BY_PATH = documented_errors(400, 404, 422, 503, described=_DESCRIBED)
-PartyId = Annotated[str, Path(pattern=r"^[a-z0-9._-]{1,64}$")]
+PartyId = Annotated[str, Path(pattern=SLUG)]
 Period = Annotated[str, Query(pattern=PERIOD_PATTERN, examples=["2024", "2024-Q3"])]
 
 
@@ -145,7 +141,7 @@ async def party_history(
 @router.get("/agreements", dependencies=[Consistent], responses=PAGED)
 async def list_agreements(
     pool: Pool,
-    party_id: Annotated[str | None, Query(pattern=r"^[a-z0-9._-]{1,64}$")] = None,
+    party_id: Annotated[str | None, Query(pattern=SLUG)] = None,
     locality: Annotated[str | None, Query(max_length=300, description=LOCALITY_DESCRIPTION)] = None,
     status: Literal["active", "closed"] | None = None,
     q: Annotated[str | None, Query(max_length=300, description=Q_DESCRIPTION)] = None,
@@ -220,7 +216,7 @@ def _decode_cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
     # ASCII digits only (str.isdigit also takes "²"), and within bigint (found by fuzzing).
-    if not _CURSOR.match(cursor) or int(cursor) > MAX_POSITION:
+    if not full_match(CURSOR, cursor) or int(cursor) > MAX_POSITION:
         raise HTTPException(400, "cursor must be a value returned as next_cursor")
     return int(cursor)
 
@@ -234,7 +230,7 @@ def _encode_ranked_cursor(key: queries.Ranked) -> str:
 def _decode_ranked_cursor(cursor: str | None) -> queries.Ranked | None:
     if cursor is None:
         return None
-    match = _RANKED_CURSOR.fullmatch(cursor)
+    match = full_match(RANKED_CURSOR, cursor)
     # Bits up to those of 1.0 are the floats 0 to 1 (similarities), in the same order.
     if match is None or int(match[1]) > _RANK_ONE_BITS or int(match[2]) > MAX_POSITION:
         raise HTTPException(400, "cursor must be a value returned as next_cursor")

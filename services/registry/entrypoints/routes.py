@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from fastapi.responses import JSONResponse
 from services.common import auth, problems
 from services.common.auth import Client
 from services.common.auth.dependencies import require
+from services.common.patterns import SLUG, VERSION, full_match
 from services.common.problems import documented_errors
 from services.common.text_input import refuse_unstorable_body
 from services.registry.bootstrap import Registry
@@ -41,7 +41,6 @@ from services.registry.service_layer.bus import (
 from services.registry.service_layer.idempotency import MAX_KEY_LENGTH
 
 router = APIRouter(prefix="/v1")
-_VERSION = re.compile(r"^[0-9]{1,18}$")
 
 
 async def registry_of(request: Request) -> Registry:
@@ -58,7 +57,7 @@ Amender = Annotated[Client, Depends(require(auth.AMEND))]
 Reporter = Annotated[Client, Depends(require(auth.REPORT))]
 Closer = Annotated[Client, Depends(require(auth.CLOSE))]
 Administrator = Annotated[Client, Depends(require(auth.ADMINISTER))]
-PartyId = Annotated[str, Path(pattern=r"^[a-z0-9._-]{1,64}$")]
+PartyId = Annotated[str, Path(pattern=SLUG)]
 Reader = Depends(require(auth.READ))
 IdempotencyKey = Annotated[
     str | None,
@@ -86,7 +85,7 @@ def parse_if_match(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not _VERSION.match(text):  # ASCII digits: str.isdigit() also takes "²", which int() refuses
+    if not full_match(VERSION, text):  # ASCII digits: str.isdigit() also takes "²", which int() refuses
         raise BadIfMatch(value)
     return int(text)
 
