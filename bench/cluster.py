@@ -25,7 +25,7 @@ from bench.load import Load, PhaseResult
 from bench.report import best_sustained
 from bench.workload import party_ids, run_tag
 from deploy.local.cluster import ClusterPorts, LocalCluster
-from deploy.tokens import mint
+from deploy.tokens import DEV_TOKEN_TTL, mint
 from services.common.auth import ALL_SCOPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,9 @@ def say(message: str) -> None:
 
 
 async def phases(cluster: LocalCluster, args: argparse.Namespace) -> dict[str, Any]:
-    tokens = [mint(f"bench-client-{i}", ALL_SCOPES, party_ids(), ttl=6 * 3600) for i in range(args.clients)]
+    tokens = [
+        mint(f"bench-client-{i}", ALL_SCOPES, party_ids(), ttl=DEV_TOKEN_TTL) for i in range(args.clients)
+    ]
     meter = CpuMeter()
     done: list[PhaseResult] = []
     async with Load(

@@ -44,7 +44,7 @@ from bench.loadgen import go_version
 from bench.plot import BLUE, GREEN, ORANGE, RED, Phase, Series, draw
 from bench.profiling import from_file
 from bench.report import best_sustained, markdown, verdicts
-from bench.stack import BENCH_LOCAL, ROOT, Stack, say
+from bench.stack import BENCH_LOCAL, BENCH_TOKEN_TTL, ROOT, Stack, say
 from bench.workload import party_ids, run_tag
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
@@ -165,7 +165,8 @@ class Bench:
     async def http_load(self) -> None:
         args = self.args
         tokens = [
-            mint(f"bench-client-{i}", ALL_SCOPES, party_ids(), ttl=6 * 3600) for i in range(args.clients)
+            mint(f"bench-client-{i}", ALL_SCOPES, party_ids(), ttl=BENCH_TOKEN_TTL)
+            for i in range(args.clients)
         ]
         phases: list[PhaseResult] = []
         async with Load(

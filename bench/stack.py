@@ -38,6 +38,8 @@ SERVICES = {
     "projections": "services.projections.entrypoints.main",
 }
 
+BENCH_TOKEN_TTL = 6 * 3600
+
 
 def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
@@ -95,6 +97,10 @@ class Stack:
             "PROJECTIONS_PORT": self.projections_url.rsplit(":", 1)[-1],
             "PYTHONPATH": str(ROOT),
             "REGISTRY_WORKERS": str(1 if self.profile else self.registry_workers),
+            # The bench's clients hold one token for the whole run (bench/run.py: six hours),
+            # longer than the services' default maximum of an hour.
+            "REGISTRY_AUTH_MAX_TOKEN_LIFETIME_SECONDS": str(BENCH_TOKEN_TTL),
+            "PROJECTIONS_AUTH_MAX_TOKEN_LIFETIME_SECONDS": str(BENCH_TOKEN_TTL),
         }
 
     def start_service(self, name: str) -> None:

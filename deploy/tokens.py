@@ -33,6 +33,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.auth import ALL_SCOPES, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEV_JWK
 
+# An hour: the services' default maximum lifetime (*_AUTH_MAX_TOKEN_LIFETIME_SECONDS), which
+# they enforce, so a longer default would mint tokens they refuse.
+DEV_TOKEN_TTL = 3600
 HERE = Path(__file__).parent
 DEV_PRIVATE_KEY = HERE / "dev-keys" / "dev-signing-key.pem"
 DEMO_DATA = HERE / "demo" / "agreements.json"
@@ -76,7 +79,7 @@ def mint(
     scopes: Iterable[str] = ALL_SCOPES,
     party_ids: Iterable[str] = (),
     *,
-    ttl: float = 3600,
+    ttl: float = DEV_TOKEN_TTL,
     audience: str = DEFAULT_AUDIENCE,
     issuer: str = DEFAULT_ISSUER,
     key: PrivateKeyTypes | None = None,
@@ -117,7 +120,7 @@ def demo_party_ids(path: Path = DEMO_DATA, successors: Path = DEMO_SUCCESSORS) -
 
 
 def demo_token(
-    ttl: float = 12 * 3600, sub: str = "demo-client", *, key: PrivateKeyTypes | None = None
+    ttl: float = DEV_TOKEN_TTL, sub: str = "demo-client", *, key: PrivateKeyTypes | None = None
 ) -> str:
     """The token `make run` prints and the demo loader uses: every demo party, every scope."""
     return mint(sub, ALL_SCOPES, demo_party_ids(), ttl=ttl, key=key)
@@ -156,11 +159,18 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="party ids the client acts for (repeatable: --party a b --party c)",
     )
-    minting.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    minting.add_argument(
+        "--ttl",
+        type=int,
+        default=DEV_TOKEN_TTL,
+        help=f"seconds until it expires (default {DEV_TOKEN_TTL}, the services' default maximum)",
+    )
     minting.add_argument("--audience", default=DEFAULT_AUDIENCE)
     minting.add_argument("--issuer", default=DEFAULT_ISSUER)
     demo = commands.add_parser("demo", help="a token for every demo party with every scope", parents=[common])
-    demo.add_argument("--ttl", type=int, default=12 * 3600)
+    demo.add_argument(
+        "--ttl", type=int, default=DEV_TOKEN_TTL, help=f"seconds until it expires (default {DEV_TOKEN_TTL})"
+    )
     args = parser.parse_args(argv)
     try:
         key = load_private_key(args.key)

@@ -84,6 +84,9 @@ class ClientAccessSettings(ServiceSettings):
     # Space-separated; asymmetric algorithms only (HS*, none are refused at start-up).
     auth_algorithms: str = "ES256 RS256 PS256 EdDSA"
     auth_leeway_seconds: float = Field(30.0, ge=0, le=300)
+    # The longest a token may live (exp - iat, or exp - now without iat), in both modes: a
+    # stolen token is worth at most this long. At most a day.
+    auth_max_token_lifetime_seconds: float = Field(3600.0, ge=60, le=86400)
     # Limits (OWASP API4). The rate limit is a token bucket per client id, per instance;
     # rate_limit_per_second <= 0 turns it off.
     max_body_bytes: int = Field(256 * 1024, ge=1024)

@@ -20,6 +20,9 @@ from services.transparency import merkle, note
 # The development signing key's seed: public on purpose (deploy/dev-keys/README.md).
 DEV_LOG_KEY_SEED = bytes.fromhex("43682d9c04a7bafc3dc41b7d325afc7ec210ddb1077e949083a4c5d429b54377")
 DEV_LOG_ORIGIN = "dev.coordreg.invalid/agreements-log"
+# RFC 2606 reserves `.invalid`: the development origin and the Kubernetes base's placeholder
+# (`coordreg.invalid/set-per-deployment`) live there, and no real log's name can.
+PLACEHOLDER_DOMAIN = ".invalid"
 
 
 class LogKeyError(ValueError):
@@ -86,4 +89,15 @@ def load_signer(*, environment: str, origin: str, key_pem: str, key_name: str = 
         raise LogKeyError("production refuses the development log key (it is public)")
     if not origin:
         raise LogKeyError("REGISTRY_LOG_ORIGIN must name the log (e.g. registry.example.gov.vn/agreements)")
+    if environment == "production" and is_placeholder_origin(origin):
+        raise LogKeyError(
+            f"production refuses the placeholder log origin {origin!r}: set REGISTRY_LOG_ORIGIN to "
+            "the log's own name (e.g. registry.example.gov.vn/agreements)"
+        )
     return CheckpointSigner(origin, key_name or origin, loaded)
+
+
+def is_placeholder_origin(origin: str) -> bool:
+    """The development log's name, or any name under the reserved `.invalid` domain."""
+    host = origin.split("/", 1)[0].rstrip(".").lower()
+    return origin == DEV_LOG_ORIGIN or host == PLACEHOLDER_DOMAIN[1:] or host.endswith(PLACEHOLDER_DOMAIN)

@@ -72,6 +72,7 @@ _GO_SPACES = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
     chr(c) for c in range(0x2000, 0x200B)
 )
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)")
+_MAX_SIZE = 2**63 - 1
 
 
 class NoteError(Exception):
@@ -459,9 +460,10 @@ class Checkpoint:
         if any(not line for line in lines):
             raise NoteError("a checkpoint has no empty line")
         origin, size_text, root_text, *extensions = lines
-        if len(size_text) > 19 or not _DECIMAL.fullmatch(size_text):
+        # At most 2**63 - 1, as Go's tlog (int64) and PostgreSQL's bigint hold it.
+        if len(size_text) > 19 or not _DECIMAL.fullmatch(size_text) or int(size_text) > _MAX_SIZE:
             raise NoteError(
-                f"a checkpoint's tree size is a decimal number without leading zeros: {size_text!r}"
+                f"a checkpoint's tree size is a decimal number below 2**63 without leading zeros: {size_text!r}"
             )
         root = _b64decode(root_text, "the checkpoint's root hash")
         if len(root) != _HASH_SIZE:

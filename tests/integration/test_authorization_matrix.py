@@ -31,7 +31,7 @@ from services.projections.entrypoints.app import create_app as create_projection
 from services.projections.settings import ProjectionSettings
 from services.registry.entrypoints.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
-from services.transparency.log import DEV_LOG_KEY_SEED, LogKeyError
+from services.transparency.log import DEV_LOG_KEY_SEED, DEV_LOG_ORIGIN, LogKeyError
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import Stack, running_stack
 
@@ -478,8 +478,17 @@ def _settings_pairs(**fields: Any) -> list[RegistrySettings | ProjectionSettings
     return [RegistrySettings(**fields), ProjectionSettings(**fields)]
 
 
+PRODUCTION_ISSUER = "https://idp.example.gov.vn"
+
+
 def test_production_mode_refuses_to_start_without_keys_or_with_the_development_key() -> None:
-    for settings in _settings_pairs(environment="production"):
+    # The development issuer is refused before the keys are looked at: anyone can mint in its name.
+    for settings in _settings_pairs(environment="production", auth_jwks="{}"):
+        with pytest.raises(AuthConfigError, match="development issuer 'coordreg-dev'"):
+            create_registry(settings) if isinstance(settings, RegistrySettings) else create_projections(
+                settings
+            )
+    for settings in _settings_pairs(environment="production", auth_issuer=PRODUCTION_ISSUER):
         with pytest.raises(AuthConfigError, match="production mode needs"):
             create_registry(settings) if isinstance(settings, RegistrySettings) else create_projections(
                 settings
@@ -488,7 +497,9 @@ def test_production_mode_refuses_to_start_without_keys_or_with_the_development_k
     production_key = _public_jwk(ec.generate_private_key(ec.SECP256R1()), "prod-2026")
     for keys in ([DEV_JWK], [production_key, renamed_dev_key]):
         jwks = json.dumps({"keys": keys})
-        for settings in _settings_pairs(environment="production", auth_jwks=jwks):
+        for settings in _settings_pairs(
+            environment="production", auth_jwks=jwks, auth_issuer=PRODUCTION_ISSUER
+        ):
             with pytest.raises(AuthConfigError, match="development key"):
                 auth.verifier_from_settings(settings)
     # With real keys only, both start (create_app builds; the lifespan is not run here). The
@@ -513,12 +524,16 @@ def test_production_mode_refuses_to_start_without_keys_or_with_the_development_k
         ("", "", "needs REGISTRY_LOG_SIGNING_KEY"),
         (dev_log_key, origin, "refuses the development log key"),
         (log_key, "", "REGISTRY_LOG_ORIGIN"),
+        # The development log's name, and the Kubernetes base's placeholder (RFC 2606 .invalid).
+        (log_key, DEV_LOG_ORIGIN, "placeholder log origin"),
+        (log_key, "coordreg.invalid/set-per-deployment", "placeholder log origin"),
     ):
         with pytest.raises(LogKeyError, match=message):
             create_registry(
                 RegistrySettings(
                     environment="production",
                     auth_jwks=jwks,
+                    auth_issuer=PRODUCTION_ISSUER,
                     log_signing_key=signing_key,
                     log_origin=log_origin,
                 )
@@ -526,12 +541,21 @@ def test_production_mode_refuses_to_start_without_keys_or_with_the_development_k
     assert (
         create_registry(
             RegistrySettings(
-                environment="production", auth_jwks=jwks, log_signing_key=log_key, log_origin=origin
+                environment="production",
+                auth_jwks=jwks,
+                auth_issuer=PRODUCTION_ISSUER,
+                log_signing_key=log_key,
+                log_origin=origin,
             )
         )
         is not None
     )
-    assert create_projections(ProjectionSettings(environment="production", auth_jwks=jwks)) is not None
+    assert (
+        create_projections(
+            ProjectionSettings(environment="production", auth_jwks=jwks, auth_issuer=PRODUCTION_ISSUER)
+        )
+        is not None
+    )
     # Development mode trusts the development key when nothing else is configured.
     verifier = auth.verifier_from_settings(RegistrySettings())
     assert list(verifier.source.keys()) == [DEV_JWK["kid"]]

@@ -161,7 +161,7 @@ async def running_stack(
             **(projection_options or {}),
         }
     )
-    headers = Stack.bearer(stack.token(ttl=6 * 3600))
+    headers = Stack.bearer(stack.token())
     stop = asyncio.Event()
     servers = []
     stack.pool = await create_pool(database_url, min_size=1, max_size=5)

@@ -5,8 +5,10 @@ Both services share this package. A token is accepted only when
 - its header names a `kid` found in the configured JWKS and an `alg` that is one of the
   configured *asymmetric* algorithms and the one that key is for (so `alg: none` and
   HS256 signed with a public key are refused before any signature is looked at);
-- its signature verifies with that key, and `exp` (required), `nbf` (when present),
-  `aud` and `iss` check out (with a small leeway for clock skew);
+- its signature verifies with that key, and `exp` (required), `nbf` and `iat` (when
+  present), `aud` and `iss` check out (with a small leeway for clock skew);
+- it lives no longer than `auth_max_token_lifetime_seconds` (`exp - iat`, or `exp - now`
+  without `iat`; default an hour);
 - `sub` is a short printable client id, `scope` a space-separated string and
   `party_ids` a list of party ids.
 
@@ -123,6 +125,8 @@ class AuthSettings(Protocol):
     def auth_leeway_seconds(self) -> float: ...
     @property
     def auth_jwks_reload_seconds(self) -> float: ...
+    @property
+    def auth_max_token_lifetime_seconds(self) -> float: ...
 
 
 def verifier_from_settings(settings: AuthSettings) -> TokenVerifier:
@@ -134,6 +138,12 @@ def verifier_from_settings(settings: AuthSettings) -> TokenVerifier:
 
     if settings.environment not in (DEVELOPMENT, PRODUCTION):
         raise AuthConfigError(f"environment must be {DEVELOPMENT!r} or {PRODUCTION!r}")
+    if settings.environment == PRODUCTION and settings.auth_issuer == DEFAULT_ISSUER:
+        # Anyone can mint tokens in the development issuer's name (its key is published).
+        raise AuthConfigError(
+            f"production mode refuses the development issuer {DEFAULT_ISSUER!r}: set *_AUTH_ISSUER "
+            "to the identity provider's"
+        )
     algorithms = parse_algorithms(settings.auth_algorithms)
     source = KeySource(
         settings.auth_jwks,
@@ -147,4 +157,5 @@ def verifier_from_settings(settings: AuthSettings) -> TokenVerifier:
         issuer=settings.auth_issuer,
         algorithms=algorithms,
         leeway=settings.auth_leeway_seconds,
+        max_lifetime=settings.auth_max_token_lifetime_seconds,
     )

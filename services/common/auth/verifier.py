@@ -3,10 +3,15 @@
 The header is checked before the signature (`alg` must be accepted and be the one its `kid`'s
 key signs with), then the signature and the claims. A verified token is remembered with the
 key that verified it, for as long as that key stays trusted and the token's time window holds.
+
+The time claims are checked here rather than by PyJWT: each must be a number of seconds that
+every reader of it can hold (a float, a datetime, PostgreSQL's timestamptz), and the token
+may not live longer than the configured maximum (`exp - iat`, or `exp - now` without `iat`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -19,6 +24,9 @@ from services.common.auth.jwks import TrustedKey
 from services.common.auth.key_source import KeySource
 from services.common.patterns import CLIENT_ID, SLUG, full_match
 
+# The last second of year 9999: a NumericDate beyond it is no date any reader can hold.
+MAX_NUMERIC_DATE = 253_402_300_799
+DEFAULT_MAX_LIFETIME = 3600.0
 MAX_TOKEN_CHARS = 8192
 MAX_PARTY_IDS = 1000
 VERIFIED_TOKENS = 10_000
@@ -33,6 +41,7 @@ class TokenVerifier:
         issuer: str,
         algorithms: frozenset[str],
         leeway: float = 30.0,
+        max_lifetime: float = DEFAULT_MAX_LIFETIME,
     ) -> None:
         if not audience or not issuer:
             raise AuthConfigError("the token audience and issuer must be configured")
@@ -41,6 +50,7 @@ class TokenVerifier:
         self.issuer = issuer
         self.algorithms = algorithms
         self.leeway = leeway
+        self.max_lifetime = max_lifetime
         # Tokens already verified, with the key that verified them: a client sends the same
         # token on every call, and checking a signature costs more than the rest of a read.
         self._verified: OrderedDict[str, tuple[Client, str, TrustedKey, float, float]] = OrderedDict()
@@ -87,13 +97,14 @@ class TokenVerifier:
                 algorithms=[trusted.algorithm],
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": ["exp", "sub", "aud", "iss"]},
+                options={
+                    "require": ["exp", "sub", "aud", "iss"],
+                    # Checked by `_time_window`, which bounds the numbers first.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise Unauthenticated("the token is not valid yet (nbf)") from None
         except jwt.InvalidAudienceError:
             raise Unauthenticated("the token is not meant for this service (aud)") from None
         except jwt.InvalidIssuerError:
@@ -105,8 +116,42 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not valid") from None
         assert isinstance(kid, str)
-        not_before = float(claims.get("nbf", 0))
-        return client_of(claims), kid, trusted, not_before, float(claims["exp"])
+        not_before, expires = self._time_window(claims, time.time())
+        return client_of(claims), kid, trusted, not_before, expires
+
+    def _time_window(self, claims: Mapping[str, Any], now: float) -> tuple[float, float]:
+        """(nbf or 0, exp) of a token valid now and not longer-lived than the maximum, else refused."""
+        expires = _numeric_date(claims, "exp")
+        not_before = _numeric_date(claims, "nbf")
+        issued = _numeric_date(claims, "iat")
+        assert expires is not None  # required above
+        if now > expires + self.leeway:
+            raise Unauthenticated("the token has expired")
+        if not_before is not None and now < not_before - self.leeway:
+            raise Unauthenticated("the token is not valid yet (nbf)")
+        if issued is not None and issued > now + self.leeway:
+            raise Unauthenticated("the token was issued in the future (iat)")
+        # A token minted without iat is measured from now: it may not outlive the maximum either.
+        lifetime = expires - issued if issued is not None else expires - now - self.leeway
+        if lifetime > self.max_lifetime:
+            raise Unauthenticated(
+                f"the token lives longer than the {self.max_lifetime:g} seconds this service accepts"
+            )
+        return not_before or 0.0, expires
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    if name not in claims:
+        return None
+    value = claims[name]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (0 <= value <= MAX_NUMERIC_DATE)  # compared as numbers: no float() of 10**400
+        or not math.isfinite(value)
+    ):
+        raise Unauthenticated(f"the token's {name} must be seconds since 1970, before the year 10000")
+    return float(value)
 
 
 def client_of(claims: Mapping[str, Any]) -> Client:

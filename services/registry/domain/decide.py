@@ -20,6 +20,7 @@ from coordreg_contracts.changes import (
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from coordreg_contracts.common import Outcome
 from coordreg_contracts.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
+from coordreg_contracts.parties import is_party_subject
 
 from services.agreement import periods
 from services.agreement.state import AgreementState, ObligationState, apply_change
@@ -60,11 +61,21 @@ def _sign(command: SignAgreement, known: Known) -> AgreementSigned:
     violations += obligations_violations(command.obligations, party_ids)
     violations += term_violations(command.signed_on, command.term)
     parent = command.parent_agreement_id
-    if parent is not None and parent not in known.existing_agreements:
-        violations.append(Violation(("parent_agreement_id",), f"no agreement {parent!r} is registered"))
+    if parent is not None:
+        violations += _agreement_reference(("parent_agreement_id",), parent, known)
     if violations:
         raise Rejected(violations)
     return AgreementSigned(agreement_id=known.agreement_id, **command.model_dump())
+
+
+def _agreement_reference(loc: tuple[str, ...], reference: str, known: Known) -> list[Violation]:
+    """No violation when `reference` names a registered agreement. The store holds the party
+    directory's streams beside the agreements, so existing is not enough: the kind is checked."""
+    if is_party_subject(reference):
+        return [Violation(loc, f"{reference!r} is a party's directory stream, not an agreement")]
+    if reference not in known.existing_agreements:
+        return [Violation(loc, f"no agreement {reference!r} is registered")]
+    return []
 
 
 def _ensure_open(state: AgreementState, action: str) -> None:
@@ -224,10 +235,8 @@ def _close(command: CloseTerm, state: AgreementState, known: Known) -> TermClose
     if successor is not None:
         if successor == state.agreement_id:
             violations.append(Violation(("successor_agreement_id",), "an agreement cannot succeed itself"))
-        elif successor not in known.existing_agreements:
-            violations.append(
-                Violation(("successor_agreement_id",), f"no agreement {successor!r} is registered")
-            )
+        else:
+            violations += _agreement_reference(("successor_agreement_id",), successor, known)
     if violations:
         raise Rejected(violations)
     return TermClosed(**command.model_dump())

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from services.common import auth
 from services.common.auth import Client
 from services.common.auth.dependencies import require
+from services.common.patterns import MAX_POSITION
 from services.common.problems import documented_errors, problem
 from services.registry.adapters.tree_integrator import sign_checkpoint, with_hashes
 from services.registry.adapters.tree_integrator import tree_size as size_now
@@ -127,7 +128,7 @@ async def inclusion(
     client: Annotated[Client, Reader],
     tree_size: Size,
     event_id: Annotated[uuid.UUID | None, Query(description="The event, by id ...")] = None,
-    position: Annotated[int | None, Query(ge=1, description="... or by position")] = None,
+    position: Annotated[int | None, Query(ge=1, le=MAX_POSITION, description="... or by position")] = None,
 ) -> Response:
     if (event_id is None) == (position is None):
         return problem(422, "give exactly one of event_id and position", kind="bad-proof-request")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import structlog
 from coordreg_contracts.envelope import Envelope
-from coordreg_contracts.parties import SuccessionRecorded, party_subject
+from coordreg_contracts.parties import SuccessionRecorded, is_party_subject, party_subject
 
 from services.agreement.state import AgreementState, fold
 from services.common.lru import Lru
@@ -46,6 +46,8 @@ class AgreementRepository:
         self._loaded: Lru[str, Loaded] = Lru(capacity)
 
     async def get(self, agreement_id: str) -> Loaded:
+        if is_party_subject(agreement_id):
+            return Loaded(None)  # a party's directory stream is no agreement, whatever it holds
         cached = self._loaded.get(agreement_id)
         if cached is not None and cached.state is not None:
             start, stored = cached, await self.store.load(agreement_id, cached.state.version)
@@ -97,7 +99,7 @@ class AgreementRepository:
             log.warning("snapshot not saved", agreement_id=agreement_id, error=f"{type(exc).__name__}: {exc}")
 
     async def envelopes(self, agreement_id: str) -> list[Envelope]:
-        stored = await self.store.load(agreement_id)
+        stored = [] if is_party_subject(agreement_id) else await self.store.load(agreement_id)
         if not stored:
             raise NotFound(f"no agreement {agreement_id!r}")
         return [e.envelope() for e in stored]
