@@ -55,7 +55,7 @@ class MissingPrerequisite(RuntimeError):
 
 def _java_major(java: str) -> int:
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    match = re.search(r'version "([0-9]+)(?:\.([0-9]+))?', out)
     if match is None:
         return 0
     major = int(match.group(1))

@@ -195,7 +195,10 @@ def announce_demo(registry: str, projections: str, bootstrap: str, database_url:
     say(f"projections (queries): {projections}/docs")
     say(f"events (Kafka):        bootstrap {bootstrap}, topic {TOPIC}")
     say(f"PostgreSQL:            {database_url}")
-    say("demo token (client demo-client, every demo party, every scope, 12 h; development key only):")
+    say(
+        "demo token (client demo-client, every demo party, every scope, 1 h: coordreg-token demo "
+        "mints another; development key only):"
+    )
     print(f"export TOKEN={token}", flush=True)
     say("more: coordreg-token demo  |  coordreg-token mint --sub ID --scope ... --party ...")
     say(f'try: curl -s -H "Authorization: Bearer $TOKEN" {projections}/v1/parties/snv-phu-tho/obligations')

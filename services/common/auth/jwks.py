@@ -92,7 +92,7 @@ def parse_jwks(document: Any, algorithms: frozenset[str]) -> dict[str, TrustedKe
 
 
 def parse_algorithms(value: str) -> frozenset[str]:
-    names = frozenset(re.split(r"[\s,]+", value.strip())) - {""}
+    names = frozenset(re.split(r"[ \t\r\n,]+", value.strip())) - {""}
     refused = names - ASYMMETRIC
     if refused:
         raise AuthConfigError(

@@ -20,12 +20,12 @@ from coordreg_contracts.changes import (
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from coordreg_contracts.common import Outcome
 from coordreg_contracts.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
-from coordreg_contracts.parties import is_party_subject
 
 from services.agreement import periods
 from services.agreement.state import AgreementState, ObligationState, apply_change
 from services.registry.domain.errors import Conflict, Rejected, Violation
 from services.registry.domain.rules import (
+    not_an_agreement,
     obligation_violations,
     obligations_violations,
     party_violations,
@@ -69,10 +69,9 @@ def _sign(command: SignAgreement, known: Known) -> AgreementSigned:
 
 
 def _agreement_reference(loc: tuple[str, ...], reference: str, known: Known) -> list[Violation]:
-    """No violation when `reference` names a registered agreement. The store holds the party
-    directory's streams beside the agreements, so existing is not enough: the kind is checked."""
-    if is_party_subject(reference):
-        return [Violation(loc, f"{reference!r} is a party's directory stream, not an agreement")]
+    """No violation when `reference` names a registered agreement (of the agreement kind)."""
+    if (refusal := not_an_agreement(reference)) is not None:
+        return [Violation(loc, refusal)]
     if reference not in known.existing_agreements:
         return [Violation(loc, f"no agreement {reference!r} is registered")]
     return []

@@ -26,6 +26,7 @@ from coordreg_contracts.parties import (
 from services.agreement.state import AgreementState
 from services.directory.state import PartyState
 from services.registry.domain.errors import Conflict, NotFound, Rejected, Violation
+from services.registry.domain.rules import not_an_agreement
 
 # A succession chain longer than this is refused rather than followed (no real one comes close).
 MAX_CHAIN = 64
@@ -104,6 +105,8 @@ def decide_succession(
         agreement = agreements.get(named.agreement_id)
         if key in seen:
             violations.append(Violation(loc, f"obligation {named.obligation_id!r} is listed twice"))
+        elif (refusal := not_an_agreement(named.agreement_id)) is not None:
+            violations.append(Violation((*loc, "agreement_id"), refusal))
         elif agreement is None:
             violations.append(
                 Violation((*loc, "agreement_id"), f"no agreement {named.agreement_id!r} names {party_id!r}")

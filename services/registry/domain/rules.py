@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 
 from coordreg_contracts.common import Obligation, Party, Role, Term
+from coordreg_contracts.parties import is_party_subject
 
 from services.registry.domain.errors import Loc, Violation
 
@@ -79,3 +80,11 @@ def term_violations(signed_on: date, term: Term, loc: Loc = ("signed_on",)) -> l
     if signed_on > term.end:
         return [Violation(loc, f"signed_on {signed_on} is after the end of the term {term.end}")]
     return []
+
+
+def not_an_agreement(reference: str) -> str | None:
+    """Why `reference` cannot name an agreement, or None. The store holds the party directory's
+    streams (`party/<id>`) beside the agreements, so a reference that exists may still be one."""
+    if is_party_subject(reference):
+        return f"{reference!r} is a party's directory stream, not an agreement"
+    return None
