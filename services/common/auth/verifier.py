@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jwt
+from prometheus_client import Counter
 
 from services.common.auth import AuthConfigError, Client, Unauthenticated
 from services.common.auth.jwks import TrustedKey
@@ -24,6 +25,11 @@ _PARTY_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
 MAX_TOKEN_CHARS = 8192
 MAX_PARTY_IDS = 1000
 VERIFIED_TOKENS = 10_000
+# Every signature checked, which the failed-authentication limit bounds per address
+# (services/common/auth/failures.py): `refused` is a signature or claim that did not hold.
+SIGNATURE_CHECKS = Counter(
+    "auth_signature_checks_total", "Token signatures checked (with the claims), by outcome", ["outcome"]
+)
 
 
 class TokenVerifier:
@@ -50,23 +56,31 @@ class TokenVerifier:
     def verify(self, token: str) -> Client:
         if len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated("the token is too long")
-        remembered = self._verified.get(token)
+        remembered = self.remembered(token)
         if remembered is not None:
-            client, kid, trusted, not_before, expires = remembered
-            now = time.time()
-            # Still valid only while the same key is trusted (rotation and removal take
-            # effect at once) and the token's own time window holds.
-            if (
-                self.source.keys().get(kid) is trusted
-                and not_before - self.leeway <= now <= expires + self.leeway
-            ):
-                return client
-            del self._verified[token]
+            return remembered
         client, kid, trusted, not_before, expires = self._verify(token)
         self._verified[token] = (client, kid, trusted, not_before, expires)
         while len(self._verified) > VERIFIED_TOKENS:
             self._verified.popitem(last=False)
         return client
+
+    def remembered(self, token: str) -> Client | None:
+        """The client of a token already verified and still valid, without checking a signature."""
+        remembered = self._verified.get(token)
+        if remembered is None:
+            return None
+        client, kid, trusted, not_before, expires = remembered
+        now = time.time()
+        # Still valid only while the same key is trusted (rotation and removal take
+        # effect at once) and the token's own time window holds.
+        if (
+            self.source.keys().get(kid) is trusted
+            and not_before - self.leeway <= now <= expires + self.leeway
+        ):
+            return client
+        del self._verified[token]
+        return None
 
     def _verify(self, token: str) -> tuple[Client, str, TrustedKey, float, float]:
         try:
@@ -82,6 +96,7 @@ class TokenVerifier:
             raise Unauthenticated("the token's signing key (kid) is not trusted")
         if algorithm != trusted.algorithm:
             raise Unauthenticated(f"key {kid!r} signs with {trusted.algorithm}, not {algorithm}")
+        outcome = "refused"
         try:
             claims = jwt.decode(
                 token,
@@ -92,6 +107,7 @@ class TokenVerifier:
                 leeway=self.leeway,
                 options={"require": ["exp", "sub", "aud", "iss"]},
             )
+            outcome = "accepted"
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired") from None
         except jwt.ImmatureSignatureError:
@@ -106,6 +122,8 @@ class TokenVerifier:
             raise Unauthenticated(f"the token has no {exc.claim!r} claim") from None
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not valid") from None
+        finally:
+            SIGNATURE_CHECKS.labels(outcome).inc()
         assert isinstance(kid, str)
         not_before = float(claims.get("nbf", 0))
         return client_of(claims), kid, trusted, not_before, float(claims["exp"])

@@ -19,12 +19,20 @@ def app_from_environment() -> FastAPI:
     return create_app(settings)
 
 
+# uvicorn would otherwise take X-Forwarded-For from a peer at 127.0.0.1 as the client's address:
+# the service decides whom to believe itself (`*_TRUSTED_PROXIES`, services/common/auth/failures.py).
 def main(argv: list[str] | None = None) -> None:
     parse_no_arguments(argv, RegistrySettings, "Serves the registry's command API (HTTP).")
     settings = RegistrySettings()
     configure_logging(settings.log_level, settings.json_logs)
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            proxy_headers=False,
+        )
         return
     # Several processes accept on one socket; uvicorn restarts a worker that dies. A scrape of
     # /metrics reaches one of them, which answers for all.
@@ -36,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        proxy_headers=False,
     )
 
 
