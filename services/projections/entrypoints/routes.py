@@ -41,7 +41,7 @@ _RANK_ONE_BITS = 0x3F800000  # 1.0 as an IEEE 754 single
 MAX_KEYED_PAGE = 500
 MAX_KEY_PART = 300  # a document number is at most 100 characters, an id 64
 _KEY_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2048}")  # fullmatch: unpadded base64url
-KeyedLimit = Annotated[int, Query(ge=1, le=MAX_KEYED_PAGE)]
+KeyedLimit = Annotated[int, Query(ge=1, le=MAX_KEYED_PAGE, description="At most this many items in the page")]
 KeyedCursor = Annotated[
     str | None, Query(max_length=2048, description="`next_cursor` of the previous page; none for the first")
 ]
