@@ -13,11 +13,15 @@ its Idempotency-Key: the client retries it with its key.
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,10 +97,12 @@ class Frontend:
     backends: tuple[int, ...]  # the loopback ports of the service's instances
 
 
-def config(frontends: list[Frontend], stats_port: int | None = None) -> str:
+def config(frontends: list[Frontend], stats_port: int | None = None, admin_socket: Path | None = None) -> str:
     lines = [
         "global",
         "    maxconn 4096",
+        # Read-only runtime API on a local socket: which backends HAProxy sends requests to.
+        *([f"    stats socket {admin_socket} mode 600 level user"] if admin_socket else []),
         "defaults",
         "    mode http",
         "    timeout connect 2s",
@@ -138,12 +144,13 @@ class LocalHaproxy(LocalServer):
         self.frontends = frontends
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._socket_dir: Path | None = None
 
     def start(self, timeout: float = 30) -> None:
         binary = ensure_haproxy(self.cache_root)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / "haproxy.cfg"
-        path.write_text(config(self.frontends))
+        path.write_text(config(self.frontends, admin_socket=self.admin_socket))
         self._log = (self.data_dir / "haproxy.log").open("ab")
         # -db: foreground, so it is our child and dies with us.
         self._process = subprocess.Popen(
@@ -164,6 +171,32 @@ class LocalHaproxy(LocalServer):
             time.sleep(0.1)
         raise TimeoutError(f"haproxy did not listen in {timeout:.0f} s")
 
+    @property
+    def admin_socket(self) -> Path:
+        # A socket's path must fit in 108 bytes; a test's data dir may not.
+        if self._socket_dir is None:
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="coordreg-haproxy-"))
+        return self._socket_dir / "admin.sock"
+
+    def server_up(self, frontend: str, number: int) -> bool:
+        """Whether HAProxy sends `frontend`'s requests to its `number`th backend (from 1): its
+        health checks have found it ready, not merely that the backend answers."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(2)
+                conn.connect(str(self.admin_socket))
+                conn.sendall(b"show stat\n")
+                answer = b"".join(iter(lambda: conn.recv(65536), b""))
+        except OSError:
+            return False
+        rows = csv.DictReader(io.StringIO(answer.decode().removeprefix("# ")))
+        return any(
+            row["pxname"] == f"{frontend}-instances"
+            and row["svname"] == f"{frontend}-{number}"
+            and row["status"] == "UP"
+            for row in rows
+        )
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
@@ -176,3 +209,6 @@ class LocalHaproxy(LocalServer):
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
