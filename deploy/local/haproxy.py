@@ -1,7 +1,8 @@
 """HAProxy in front of the HTTP services of `make cluster` (and of tests/cluster).
 
 The binary is the machine's `haproxy` if there is one, else Debian's package and the libraries
-it lacks, fetched with `apt-get download` and unpacked under `.cache/` (no root, nothing
+it lacks, fetched with `apt-get download` at the versions pinned in haproxy-debs.sha256, each
+.deb checked against its committed SHA-256, and unpacked under `.cache/` (no root, nothing
 installed system-wide), reused the next time.
 
 Each frontend spreads requests over its backends round-robin and checks each backend's
@@ -26,12 +27,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import unquote
 
+from deploy.checksums import read_sums, sums_digest, verify_directory
 from deploy.local.kafka import MissingPrerequisite
 from deploy.local.processes import LocalServer, die_with_parent, port_open
 
-# Debian 12's haproxy and the libraries of its that a minimal system lacks.
-_PACKAGES = ("haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1")
+# Debian 12's haproxy and the libraries of its that a minimal system lacks: each pinned by
+# version and SHA-256 (docs/adr/0006-pinned-downloads.md).
+DEB_SUMS = Path(__file__).resolve().parent / "haproxy-debs.sha256"
+
+
+def pinned_packages() -> list[str]:
+    """`name=version` of each .deb the sums list (`<name>_<version>_<arch>.deb`)."""
+    packages = []
+    for deb in read_sums(DEB_SUMS):
+        name, version, _arch = deb.removesuffix(".deb").split("_")
+        packages.append(f"{name}={unquote(version)}")
+    return packages
+
+
 _HOST = "127.0.0.1"
 
 
@@ -50,7 +65,10 @@ def ensure_haproxy(cache_root: Path) -> Binary:
     root = home / "root"
     binary = Binary(root / "usr/sbin/haproxy", {"LD_LIBRARY_PATH": str(root / "usr/lib/x86_64-linux-gnu")})
     complete = home / "download-complete"
-    if complete.exists():
+    # The marker names the list the .debs were checked against: an unpacked copy checked
+    # against another list (or none, before the check existed) is fetched and checked again.
+    verified = f"verified against {DEB_SUMS.name} {sums_digest(DEB_SUMS)}\n"
+    if complete.exists() and complete.read_text().endswith(verified):
         return binary
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
         raise MissingPrerequisite(
@@ -59,12 +77,13 @@ def ensure_haproxy(cache_root: Path) -> Binary:
     home.mkdir(parents=True, exist_ok=True)
     with (home / "download.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if complete.exists():
+        if complete.exists() and complete.read_text().endswith(verified):
             return binary
+        complete.unlink(missing_ok=True)
         debs = home / "debs"
         shutil.rmtree(debs, ignore_errors=True)
         debs.mkdir()
-        download = ["apt-get", "download", *_PACKAGES]
+        download = ["apt-get", "download", *pinned_packages()]
         result = subprocess.run(download, cwd=debs, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             # Package lists may be missing on a fresh machine.
@@ -72,8 +91,11 @@ def ensure_haproxy(cache_root: Path) -> Binary:
             result = subprocess.run(download, cwd=debs, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise MissingPrerequisite(
-                f"could not fetch HAProxy with apt-get download: {result.stderr.strip()}"
+                f"could not fetch HAProxy's pinned packages with apt-get download (a version gone "
+                f"from the mirror needs a new {DEB_SUMS.name}): {result.stderr.strip()}"
             )
+        # Unpacked only once each .deb is the one whose hash is committed.
+        verify_directory(debs, DEB_SUMS, "*.deb")
         shutil.rmtree(root, ignore_errors=True)
         for deb in sorted(debs.glob("*.deb")):
             subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True, capture_output=True)
@@ -86,7 +108,7 @@ def ensure_haproxy(cache_root: Path) -> Binary:
         )
         if check.returncode != 0:
             raise MissingPrerequisite(f"the unpacked HAProxy does not run: {check.stderr.strip()}")
-        complete.write_text(check.stdout.splitlines()[0] + "\n")
+        complete.write_text(check.stdout.splitlines()[0] + "\n" + verified)
     return binary
 
 
