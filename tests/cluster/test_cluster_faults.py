@@ -175,11 +175,12 @@ async def test_registry_killed_behind_the_load_balancer(cluster: LocalCluster, p
         back: list[float] = []
         for number, port in enumerate(cluster.ports.registries[:2], 1):
             cluster.processes[f"registry-{number}"].kill()
+            # Out of HAProxy's rotation (two failed checks), then back in (two good ones) before
+            # the other goes: asked of HAProxy, not assumed after a guessed time.
             await asyncio.sleep(1)
+            await wait_until(lambda number=number: _balanced(cluster, number, up=False), 60, 0.1)
             cluster.start_service(f"registry-{number}")
             back.append(await wait_until(lambda port=port: _ready(port), 60))
-            # Back behind HAProxy (two good checks) before the other goes: asked of HAProxy,
-            # not assumed after a guessed time.
             await wait_until(lambda number=number: _balanced(cluster, number), 60, 0.1)
         await load.under_way(len(load.acknowledged) + AFTER)
     finally:
@@ -193,8 +194,9 @@ async def test_registry_killed_behind_the_load_balancer(cluster: LocalCluster, p
     await _verify(scenario, cluster, pool, load)
 
 
-async def _balanced(cluster: LocalCluster, number: int) -> bool:
-    return cluster.balancer.server_up("registry", number)
+async def _balanced(cluster: LocalCluster, number: int, up: bool = True) -> bool:
+    """Whether HAProxy sends requests to registry `number` (`up`), or has taken it out."""
+    return cluster.balancer.server_up("registry", number) is up
 
 
 async def _ready(port: int) -> bool:
