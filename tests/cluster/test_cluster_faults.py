@@ -16,6 +16,7 @@ from deploy.local.kafka_cluster import busiest_leader, in_sync_replicas, partiti
 from tests.cluster.clients import HttpLoad, effects
 from tests.cluster.conftest import record
 from tests.faults.harness import (
+    STARTED_WITHIN,
     broken_chains,
     compare_topic_with_store,
     live_vs_rebuild,
@@ -180,7 +181,7 @@ async def test_registry_killed_behind_the_load_balancer(cluster: LocalCluster, p
             await asyncio.sleep(1)
             await wait_until(lambda number=number: _balanced(cluster, number, up=False), 60, 0.1)
             cluster.start_service(f"registry-{number}")
-            back.append(await wait_until(lambda port=port: _ready(port), 60))
+            back.append(await wait_until(lambda port=port: _ready(port), STARTED_WITHIN))
             await wait_until(lambda number=number: _balanced(cluster, number), 60, 0.1)
         await load.under_way(len(load.acknowledged) + AFTER)
     finally:

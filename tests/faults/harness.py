@@ -309,6 +309,11 @@ async def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> f
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+# How long a service process may take to start answering: Python's imports alone took over 60 s
+# on a machine of 2 cores running several suites at once (load average 28).
+STARTED_WITHIN = 180.0
+
+
 async def registry_ready(client: httpx.AsyncClient) -> bool:
     try:
         return (await client.get("/readyz")).status_code == 200

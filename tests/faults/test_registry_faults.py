@@ -22,7 +22,7 @@ from services.registry.domain.errors import PreconditionFailed
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext
 from tests.faults.conftest import Infra, record
-from tests.faults.harness import Env, Load, registry_ready, scaled, wait_until
+from tests.faults.harness import STARTED_WITHIN, Env, Load, registry_ready, scaled, wait_until
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import free_port
 
@@ -34,7 +34,7 @@ async def test_5_postgres_restarted_under_load(env: Env, infra: Infra) -> None:
     token = mint("fault-suite", party_ids=["mttq-hoa-binh", "hctd-hoa-binh"])
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as client:
-        await wait_until(lambda: registry_ready(client), 60)
+        await wait_until(lambda: registry_ready(client), STARTED_WITHIN)
         agreements = [
             (await client.post("/v1/agreements", json=sign_body())).json()["agreement_id"] for _ in range(20)
         ]
@@ -203,10 +203,10 @@ async def test_7_over_http_against_several_worker_processes(env: Env) -> None:
         for _ in range(clients)
     ]
     try:
-        await wait_until(lambda: registry_ready(sessions[0]), 60)
+        await wait_until(lambda: registry_ready(sessions[0]), STARTED_WITHIN)
         # Every worker process up with its pool before the race, so that the race can spread over
         # them: readiness answered by one says nothing of the other.
-        await wait_until(lambda: _registry_backends(env.database_url, workers * 2), 60)
+        await wait_until(lambda: _registry_backends(env.database_url, workers * 2), STARTED_WITHIN)
         signed = await sessions[0].post("/v1/agreements", json=sign_body())
         agreement = signed.json()["agreement_id"]
         rounds, violations = scaled(20, minimum=8), 0

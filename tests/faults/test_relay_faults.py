@@ -99,7 +99,7 @@ async def test_4_broker_stopped_under_load(env: Env, infra: Infra) -> None:
     env.relay("relay-a")
     env.worker("worker-1")
     await Load(pool).run(scaled(500))
-    await wait_until(lambda: outbox_empty(pool), 60)
+    await wait_until(lambda: outbox_empty(pool), 180)
     infra.kafka.stop()
     load = Load(pool)
     stopped_at = time.monotonic()
