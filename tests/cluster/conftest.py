@@ -12,6 +12,7 @@ import pytest
 
 from deploy.local.cluster import ClusterPorts, LocalCluster
 from services.common.db import create_pool
+from tests.faults.harness import STARTED_WITHIN
 from tests.support.figures import Figures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     local = LocalCluster(tmp_path / "cluster", ROOT / ".cache", ClusterPorts.free())
     try:
         local.start()
-        local.wait_ready()
+        local.wait_ready(STARTED_WITHIN)
         yield local
     finally:
         local.stop()

@@ -115,7 +115,7 @@ async def test_broker_leading_most_partitions_killed(cluster: LocalCluster, pool
         faults_over.set()
     await running
     restarted = time.monotonic()
-    await asyncio.to_thread(cluster.kafka.node(victim).start)
+    await asyncio.to_thread(cluster.kafka.node(victim).start, STARTED_WITHIN)
     await wait_until(lambda: _all_in_sync(cluster), 180)
     in_sync = time.monotonic() - restarted
     record(scenario, "partitions the killed broker led", sum(1 for n in leaders.values() if n == victim))

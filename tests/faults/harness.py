@@ -309,8 +309,9 @@ async def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> f
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-# How long a service process may take to start answering: Python's imports alone took over 60 s
-# on a machine of 2 cores running several suites at once (load average 28).
+# How long a process (a service, PostgreSQL, a Kafka broker) may take to start answering: on a
+# machine of 2 cores running several suites at once (load average 28), a registry's imports alone
+# took over 60 s, and a Kafka broker was not ready after 60 s.
 STARTED_WITHIN = 180.0
 
 

@@ -78,7 +78,7 @@ async def test_5_postgres_restarted_under_load(env: Env, infra: Infra) -> None:
             stopped, stopped_at = len(outcomes), time.monotonic()
             await wait_until(answered(stopped, ok=False), 60, 0.05)
             await asyncio.sleep(max(0.0, stopped_at + 2 - time.monotonic()))
-            infra.postgres.start()
+            infra.postgres.start(STARTED_WITHIN)
             await wait_until(answered(len(outcomes), ok=True), 120, 0.05)
             await asyncio.sleep(1)
         finally:

@@ -12,6 +12,7 @@ from services.common.db import create_pool
 from services.registry.adapters.relay import OutboxRelay
 from tests.faults.conftest import Infra, record
 from tests.faults.harness import (
+    STARTED_WITHIN,
     Env,
     Load,
     compare_topic_with_store,
@@ -106,7 +107,7 @@ async def test_4_broker_stopped_under_load(env: Env, infra: Infra) -> None:
     await load.run(scaled(2000))
     backlog = await pool.fetchval("SELECT count(*) FROM registry.outbox")
     await asyncio.sleep(max(0.0, 5 - (time.monotonic() - stopped_at)))
-    infra.kafka.start()
+    infra.kafka.start(STARTED_WITHIN)
     restarted = time.monotonic()
     drain = await wait_until(lambda: outbox_empty(pool), 180)
     caught_up = await wait_until(lambda: projection_caught_up(pool), 180) + drain
