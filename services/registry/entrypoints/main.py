@@ -19,6 +19,10 @@ def app_from_environment() -> FastAPI:
     return create_app(settings)
 
 
+# How long a worker process may take to start, or to answer its supervisor's health check.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 def main(argv: list[str] | None = None) -> None:
     parse_no_arguments(argv, RegistrySettings, "Serves the registry's command API (HTTP).")
     settings = RegistrySettings()
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> None:
         "services.registry.entrypoints.main:app_from_environment",
         factory=True,
         workers=settings.workers,
+        # uvicorn's default of 5 s killed and restarted workers still importing on a busy machine
+        # (2 cores, load average 28), for ever: fault scenario 7 never saw the registry ready.
+        # A worker that stops answering is now replaced after this long instead of 5 s.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         host=settings.host,
         port=settings.port,
         log_level="warning",
