@@ -9,7 +9,6 @@ so the store can be asked afterwards how many events each acknowledged key produ
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import random
 import time
@@ -34,27 +33,15 @@ class Acknowledged:
     attempts: int
 
 
-# A load that waits for a scenario's faults stops by itself after this long, or after this many
-# times its commands, and fails saying so: a broken run ends instead of hanging.
-LOAD_CAP_SECONDS = 600.0
-LOAD_CAP_FACTOR = 10
-
-
 @dataclass
 class HttpLoad:
-    """Bounded: at least `commands` commands and, with `until`, more until it is set (a scenario
-    sets it once its faults have happened and been recovered from, so they happen under load
-    however fast the machine runs); then it stops by itself. A load still waiting for `until`
-    after LOAD_CAP_FACTOR × `commands` commands or LOAD_CAP_SECONDS stops and fails."""
+    """Bounded: `commands` commands, then it stops by itself."""
 
     base_url: str
     commands: int
     concurrency: int = 16
     signings_share: float = 0.2
     give_up_after: float = 120.0  # seconds one command may keep being retried
-    until: asyncio.Event | None = None
-    issued: int = 0  # commands sent (each with its own key), whatever their answer
-    capped: bool = False  # stopped at the cap while still waiting for `until`
     acknowledged: list[Acknowledged] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)  # final non-2xx answers, by status
     retried_statuses: Counter[str] = field(default_factory=Counter)  # why attempts were sent again
@@ -67,51 +54,27 @@ class HttpLoad:
     async def run(self) -> None:
         started = time.monotonic()
         try:
-            await self._run(started + LOAD_CAP_SECONDS)
+            await self._run()
         finally:
             self.seconds = time.monotonic() - started
 
-    def _more(self, index: int, deadline: float) -> bool:
-        if index < self.commands:
-            return True
-        if self.until is None or self.until.is_set():
-            return False
-        self.capped = self.capped or index >= self.commands * LOAD_CAP_FACTOR or time.monotonic() > deadline
-        return not self.capped
-
-    async def _run(self, deadline: float) -> None:
+    async def _run(self) -> None:
         headers = {"Authorization": f"Bearer {demo_token()}"}
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         signings = max(1, int(self.commands * self.signings_share))
-        counter = itertools.count()
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(self.commands):
+            queue.put_nowait(index)
         async with httpx.AsyncClient(
             base_url=self.base_url, headers=headers, limits=limits, timeout=10
         ) as client:
 
             async def worker() -> None:
-                while self._more(index := next(counter), deadline):
-                    self.issued += 1
+                while not queue.empty():
+                    index = queue.get_nowait()
                     await self._one(client, index < signings or not self.agreements)
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
-        if self.capped:
-            raise AssertionError(
-                f"the load stopped at its cap ({self.commands * LOAD_CAP_FACTOR} commands or "
-                f"{LOAD_CAP_SECONDS:.0f} s) after {self.issued} commands, before the scenario's "
-                "faults were over"
-            )
-
-    async def under_way(self, acknowledged: int, timeout: float = 180) -> None:
-        """Waits until `acknowledged` commands in all have been acknowledged."""
-        started = time.monotonic()
-        while len(self.acknowledged) < acknowledged:
-            if time.monotonic() - started > timeout:
-                raise AssertionError(
-                    f"the load had {len(self.acknowledged)} commands acknowledged in {timeout:.0f} s, "
-                    f"not {acknowledged} (retried: {dict(self.retried_statuses)}, "
-                    f"refused: {dict(self.refused)})"
-                )
-            await asyncio.sleep(0.02)
 
     async def _one(self, client: httpx.AsyncClient, signing: bool) -> None:
         key = str(uuid.uuid4())

@@ -12,7 +12,6 @@ import pytest
 
 from deploy.local.cluster import ClusterPorts, LocalCluster
 from services.common.db import create_pool
-from tests.faults.harness import STARTED_WITHIN
 from tests.support.figures import Figures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +24,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     local = LocalCluster(tmp_path / "cluster", ROOT / ".cache", ClusterPorts.free())
     try:
         local.start()
-        local.wait_ready(STARTED_WITHIN)
+        local.wait_ready()
         yield local
     finally:
         local.stop()
