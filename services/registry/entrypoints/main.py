@@ -19,6 +19,10 @@ def app_from_environment() -> FastAPI:
     return create_app(settings)
 
 
+# How long a worker process may take to start, or to answer its supervisor's health check.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 # uvicorn would otherwise take X-Forwarded-For from a peer at 127.0.0.1 as the client's address:
 # the service decides whom to believe itself (`*_TRUSTED_PROXIES`, services/common/auth/failures.py).
 def main(argv: list[str] | None = None) -> None:
@@ -41,6 +45,10 @@ def main(argv: list[str] | None = None) -> None:
         "services.registry.entrypoints.main:app_from_environment",
         factory=True,
         workers=settings.workers,
+        # uvicorn's default of 5 s killed and restarted workers still importing on a busy machine
+        # (2 cores, load average 28), for ever: fault scenario 7 never saw the registry ready.
+        # A worker that stops answering is now replaced after this long instead of 5 s.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         host=settings.host,
         port=settings.port,
         log_level="warning",
