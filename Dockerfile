@@ -1,6 +1,10 @@
 # The project's own image: both services, the relay and the tools. One image, several commands
 # (the console commands of pyproject.toml: coordreg-registry, coordreg-relay, ...).
-FROM python:3.11-slim
+# The base image by a clearly named argument: a release build pins it by digest,
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest> .
+# (docs/adr/0006-pinned-downloads.md; the default tag is for development builds).
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # The locked dependencies first (hatchling, the build backend, among them): their layer is

@@ -1,7 +1,7 @@
 """Figure 5, the peer's side: `eventsourcing[postgres]` in a throwaway virtualenv, run as a subprocess.
 
-The virtualenv lives at `.local/bench/peer-venv` and is made once (pip from PyPI); the
-project's lock file is not touched. The peer writes to its own schema (`bench_peer`) of
+The virtualenv lives at `.local/bench/peer-venv` and is made once (pip from PyPI, every file
+checked against bench/peer-requirements.txt's hashes); the project's lock file is not touched. The peer writes to its own schema (`bench_peer`) of
 the same PostgreSQL server.
 """
 
@@ -20,8 +20,9 @@ import asyncpg
 from bench.stack import BENCH_LOCAL, say
 
 PEER_VENV = BENCH_LOCAL / "peer-venv"
-# The versions compared; psycopg's binary wheel carries its own libpq (the C implementation).
-REQUIREMENTS = ["eventsourcing[postgres]==9.5.6", "psycopg[binary,pool]"]
+# The versions compared, pinned with their hashes (eventsourcing[postgres]==9.5.6 and
+# psycopg[binary,pool]: psycopg's binary wheel carries its own libpq, the C implementation).
+REQUIREMENTS = Path(__file__).with_name("peer-requirements.txt")
 SCHEMA = "bench_peer"
 APP = Path(__file__).with_name("peer_app.py")
 
@@ -33,22 +34,33 @@ class PeerUnavailable(RuntimeError):
 def ensure_venv() -> Path:
     python = PEER_VENV / "bin" / "python"
     stamp = PEER_VENV / "installed.txt"
-    if stamp.exists() and stamp.read_text() == "\n".join(REQUIREMENTS) and python.exists():
+    pins = REQUIREMENTS.read_text()
+    if stamp.exists() and stamp.read_text() == pins and python.exists():
         return python
-    say(f"making the peer's virtualenv at {PEER_VENV} ({', '.join(REQUIREMENTS)})")
+    say(f"making the peer's virtualenv at {PEER_VENV} ({REQUIREMENTS.name})")
     made = subprocess.run(
         [sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], capture_output=True, text=True
     )
     if made.returncode != 0:
         raise PeerUnavailable(f"python -m venv failed: {made.stderr.strip()[-500:]}")
     pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "-r",
+            str(REQUIREMENTS),
+        ],
         capture_output=True,
         text=True,
     )
     if pip.returncode != 0:
-        raise PeerUnavailable(f"pip install {' '.join(REQUIREMENTS)} failed: {pip.stderr.strip()[-500:]}")
-    stamp.write_text("\n".join(REQUIREMENTS))
+        raise PeerUnavailable(f"pip install -r {REQUIREMENTS.name} failed: {pip.stderr.strip()[-500:]}")
+    stamp.write_text(pins)
     return python
 
 

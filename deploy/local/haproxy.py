@@ -1,7 +1,8 @@
 """HAProxy in front of the HTTP services of `make cluster` (and of tests/cluster).
 
 The binary is the machine's `haproxy` if there is one, else Debian's package and the libraries
-it lacks, fetched with `apt-get download` and unpacked under `.cache/` (no root, nothing
+it lacks, fetched with `apt-get download` at the versions pinned in haproxy-debs.sha256, each
+.deb checked against its committed SHA-256, and unpacked under `.cache/` (no root, nothing
 installed system-wide), reused the next time.
 
 Each frontend spreads requests over its backends round-robin and checks each backend's
@@ -13,21 +14,39 @@ its Idempotency-Key: the client retries it with its key.
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import unquote
 
+from deploy.checksums import read_sums, sums_digest, verify_directory
 from deploy.local.kafka import MissingPrerequisite
 from deploy.local.processes import LocalServer, die_with_parent, port_open
 
-# Debian 12's haproxy and the libraries of its that a minimal system lacks.
-_PACKAGES = ("haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1")
+# Debian 12's haproxy and the libraries of its that a minimal system lacks: each pinned by
+# version and SHA-256 (docs/adr/0006-pinned-downloads.md).
+DEB_SUMS = Path(__file__).resolve().parent / "haproxy-debs.sha256"
+
+
+def pinned_packages() -> list[str]:
+    """`name=version` of each .deb the sums list (`<name>_<version>_<arch>.deb`)."""
+    packages = []
+    for deb in read_sums(DEB_SUMS):
+        name, version, _arch = deb.removesuffix(".deb").split("_")
+        packages.append(f"{name}={unquote(version)}")
+    return packages
+
+
 _HOST = "127.0.0.1"
 
 
@@ -46,7 +65,10 @@ def ensure_haproxy(cache_root: Path) -> Binary:
     root = home / "root"
     binary = Binary(root / "usr/sbin/haproxy", {"LD_LIBRARY_PATH": str(root / "usr/lib/x86_64-linux-gnu")})
     complete = home / "download-complete"
-    if complete.exists():
+    # The marker names the list the .debs were checked against: an unpacked copy checked
+    # against another list (or none, before the check existed) is fetched and checked again.
+    verified = f"verified against {DEB_SUMS.name} {sums_digest(DEB_SUMS)}\n"
+    if complete.exists() and complete.read_text().endswith(verified):
         return binary
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
         raise MissingPrerequisite(
@@ -55,12 +77,13 @@ def ensure_haproxy(cache_root: Path) -> Binary:
     home.mkdir(parents=True, exist_ok=True)
     with (home / "download.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if complete.exists():
+        if complete.exists() and complete.read_text().endswith(verified):
             return binary
+        complete.unlink(missing_ok=True)
         debs = home / "debs"
         shutil.rmtree(debs, ignore_errors=True)
         debs.mkdir()
-        download = ["apt-get", "download", *_PACKAGES]
+        download = ["apt-get", "download", *pinned_packages()]
         result = subprocess.run(download, cwd=debs, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             # Package lists may be missing on a fresh machine.
@@ -68,8 +91,11 @@ def ensure_haproxy(cache_root: Path) -> Binary:
             result = subprocess.run(download, cwd=debs, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise MissingPrerequisite(
-                f"could not fetch HAProxy with apt-get download: {result.stderr.strip()}"
+                f"could not fetch HAProxy's pinned packages with apt-get download (a version gone "
+                f"from the mirror needs a new {DEB_SUMS.name}): {result.stderr.strip()}"
             )
+        # Unpacked only once each .deb is the one whose hash is committed.
+        verify_directory(debs, DEB_SUMS, "*.deb")
         shutil.rmtree(root, ignore_errors=True)
         for deb in sorted(debs.glob("*.deb")):
             subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True, capture_output=True)
@@ -82,7 +108,7 @@ def ensure_haproxy(cache_root: Path) -> Binary:
         )
         if check.returncode != 0:
             raise MissingPrerequisite(f"the unpacked HAProxy does not run: {check.stderr.strip()}")
-        complete.write_text(check.stdout.splitlines()[0] + "\n")
+        complete.write_text(check.stdout.splitlines()[0] + "\n" + verified)
     return binary
 
 
@@ -93,10 +119,12 @@ class Frontend:
     backends: tuple[int, ...]  # the loopback ports of the service's instances
 
 
-def config(frontends: list[Frontend], stats_port: int | None = None) -> str:
+def config(frontends: list[Frontend], stats_port: int | None = None, admin_socket: Path | None = None) -> str:
     lines = [
         "global",
         "    maxconn 4096",
+        # Read-only runtime API on a local socket: which backends HAProxy sends requests to.
+        *([f"    stats socket {admin_socket} mode 600 level user"] if admin_socket else []),
         "defaults",
         "    mode http",
         "    timeout connect 2s",
@@ -138,12 +166,13 @@ class LocalHaproxy(LocalServer):
         self.frontends = frontends
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._socket_dir: Path | None = None
 
     def start(self, timeout: float = 30) -> None:
         binary = ensure_haproxy(self.cache_root)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / "haproxy.cfg"
-        path.write_text(config(self.frontends))
+        path.write_text(config(self.frontends, admin_socket=self.admin_socket))
         self._log = (self.data_dir / "haproxy.log").open("ab")
         # -db: foreground, so it is our child and dies with us.
         self._process = subprocess.Popen(
@@ -164,6 +193,32 @@ class LocalHaproxy(LocalServer):
             time.sleep(0.1)
         raise TimeoutError(f"haproxy did not listen in {timeout:.0f} s")
 
+    @property
+    def admin_socket(self) -> Path:
+        # A socket's path must fit in 108 bytes; a test's data dir may not.
+        if self._socket_dir is None:
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="coordreg-haproxy-"))
+        return self._socket_dir / "admin.sock"
+
+    def server_up(self, frontend: str, number: int) -> bool:
+        """Whether HAProxy sends `frontend`'s requests to its `number`th backend (from 1): its
+        health checks have found it ready, not merely that the backend answers."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(2)
+                conn.connect(str(self.admin_socket))
+                conn.sendall(b"show stat\n")
+                answer = b"".join(iter(lambda: conn.recv(65536), b""))
+        except OSError:
+            return False
+        rows = csv.DictReader(io.StringIO(answer.decode().removeprefix("# ")))
+        return any(
+            row["pxname"] == f"{frontend}-instances"
+            and row["svname"] == f"{frontend}-{number}"
+            and row["status"] == "UP"
+            for row in rows
+        )
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
@@ -176,3 +231,6 @@ class LocalHaproxy(LocalServer):
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None

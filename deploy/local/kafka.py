@@ -33,6 +33,7 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from deploy.checksums import ChecksumMismatch, sums_digest, verify_directory
 from deploy.local.processes import LocalServer, end_process, port_open
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 
@@ -45,6 +46,8 @@ KAFKA_VERSION = "4.4.0"
 _DEPLOY_KAFKA = Path(__file__).resolve().parent.parent / "kafka"
 _POM = _DEPLOY_KAFKA / "pom.xml"
 _LOG4J2 = _DEPLOY_KAFKA / "log4j2.properties"
+# The SHA-256 of every jar the pom resolves (docs/adr/0006-pinned-downloads.md).
+JAR_SUMS = _DEPLOY_KAFKA / "jars.sha256"
 _HOST = "127.0.0.1"
 _ALTERNATIVES = "or set KAFKA_BOOTSTRAP_SERVERS to a running broker, or use `docker compose up`"
 
@@ -83,26 +86,46 @@ def _require_mvn() -> str:
     return mvn
 
 
+def _verified_marker() -> str:
+    # The marker says which committed list the jars were checked against: a later start trusts
+    # it without hashing 45 jars again, and a changed list makes it check them anew.
+    return f"{KAFKA_VERSION}\nverified against jars.sha256 {sums_digest(JAR_SUMS)}\n"
+
+
 def ensure_jars(cache_root: Path) -> Path:
-    """Return `<cache_root>/kafka-<version>/libs`, fetching the jars on the first call."""
+    """Return `<cache_root>/kafka-<version>/libs`, fetching the jars on the first call.
+
+    Every jar is checked against deploy/kafka/jars.sha256 after the download, and a cache
+    fetched before that check existed is checked once on reuse; a mismatch refuses to start
+    (ChecksumMismatch names each file)."""
     _require_java()
     home = cache_root / f"kafka-{KAFKA_VERSION}"
     libs = home / "libs"
     complete = home / "download-complete"
-    if complete.exists():
+    if complete.exists() and complete.read_text() == _verified_marker():
         return libs
-    mvn = _require_mvn()
     home.mkdir(parents=True, exist_ok=True)
     # Two test sessions may start at once; one downloads, the other waits and reuses.
     with (home / "download.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if complete.exists():
+            if complete.read_text() != _verified_marker():
+                try:
+                    verify_directory(libs, JAR_SUMS)
+                except ChecksumMismatch as exc:
+                    raise ChecksumMismatch(
+                        f"Kafka's cached jars in {libs} are not the pinned ones; delete {home} to "
+                        f"fetch them again. {exc}"
+                    ) from None
+                complete.write_text(_verified_marker())
             return libs
+        mvn = _require_mvn()
         # A folder without the marker is an interrupted download: start it over.
         shutil.rmtree(libs, ignore_errors=True)
         result = subprocess.run(
             [
-                mvn, "-B", "-q", "-f", str(_POM), "dependency:copy-dependencies",
+                # -C: Maven also refuses an artifact whose SHA-1 differs from the repository's.
+                mvn, "-B", "-q", "-C", "-f", str(_POM), "dependency:copy-dependencies",
                 f"-Dkafka.version={KAFKA_VERSION}", "-DincludeScope=runtime", f"-DoutputDirectory={libs}",
             ],
             capture_output=True,
@@ -114,7 +137,13 @@ def ensure_jars(cache_root: Path) -> Path:
             raise RuntimeError(
                 f"mvn could not fetch Kafka {KAFKA_VERSION} (exit {result.returncode}):\n{tail}"
             )
-        complete.write_text(KAFKA_VERSION + "\n")
+        try:
+            verify_directory(libs, JAR_SUMS)
+        except ChecksumMismatch:
+            # Nothing unverified stays behind to be run by a later start.
+            shutil.rmtree(libs, ignore_errors=True)
+            raise
+        complete.write_text(_verified_marker())
     return libs
 
 

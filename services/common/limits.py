@@ -31,9 +31,12 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after: float) -> None:
+    def __init__(
+        self, retry_after: float, detail: str = "this client sends more requests than this instance accepts"
+    ) -> None:
         super().__init__(retry_after)
         self.retry_after = retry_after
+        self.detail = detail
 
 
 class RateLimiter:
@@ -164,7 +167,7 @@ def install(app: FastAPI, *, max_body_bytes: int) -> None:
         seconds = max(1, math.ceil(exc.retry_after))
         return problem(
             429,
-            f"this client sends more requests than this instance accepts; retry in {seconds} s",
+            f"{exc.detail}; retry in {seconds} s",
             kind="rate-limited",
             headers={"Retry-After": str(seconds)},
         )

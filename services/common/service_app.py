@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 
 from services.common import limits, observability, tracing
 from services.common.auth import dependencies
+from services.common.auth.failures import failed_auth_limiter
 from services.common.auth.verifier import TokenVerifier
 from services.common.settings import ClientAccessSettings
 
@@ -46,7 +47,15 @@ def finish(
     tracing.configure(settings, f"coordreg-{service}")
     install_errors(app)
     dependencies.install(
-        app, verifier, limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        app,
+        verifier,
+        limits.rate_limiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        failed_auth_limiter(
+            settings.auth_failure_rate_per_second,
+            settings.auth_failure_burst,
+            settings.auth_failure_max_addresses,
+            settings.trusted_proxies,
+        ),
     )
     # Each straight into the app, in order: a request matches the first router's routes first.
     for router in routers:

@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from coordreg_contracts.topic import TOPIC
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
 from services.common.auth import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+from services.common.auth.failures import parse_networks
 
 # The fields that may also be given once for every service, without a prefix.
 SHARED_UNPREFIXED = frozenset({"database_url", "kafka_bootstrap_servers"})
@@ -92,3 +93,19 @@ class ClientAccessSettings(ServiceSettings):
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     rate_limit_per_second: float = 1000.0
     rate_limit_burst: int = Field(2000, ge=1)
+    # Failed authentications per source address (services/common/auth/failures.py): a token
+    # bucket per address, each failure takes one; an empty bucket is a 429 before any signature
+    # is checked. auth_failure_rate_per_second <= 0 turns it off. At most
+    # auth_failure_max_addresses buckets are kept (least recently used dropped).
+    auth_failure_rate_per_second: float = 10.0
+    auth_failure_burst: int = Field(200, ge=1)
+    auth_failure_max_addresses: int = Field(100_000, ge=1, le=10_000_000)
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDR blocks, space-separated);
+    # empty: none, the TCP peer is the client.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # a ValueError here refuses the setting at start-up
+        return value

@@ -24,6 +24,10 @@ class RegistrySettings(ClientAccessSettings):
     # Transparent retries of a command that lost an optimistic-concurrency race and does not
     # depend on the version the caller saw (no If-Match).
     concurrency_retries: int = 5
+    # The bytes of one page of events or of log leaves (docs/CONTRACT.md B7, B11): a page stops
+    # before the item that would pass it, and always holds one. An item is about the size of
+    # the command that made it (max_body_bytes), so the default holds 16 of the largest.
+    max_page_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.5
     # After a commit's wake-up the relay waits this long for more commits before it reads, so

@@ -15,7 +15,7 @@ from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
 from deploy.local.postgres import LocalPostgres
 from services.common.db import create_pool, migrate
 from services.registry.migrations import MIGRATIONS
-from tests.faults.harness import Env
+from tests.faults.harness import STARTED_WITHIN, Env
 from tests.support.figures import Figures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +36,8 @@ class Infra:
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     postgres = LocalPostgres(tmp_path_factory.mktemp("faults-postgres"))
     kafka = LocalKafka(tmp_path_factory.mktemp("faults-kafka"), ROOT / ".cache")
-    url = postgres.start()
-    bootstrap = kafka.start()
+    url = postgres.start(STARTED_WITHIN)
+    bootstrap = kafka.start(STARTED_WITHIN)
     try:
         yield Infra(postgres, kafka, url, bootstrap)
     finally:

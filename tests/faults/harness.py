@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -153,23 +154,56 @@ async def relay_leader(pool: asyncpg.Pool) -> str | None:
     return name
 
 
+# A load that waits for a scenario's faults stops by itself after this long, or after this many
+# times its commands, and fails saying so: a broken run ends instead of hanging.
+LOAD_CAP_SECONDS = 600.0
+LOAD_CAP_FACTOR = 10
+
+
+class LoadCapReached(AssertionError):
+    """The load reached its cap before the faults it was waiting for had happened."""
+
+
 @dataclass
 class Load:
-    """Commands decided by the real handler over the real store (no HTTP: the store is the subject)."""
+    """Commands decided by the real handler over the real store (no HTTP: the store is the subject).
+
+    `run(commands, until=event)` sends at least `commands` commands and goes on until `event` is
+    set: a scenario sets it once the faults it asks for have happened, so they happen under load
+    however fast the machine is, not because the load happened to last long enough."""
 
     pool: asyncpg.Pool
     agreements: list[str] = field(default_factory=list)
     accepted: int = 0
     refused: int = 0
+    issued: int = 0
     # Why each refusal happened ("Conflict: ..."), so a failed figure names its cause.
     reasons: Counter[str] = field(default_factory=Counter)
 
-    async def run(self, commands: int, concurrency: int = 16, signings_share: float = 0.2) -> None:
+    async def run(
+        self,
+        commands: int,
+        concurrency: int = 16,
+        signings_share: float = 0.2,
+        *,
+        until: asyncio.Event | None = None,
+        cap_seconds: float = LOAD_CAP_SECONDS,
+    ) -> None:
         registry = bootstrap.on_postgres(self.pool)
         signings = max(1, int(commands * signings_share))
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(commands):
-            queue.put_nowait(index)
+        cap = commands * LOAD_CAP_FACTOR
+        deadline = time.monotonic() + cap_seconds
+        counter = itertools.count()
+        capped = False
+
+        def more(index: int) -> bool:
+            nonlocal capped
+            if index < commands:
+                return True
+            if until is None or until.is_set():
+                return False
+            capped = capped or index >= cap or time.monotonic() > deadline
+            return not capped
 
         async def one(index: int) -> None:
             if index < signings or not self.agreements:
@@ -185,8 +219,8 @@ class Load:
             self.accepted += 1
 
         async def worker() -> None:
-            while not queue.empty():
-                index = queue.get_nowait()
+            while more(index := next(counter)):
+                self.issued += 1
                 try:
                     await one(index)
                 except Exception as exc:
@@ -195,6 +229,23 @@ class Load:
 
         # Signings first, so the reports have agreements to land on.
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if capped:
+            raise LoadCapReached(
+                f"the load stopped at its cap ({cap} commands or {cap_seconds:.0f} s) "
+                f"after {self.issued} commands, before the scenario's faults had happened"
+            )
+
+    async def under_way(self, accepted: int, timeout: float = 180) -> None:
+        """Waits until `accepted` commands in all have been accepted: the load is running."""
+
+        started = time.monotonic()
+        while self.accepted < accepted:
+            if time.monotonic() - started > timeout:
+                raise AssertionError(
+                    f"the load accepted {self.accepted} commands in {timeout:.0f} s, not {accepted} "
+                    f"(refusals: {dict(self.reasons.most_common(3))})"
+                )
+            await asyncio.sleep(0.02)
 
 
 async def store_messages(pool: asyncpg.Pool) -> dict[tuple[str, int], bytes]:
@@ -256,6 +307,12 @@ async def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> f
             return time.monotonic() - started
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+# How long a process (a service, PostgreSQL, a Kafka broker) may take to start answering: on a
+# machine of 2 cores running several suites at once (load average 28), a registry's imports alone
+# took over 60 s, and a Kafka broker was not ready after 60 s.
+STARTED_WITHIN = 180.0
 
 
 async def registry_ready(client: httpx.AsyncClient) -> bool:

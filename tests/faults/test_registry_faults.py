@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 from coordreg_contracts.commands import AmendAgreement
 
@@ -19,7 +22,7 @@ from services.registry.domain.errors import PreconditionFailed
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext
 from tests.faults.conftest import Infra, record
-from tests.faults.harness import Env, Load, registry_ready, scaled, wait_until
+from tests.faults.harness import STARTED_WITHIN, Env, Load, registry_ready, scaled, wait_until
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import free_port
 
@@ -31,7 +34,7 @@ async def test_5_postgres_restarted_under_load(env: Env, infra: Infra) -> None:
     token = mint("fault-suite", party_ids=["mttq-hoa-binh", "hctd-hoa-binh"])
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as client:
-        await wait_until(lambda: registry_ready(client), 60)
+        await wait_until(lambda: registry_ready(client), STARTED_WITHIN)
         agreements = [
             (await client.post("/v1/agreements", json=sign_body())).json()["agreement_id"] for _ in range(20)
         ]
@@ -57,14 +60,30 @@ async def test_5_postgres_restarted_under_load(env: Env, infra: Infra) -> None:
                     outcome = {"key": key, "path": path, "body": body, "status": None, "error": repr(exc)}
                 outcomes.append(outcome)
 
+        def answered(since: int, ok: bool) -> Callable[[], Awaitable[bool]]:
+            """Whether a command sent after the first `since` got an answer of the kind asked."""
+
+            async def seen() -> bool:
+                return any((o["status"] is not None and o["status"] < 300) == ok for o in outcomes[since:])
+
+            return seen
+
         clients = [asyncio.create_task(clientele()) for _ in range(8)]
-        await asyncio.sleep(3)
-        infra.postgres.stop()
-        await asyncio.sleep(2)
-        infra.postgres.start()
-        await asyncio.sleep(5)
-        stop.set()
-        await asyncio.gather(*clients)
+        # Each step waits for what it needs, not for a guessed time: commands accepted before the
+        # restart, refused while the database is down (for at least 2 s), accepted after it.
+        try:
+            await wait_until(answered(0, ok=True), 60, 0.05)
+            await asyncio.sleep(1)
+            infra.postgres.stop()
+            stopped, stopped_at = len(outcomes), time.monotonic()
+            await wait_until(answered(stopped, ok=False), 60, 0.05)
+            await asyncio.sleep(max(0.0, stopped_at + 2 - time.monotonic()))
+            infra.postgres.start(STARTED_WITHIN)
+            await wait_until(answered(len(outcomes), ok=True), 120, 0.05)
+            await asyncio.sleep(1)
+        finally:
+            stop.set()
+            await asyncio.gather(*clients)
 
         pool = await create_pool(env.database_url, min_size=1, max_size=4)
         accepted = [o for o in outcomes if o["status"] is not None and o["status"] < 300]
@@ -184,7 +203,10 @@ async def test_7_over_http_against_several_worker_processes(env: Env) -> None:
         for _ in range(clients)
     ]
     try:
-        await wait_until(lambda: registry_ready(sessions[0]), 60)
+        await wait_until(lambda: registry_ready(sessions[0]), STARTED_WITHIN)
+        # Every worker process up with its pool before the race, so that the race can spread over
+        # them: readiness answered by one says nothing of the other.
+        await wait_until(lambda: _registry_backends(env.database_url, workers * 2), STARTED_WITHIN)
         signed = await sessions[0].post("/v1/agreements", json=sign_body())
         agreement = signed.json()["agreement_id"]
         rounds, violations = scaled(20, minimum=8), 0
@@ -247,3 +269,14 @@ async def test_7_over_http_against_several_worker_processes(env: Env) -> None:
     assert violations == 0 and accepted_reports == clients, [r.text for r in reports]
     assert sequences == list(range(1, 2 + rounds + clients))
     assert backends >= workers * 2, "not every worker process opened its pool"
+
+
+async def _registry_backends(database_url: str, at_least: int) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        backends = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'registry'"
+        )
+    finally:
+        await conn.close()
+    return bool(backends >= at_least)

@@ -30,6 +30,7 @@ from services.registry.service_layer.successions import TRANSFER_NAMESPACE
 from tests.faults.conftest import record
 from tests.faults.harness import (
     CTX,
+    STARTED_WITHIN,
     Env,
     broken_chains,
     live_vs_rebuild,
@@ -120,7 +121,7 @@ async def test_8_registry_killed_mid_succession(env: Env) -> None:
     headers = {"Authorization": f"Bearer {mint('fault-suite')}"}
     watcher = await asyncpg.connect(env.database_url)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as client:
-        await wait_until(lambda: registry_ready(client), 60)
+        await wait_until(lambda: registry_ready(client), STARTED_WITHIN)
         registered = await client.post(
             "/v1/parties",
             json={"party_id": SUCCESSOR, "name": "Sở Nội vụ tỉnh Phú Thọ", "kind": "department"},
@@ -152,9 +153,9 @@ async def test_8_registry_killed_mid_succession(env: Env) -> None:
         )
 
         registry = env.registry("registry", port)
-        finished = await wait_until(lambda: queue_empty(pool), 60, 0.02)
+        finished = await wait_until(lambda: queue_empty(pool), STARTED_WITHIN, 0.02)
         after_restart = await transfers(pool) - before_kill
-        await wait_until(lambda: registry_ready(client), 60)
+        await wait_until(lambda: registry_ready(client), STARTED_WITHIN)
         pending_after = (await client.get(f"/v1/parties/{PREDECESSOR}")).json()["transfers_pending"]
 
         # A redelivery: the party queued again, as a second request or a replayed queue row would.
@@ -192,7 +193,7 @@ async def test_8_registry_killed_mid_succession(env: Env) -> None:
         if str(r["event_id"]) != str(uuid.uuid5(TRANSFER_NAMESPACE, f"{succession_id}/{r['agreement_id']}"))
     ]
 
-    await wait_until(lambda: outbox_empty(pool), 60)
+    await wait_until(lambda: outbox_empty(pool), 180)
     audit = AuditSettings(
         database_url=env.database_url,
         kafka_bootstrap_servers=env.bootstrap,
@@ -201,7 +202,7 @@ async def test_8_registry_killed_mid_succession(env: Env) -> None:
     )
     broken = await broken_chains(pool)
     verified = await verify(audit)
-    await wait_until(lambda: projection_caught_up(pool), 60)
+    await wait_until(lambda: projection_caught_up(pool), 180)
     held = {
         r["agreement_id"]
         for r in await pool.fetch(

@@ -140,15 +140,42 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`pip install .` of the repository root into a new virtualenv; returns its bin/ folder.
 
     The versions are held to requirements.lock's (as constraints: the resolver still proves
-    that the distribution's own metadata brings everything in)."""
+    that the distribution's own metadata brings everything in), and every file comes from the
+    lock's hash-checked downloads: the install itself is offline (--no-index)."""
     work = tmp_path_factory.mktemp("coordreg")
     python = fresh_venv(work / "venv")
+    wheels = work / "wheels"
+    run(
+        python,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--require-hashes",
+        "-r",
+        ROOT / "requirements.lock",
+        "-d",
+        wheels,
+        cwd=work,
+    )
     constraints = work / "constraints.txt"
     constraints.write_text(
         "".join(lines[0].removesuffix("\\").strip() + "\n" for lines, _ in lock_blocks().values()),
         encoding="utf-8",
     )
-    run(python, "-m", "pip", "install", "-c", constraints, ROOT, cwd=work)
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        wheels,
+        "-c",
+        constraints,
+        ROOT,
+        cwd=work,
+    )
     run(python, "-m", "pip", "check", cwd=work)
     return python.parent
 

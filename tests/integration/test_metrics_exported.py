@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
-from tests.faults.harness import Env, Service
+from tests.faults.harness import STARTED_WITHIN, Env, Service
 from tests.support.builders import sign_body
 from tests.support.promql import referenced_metrics
 from tests.support.stack import TEST_CLIENT, TEST_PARTIES, free_port
@@ -73,7 +73,7 @@ def processes(
             print("\n".join(service.log.read_text(errors="replace").splitlines()[-20:]))
 
 
-async def wait_answering(client: httpx.AsyncClient, url: str, timeout: float = 60) -> None:
+async def wait_answering(client: httpx.AsyncClient, url: str, timeout: float = STARTED_WITHIN) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

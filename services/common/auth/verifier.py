@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jwt
+from prometheus_client import Counter
 
 from services.common.auth import AuthConfigError, Client, Unauthenticated
 from services.common.auth.jwks import TrustedKey
@@ -30,6 +31,11 @@ DEFAULT_MAX_LIFETIME = 3600.0
 MAX_TOKEN_CHARS = 8192
 MAX_PARTY_IDS = 1000
 VERIFIED_TOKENS = 10_000
+# Every signature checked, which the failed-authentication limit bounds per address
+# (services/common/auth/failures.py): `refused` is a signature or claim that did not hold.
+SIGNATURE_CHECKS = Counter(
+    "auth_signature_checks_total", "Token signatures checked (with the claims), by outcome", ["outcome"]
+)
 
 
 class TokenVerifier:
@@ -58,23 +64,31 @@ class TokenVerifier:
     def verify(self, token: str) -> Client:
         if len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated("the token is too long")
-        remembered = self._verified.get(token)
+        remembered = self.remembered(token)
         if remembered is not None:
-            client, kid, trusted, not_before, expires = remembered
-            now = time.time()
-            # Still valid only while the same key is trusted (rotation and removal take
-            # effect at once) and the token's own time window holds.
-            if (
-                self.source.keys().get(kid) is trusted
-                and not_before - self.leeway <= now <= expires + self.leeway
-            ):
-                return client
-            del self._verified[token]
+            return remembered
         client, kid, trusted, not_before, expires = self._verify(token)
         self._verified[token] = (client, kid, trusted, not_before, expires)
         while len(self._verified) > VERIFIED_TOKENS:
             self._verified.popitem(last=False)
         return client
+
+    def remembered(self, token: str) -> Client | None:
+        """The client of a token already verified and still valid, without checking a signature."""
+        remembered = self._verified.get(token)
+        if remembered is None:
+            return None
+        client, kid, trusted, not_before, expires = remembered
+        now = time.time()
+        # Still valid only while the same key is trusted (rotation and removal take
+        # effect at once) and the token's own time window holds.
+        if (
+            self.source.keys().get(kid) is trusted
+            and not_before - self.leeway <= now <= expires + self.leeway
+        ):
+            return client
+        del self._verified[token]
+        return None
 
     def _verify(self, token: str) -> tuple[Client, str, TrustedKey, float, float]:
         try:
@@ -90,6 +104,7 @@ class TokenVerifier:
             raise Unauthenticated("the token's signing key (kid) is not trusted")
         if algorithm != trusted.algorithm:
             raise Unauthenticated(f"key {kid!r} signs with {trusted.algorithm}, not {algorithm}")
+        outcome = "refused"
         try:
             claims = jwt.decode(
                 token,
@@ -105,6 +120,7 @@ class TokenVerifier:
                     "verify_iat": False,
                 },
             )
+            outcome = "accepted"
         except jwt.InvalidAudienceError:
             raise Unauthenticated("the token is not meant for this service (aud)") from None
         except jwt.InvalidIssuerError:
@@ -115,6 +131,8 @@ class TokenVerifier:
             raise Unauthenticated(f"the token has no {exc.claim!r} claim") from None
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not valid") from None
+        finally:
+            SIGNATURE_CHECKS.labels(outcome).inc()
         assert isinstance(kid, str)
         not_before, expires = self._time_window(claims, time.time())
         return client_of(claims), kid, trusted, not_before, expires

@@ -11,6 +11,8 @@ from services.projections.entrypoints.app import create_app
 from services.projections.settings import ProjectionSettings
 
 
+# uvicorn would otherwise take X-Forwarded-For from a peer at 127.0.0.1 as the client's address:
+# the service decides whom to believe itself (`*_TRUSTED_PROXIES`, services/common/auth/failures.py).
 def main(argv: list[str] | None = None) -> None:
     parse_no_arguments(
         argv,
@@ -20,7 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     settings = ProjectionSettings()
     configure_logging(settings.log_level, settings.json_logs)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", proxy_headers=False
+    )
 
 
 if __name__ == "__main__":

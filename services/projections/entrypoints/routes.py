@@ -8,6 +8,9 @@ the government systems that sign and check them (docs/SECURITY.md, API1).
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import re
 import struct
 import time
 from typing import Annotated, Any, Literal
@@ -28,6 +31,17 @@ from services.projections.settings import ProjectionSettings
 # A search's cursor (decision 14): its last result's rank and signing position. Never digits
 # alone, so a cursor of one kind of listing is refused by the other.
 _RANK_ONE_BITS = 0x3F800000  # 1.0 as an IEEE 754 single
+# The lists newly paged by their sort key (obligations, the overdue report): the cursor carries
+# the last item's key (document number, ids), so it is longer than a position. A client that
+# sends no `limit` gets as many as a page holds, as close as paging allows to the whole list it
+# got before (docs/CONTRACT.md B7, ADR 0005).
+MAX_KEYED_PAGE = 500
+MAX_KEY_PART = 300  # a document number is at most 100 characters, an id 64
+_KEY_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2048}")  # fullmatch: unpadded base64url
+KeyedLimit = Annotated[int, Query(ge=1, le=MAX_KEYED_PAGE, description="At most this many items in the page")]
+KeyedCursor = Annotated[
+    str | None, Query(max_length=2048, description="`next_cursor` of the previous page; none for the first")
+]
 Q_DESCRIPTION = (
     "Words to look for in the document number and title, ignoring case and Vietnamese "
     "diacritics (`chuyen doi so` finds `Chuyển đổi số`). Every word must occur there, in any "
@@ -104,7 +118,7 @@ async def get_party(party_id: PartyId, pool: Pool) -> JSONResponse:
     return JSONResponse(entry, headers={"ETag": f'"{entry["version"]}"'})
 
 
-@router.get("/parties/{party_id}/obligations", dependencies=[Consistent], responses=BY_PATH)
+@router.get("/parties/{party_id}/obligations", dependencies=[Consistent], responses=PAGED_BY_PATH)
 async def party_obligations(
     party_id: PartyId,
     pool: Pool,
@@ -115,13 +129,20 @@ async def party_obligations(
             "passed on to its successors when it ceased"
         ),
     ] = "active",
+    limit: KeyedLimit = MAX_KEYED_PAGE,
+    cursor: KeyedCursor = None,
 ) -> dict[str, Any]:
-    obligations = await queries.party_obligations(pool, party_id, status)
+    after = _decode_key_cursor(cursor, 3)
+    obligations = await queries.party_obligations(pool, party_id, status, _as_obligation_key(after), limit)
+    next_cursor = (
+        _encode_key_cursor(queries.obligation_key(obligations[-1])) if len(obligations) == limit else None
+    )
     return {
         "party_id": party_id,
         "obligations": obligations,
         "succeeded_by": await queries.succeeded_by(pool, party_id),
         "position": await _position(pool),
+        "next_cursor": next_cursor,
     }
 
 
@@ -190,9 +211,17 @@ async def get_agreement(agreement_id: Annotated[str, Path(max_length=64)], pool:
     return JSONResponse(doc, headers={"ETag": f'"{doc["version"]}"'})
 
 
-@router.get("/reports/overdue", dependencies=[Consistent], responses=BY_QUERY)
-async def overdue(period: Period, pool: Pool) -> dict[str, Any]:
-    return {"period": period, "obligations": await queries.overdue(pool, period)}
+@router.get("/reports/overdue", dependencies=[Consistent], responses=PAGED)
+async def overdue(
+    period: Period, pool: Pool, limit: KeyedLimit = MAX_KEYED_PAGE, cursor: KeyedCursor = None
+) -> dict[str, Any]:
+    after = _decode_key_cursor(cursor, 4)
+    key = (after[0], after[1], after[2], after[3]) if after is not None else None
+    obligations = await queries.overdue(pool, period, key, limit)
+    next_cursor = (
+        _encode_key_cursor(queries.overdue_key(obligations[-1])) if len(obligations) == limit else None
+    )
+    return {"period": period, "obligations": obligations, "next_cursor": next_cursor}
 
 
 @router.get("/projections/status")
@@ -219,6 +248,44 @@ def _decode_cursor(cursor: str | None) -> int:
     if not full_match(CURSOR, cursor) or int(cursor) > MAX_POSITION:
         raise HTTPException(400, "cursor must be a value returned as next_cursor")
     return int(cursor)
+
+
+def _as_obligation_key(key: tuple[str, ...] | None) -> queries.ObligationKey | None:
+    return (key[0], key[1], key[2]) if key is not None else None
+
+
+def _encode_key_cursor(key: tuple[str, ...]) -> str:
+    """The last item's sort key as unpadded base64url of its JSON array (opaque to clients)."""
+    text = json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _decode_key_cursor(cursor: str | None, arity: int) -> tuple[str, ...] | None:
+    if cursor is None:
+        return None
+    refused = HTTPException(400, "cursor must be a value returned as next_cursor")
+    if _KEY_CURSOR.fullmatch(cursor) is None:
+        raise refused
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise refused from None
+    # Only text PostgreSQL can hold: a NUL or a lone surrogate (escaped in JSON) is no key of ours.
+    if (
+        not isinstance(key, list)
+        or len(key) != arity
+        or not all(isinstance(part, str) and len(part) <= MAX_KEY_PART and _storable(part) for part in key)
+    ):
+        raise refused
+    return tuple(key)
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _encode_ranked_cursor(key: queries.Ranked) -> str:

@@ -19,18 +19,31 @@ def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-async def party_obligations(pool: asyncpg.Pool, party_id: str, status: str) -> list[dict[str, Any]]:
+# A page of obligations resumes after the last one's key, in the order the lists are sorted by
+# (docs/CONTRACT.md B7): (document_number, agreement_id, obligation_id), and the lead party too
+# in the overdue report, where two successors may lead one obligation.
+ObligationKey = tuple[str, str, str]
+OverdueKey = tuple[str, str, str, str]
+
+
+async def party_obligations(
+    pool: asyncpg.Pool, party_id: str, status: str, after: ObligationKey | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
     """What the party holds now (`active`, `all`), or what it ceded when it ceased (`transferred`)."""
     if status == "transferred":
-        return await party_transfers(pool, party_id)
+        return await party_transfers(pool, party_id, after, limit)
     rows = await pool.fetch(
         """SELECT agreement_id, document_number, agreement_title, obligation_id, title, role, cadence,
                   status, latest_report::text AS latest_report, inherited_from, inherited_on
            FROM party_obligations
            WHERE party_id = $1 AND ($2 = 'all' OR status = 'active')
-           ORDER BY document_number, agreement_id, obligation_id""",
+             AND ($3::text IS NULL OR (document_number, agreement_id, obligation_id) > ($3, $4, $5))
+           ORDER BY document_number, agreement_id, obligation_id
+           LIMIT $6""",
         party_id,
         status,
+        *(after or (None, None, None)),
+        limit,
     )
     return [
         {
@@ -42,15 +55,21 @@ async def party_obligations(pool: asyncpg.Pool, party_id: str, status: str) -> l
     ]
 
 
-async def party_transfers(pool: asyncpg.Pool, party_id: str) -> list[dict[str, Any]]:
+async def party_transfers(
+    pool: asyncpg.Pool, party_id: str, after: ObligationKey | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         """SELECT agreement_id, document_number, agreement_title, obligation_id, title, cadence, status,
                   latest_report::text AS latest_report, inherited_from, inherited_on,
                   transferred_to, transferred_on
            FROM party_transfers
            WHERE party_id = $1
-           ORDER BY document_number, agreement_id, obligation_id""",
+             AND ($2::text IS NULL OR (document_number, agreement_id, obligation_id) > ($2, $3, $4))
+           ORDER BY document_number, agreement_id, obligation_id
+           LIMIT $5""",
         party_id,
+        *(after or (None, None, None)),
+        limit,
     )
     return [
         {
@@ -61,6 +80,14 @@ async def party_transfers(pool: asyncpg.Pool, party_id: str) -> list[dict[str, A
         }
         for r in rows
     ]
+
+
+def obligation_key(item: dict[str, Any]) -> ObligationKey:
+    return (item["document_number"], item["agreement_id"], item["obligation_id"])
+
+
+def overdue_key(item: dict[str, Any]) -> OverdueKey:
+    return (item["document_number"], item["agreement_id"], item["obligation_id"], item["lead_party_id"])
 
 
 async def succeeded_by(pool: asyncpg.Pool, party_id: str) -> dict[str, Any] | None:
@@ -289,7 +316,9 @@ async def agreement(pool: asyncpg.Pool, agreement_id: str) -> dict[str, Any] | N
     return json.loads(state) if state else None
 
 
-async def overdue(pool: asyncpg.Pool, period: str) -> list[dict[str, Any]]:
+async def overdue(
+    pool: asyncpg.Pool, period: str, after: OverdueKey | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
     """Active obligations whose cadence asks for a report in `period` and with none from their lead."""
     cadences = [c.value for c in Cadence if periods.matches_cadence(period, c)]
     first, last = periods.bounds(period)
@@ -303,11 +332,16 @@ async def overdue(pool: asyncpg.Pool, period: str) -> list[dict[str, Any]]:
                  SELECT 1 FROM reports r
                  WHERE r.agreement_id = o.agreement_id AND r.obligation_id = o.obligation_id
                    AND r.party_id = o.party_id AND r.period = $4)
-           ORDER BY o.document_number, o.agreement_id, o.obligation_id""",
+             AND ($5::text IS NULL
+                  OR (o.document_number, o.agreement_id, o.obligation_id, o.party_id) > ($5, $6, $7, $8))
+           ORDER BY o.document_number, o.agreement_id, o.obligation_id, o.party_id
+           LIMIT $9""",
         cadences,
         first,
         last,
         period,
+        *(after or (None, None, None, None)),
+        limit,
     )
     return [dict(r) for r in rows]
 

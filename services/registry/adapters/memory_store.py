@@ -64,6 +64,16 @@ class InMemoryEventStore:
     async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
         return [e for e in self.streams.get(agreement_id, []) if e.sequence > after]
 
+    async def load_page(self, stream_id: str, after: int, limit: int, max_bytes: int) -> list[StoredEvent]:
+        page: list[StoredEvent] = []
+        used = 0
+        for event in await self.load(stream_id, after):
+            if len(page) == limit or (page and used >= max_bytes):
+                break
+            page.append(event)
+            used += len(event.envelope_text.encode())
+        return page
+
     async def append(
         self,
         agreement_id: str,

@@ -64,6 +64,27 @@ class PostgresEventStore:
         )
         return [StoredEvent(r["position"], agreement_id, r["sequence"], r["envelope"]) for r in rows]
 
+    async def load_page(self, stream_id: str, after: int, limit: int, max_bytes: int) -> list[StoredEvent]:
+        # The running total stops the rows in the database: a page never fetches a stream's
+        # megabytes to keep a few of them. `before` is the bytes ahead of a row in the page.
+        rows = await self.pool.fetch(
+            """SELECT position, sequence, envelope FROM (
+                   SELECT position, sequence, envelope,
+                          coalesce(sum(octet_length(envelope)) OVER (
+                              ORDER BY sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                   FROM (SELECT position, sequence, envelope FROM registry.events
+                         WHERE agreement_id = $1 AND sequence > $2
+                         ORDER BY sequence LIMIT $3) first_rows
+               ) page
+               WHERE before < $4 OR before = 0
+               ORDER BY sequence""",
+            stream_id,
+            after,
+            limit,
+            max_bytes,
+        )
+        return [StoredEvent(r["position"], stream_id, r["sequence"], r["envelope"]) for r in rows]
+
     async def append(
         self,
         agreement_id: str,

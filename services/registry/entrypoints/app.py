@@ -96,5 +96,6 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         lifespan=lifespan,
     )
 
+    app.state.max_page_bytes = settings.max_page_bytes
     # The commands and reads first (most requests), then the transparency log's routes (B11).
     return service_app.finish(app, "registry", settings, verifier, install_errors, router, log_router)

@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from typing import Annotated, Any
 
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from coordreg_contracts.envelope import canonical_json
-from coordreg_contracts.parties import PartyCommand, RecordSuccession, RegisterParty, RenameParty
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from coordreg_contracts.parties import (
+    PartyCommand,
+    RecordSuccession,
+    RegisterParty,
+    RenameParty,
+    party_subject,
+)
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.common import auth, problems
+from services.common import auth, paging, problems
 from services.common.auth import Client
 from services.common.auth.dependencies import require
 from services.common.patterns import SLUG, VERSION, full_match
@@ -39,6 +46,7 @@ from services.registry.service_layer.bus import (
     Reply,
 )
 from services.registry.service_layer.idempotency import MAX_KEY_LENGTH
+from services.registry.service_layer.repository import event_page, stream_exists
 
 router = APIRouter(prefix="/v1")
 
@@ -79,6 +87,33 @@ SIGN_ERRORS = documented_errors(400, 401, 403, 409, 413, 422, 429, 503, describe
 AMEND_ERRORS = documented_errors(400, 401, 403, 404, 409, 412, 413, 422, 429, 503, described=_COMMAND_TEXT)
 COMMAND_ERRORS = documented_errors(400, 401, 403, 404, 409, 413, 422, 429, 503, described=_COMMAND_TEXT)
 READ_ERRORS = documented_errors(401, 403, 404, 413, 422, 429, 503)
+EVENTS_ERRORS = documented_errors(
+    400,
+    401,
+    403,
+    404,
+    413,
+    422,
+    429,
+    503,
+    described={400: "Bad request: `cursor` is not a value returned as `next_cursor`"},
+)
+# A stream's pages (docs/CONTRACT.md B7): a client that sends no `limit` gets as many events as a
+# page can hold, so one that predates paging still gets a whole stream of up to that many.
+MAX_EVENTS_PAGE = 500
+_SEQUENCE_CURSOR = re.compile(r"[0-9]{1,10}")  # fullmatch: a sequence, no trailing newline
+MAX_SEQUENCE = 2**31 - 1  # registry.events.sequence is a PostgreSQL integer
+EventsLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_EVENTS_PAGE,
+        description="At most this many events (the page may hold fewer: its bytes are bounded too)",
+    ),
+]
+EventsCursor = Annotated[
+    str | None, Query(max_length=40, description="`next_cursor` of the previous page; none for the first")
+]
 
 
 def parse_if_match(value: str | None) -> int | None:
@@ -220,11 +255,16 @@ async def get_agreement(agreement_id: AgreementId, registry: RegistryDep) -> Res
     "/agreements/{agreement_id}/events",
     summary="The agreement's events, in sequence order",
     dependencies=[Reader],
-    responses=READ_ERRORS,
+    responses=EVENTS_ERRORS,
 )
-async def get_events(agreement_id: AgreementId, registry: RegistryDep) -> dict[str, Any]:
-    envelopes = await registry.agreements.envelopes(agreement_id)
-    return {"events": [e.to_json() for e in envelopes]}
+async def get_events(
+    agreement_id: AgreementId,
+    request: Request,
+    registry: RegistryDep,
+    limit: EventsLimit = MAX_EVENTS_PAGE,
+    cursor: EventsCursor = None,
+) -> Response:
+    return await events_page(request, registry, agreement_id, limit, cursor, f"no agreement {agreement_id!r}")
 
 
 # --- the party directory (decisions 15-18) ------------------------------------------------------
@@ -297,8 +337,40 @@ async def get_party(party_id: PartyId, registry: RegistryDep) -> Response:
     "/parties/{party_id}/events",
     summary="The party's directory events, in sequence order",
     dependencies=[Reader],
-    responses=READ_ERRORS,
+    responses=EVENTS_ERRORS,
 )
-async def get_party_events(party_id: PartyId, registry: RegistryDep) -> dict[str, Any]:
-    envelopes = await registry.parties.envelopes(party_id)
-    return {"events": [e.to_json() for e in envelopes]}
+async def get_party_events(
+    party_id: PartyId,
+    request: Request,
+    registry: RegistryDep,
+    limit: EventsLimit = MAX_EVENTS_PAGE,
+    cursor: EventsCursor = None,
+) -> Response:
+    missing = f"no party {party_id!r} in the directory"
+    return await events_page(request, registry, party_subject(party_id), limit, cursor, missing)
+
+
+def decode_sequence_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if _SEQUENCE_CURSOR.fullmatch(cursor) is None or int(cursor) > MAX_SEQUENCE:
+        raise HTTPException(400, "cursor must be a value returned as next_cursor")
+    return int(cursor)
+
+
+async def events_page(
+    request: Request, registry: Registry, stream_id: str, limit: int, cursor: str | None, missing: str
+) -> Response:
+    """`{"events": [...], "next_cursor"}`: a page of the stream in sequence order, at most `limit`
+    events and `max_page_bytes` of them (the first always), `next_cursor` the last one's sequence
+    while more may follow."""
+    after = decode_sequence_cursor(cursor)
+    budget: int = request.app.state.max_page_bytes
+    page = await event_page(registry.store, stream_id, after, limit, budget)
+    if not page.events and (after == 0 or not await stream_exists(registry.store, stream_id)):
+        raise NotFound(missing)
+    rendered = (paging.render(stored.envelope().to_json()) for stored in page.events)
+    taken, cut = paging.within_bytes(rendered, budget)
+    more = cut or page.more
+    next_cursor = str(page.events[len(taken) - 1].sequence) if more and taken else None
+    return paging.json_with_list({"next_cursor": next_cursor}, "events", taken)

@@ -139,6 +139,13 @@ class EventStore(Protocol):
         """The agreement's events with a sequence above `after`, in sequence order."""
         ...
 
+    async def load_page(self, stream_id: str, after: int, limit: int, max_bytes: int) -> list[StoredEvent]:
+        """A page of a stream's events above sequence `after`, in sequence order: at most `limit`,
+        and after the first none past `max_bytes` of envelope text counted from the page's start
+        (the one that passes it may come too: the reader cuts exactly). Bounds what one read
+        holds in memory however large the stream or its events (docs/CONTRACT.md B7)."""
+        ...
+
     async def append(
         self,
         agreement_id: str,

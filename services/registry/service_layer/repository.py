@@ -98,11 +98,26 @@ class AgreementRepository:
             # Best effort: the command that loaded the agreement goes on; a later load folds again.
             log.warning("snapshot not saved", agreement_id=agreement_id, error=f"{type(exc).__name__}: {exc}")
 
-    async def envelopes(self, agreement_id: str) -> list[Envelope]:
-        stored = [] if is_party_subject(agreement_id) else await self.store.load(agreement_id)
-        if not stored:
-            raise NotFound(f"no agreement {agreement_id!r}")
-        return [e.envelope() for e in stored]
+
+@dataclass(frozen=True)
+class EventPage:
+    """A page of a stream's stored events, and whether more may follow its last one."""
+
+    events: list[StoredEvent]
+    more: bool
+
+
+async def event_page(store: EventStore, stream_id: str, after: int, limit: int, max_bytes: int) -> EventPage:
+    """The events after sequence `after`, at most `limit` and about `max_bytes` (the reader
+    cuts exactly: docs/CONTRACT.md B7)."""
+    events = await store.load_page(stream_id, after, limit, max_bytes)
+    # The store stops at `limit` rows, or before a row once `max_bytes` of envelopes came first.
+    more = len(events) == limit or sum(len(e.envelope_text.encode()) for e in events) >= max_bytes
+    return EventPage(events, more)
+
+
+async def stream_exists(store: EventStore, stream_id: str) -> bool:
+    return bool(await store.existing([stream_id]))
 
 
 @dataclass(frozen=True)

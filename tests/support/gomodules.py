@@ -1,0 +1,62 @@
+"""Go modules fetched by `module@version` outside any go.mod of this repository, checked against
+the hashes committed in tests/tools/go-modules.sum (docs/adr/0006-pinned-downloads.md).
+
+`go mod download -json` reports the h1: hash Go computed of the zip and of the go.mod it fetched;
+a module whose hashes differ from the committed ones, or that the list does not pin, is refused
+before anything of it is built or read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+MODULE_SUMS = Path(__file__).resolve().parents[1] / "tools" / "go-modules.sum"
+
+
+def pinned_sums(path: Path = MODULE_SUMS) -> dict[str, tuple[str, str]]:
+    """`module@version` -> (h1 of its zip, h1 of its go.mod)."""
+    zips: dict[str, str] = {}
+    mods: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        module, version, digest = line.split()
+        if version.endswith("/go.mod"):
+            mods[f"{module}@{version.removesuffix('/go.mod')}"] = digest
+        else:
+            zips[f"{module}@{version}"] = digest
+    assert zips.keys() == mods.keys(), f"{path}: every module needs both its zip and its go.mod hash"
+    return {module: (zips[module], mods[module]) for module in zips}
+
+
+def check_download(info: dict[str, Any], sums: dict[str, tuple[str, str]] | None = None) -> None:
+    """Raises AssertionError unless `go mod download -json`'s answer matches the committed hashes."""
+    pinned = pinned_sums() if sums is None else sums
+    module = f"{info.get('Path')}@{info.get('Version')}"
+    assert "Error" not in info, f"go mod download {module}: {info['Error']}"
+    assert module in pinned, f"{module} is not pinned in {MODULE_SUMS.name}"
+    found = (info.get("Sum"), info.get("GoModSum"))
+    assert found == pinned[module], (
+        f"refusing {module}: Go computed {found}, {MODULE_SUMS.name} pins {pinned[module]}"
+    )
+
+
+def download_pinned(go: str, module: str, *, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`go mod download -json module@version`, checked; its answer (Dir: the unpacked module)."""
+    done = subprocess.run(
+        [go, "mod", "download", "-json", module],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    try:
+        info: dict[str, Any] = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"go mod download {module} failed:\n{done.stderr[-3000:]}") from None
+    check_download(info)
+    return info
