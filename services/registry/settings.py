@@ -24,6 +24,10 @@ class RegistrySettings(ClientAccessSettings):
     # Transparent retries of a command that lost an optimistic-concurrency race and does not
     # depend on the version the caller saw (no If-Match).
     concurrency_retries: int = 5
+    # The relay's own database role (REGISTRY_RELAY_DATABASE_URL; docs/adr/0002-database-roles.md):
+    # the registry and the relay read the same settings but may not do each other's work.
+    # Empty: database_url, one role for both.
+    relay_database_url: str = ""
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.5
     # After a commit's wake-up the relay waits this long for more commits before it reads, so
