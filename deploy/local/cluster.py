@@ -27,7 +27,6 @@ from typing import IO
 
 from coordreg_contracts.topic import TOPIC
 
-from deploy.local.db_accounts import DatabaseAccounts, load_passwords, prepare_database
 from deploy.local.haproxy import Frontend, LocalHaproxy
 from deploy.local.kafka_cluster import LocalKafkaCluster
 from deploy.local.postgres import free_port
@@ -150,8 +149,6 @@ class LocalCluster:
     topic: str = TOPIC
     consumer_group: str = "projections"
     processes: dict[str, Process] = field(default_factory=dict)
-    # Each service's database account: made by start_servers.
-    accounts: DatabaseAccounts = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.postgres = LocalPostgresPair(self.data_dir / "postgres", self.ports.postgres)
@@ -185,31 +182,15 @@ class LocalCluster:
     def start_servers(self) -> None:
         """PostgreSQL, Kafka and the topic (the services come with start_services)."""
         self.postgres.start()
-        # Each service as its own database role (docs/adr/0002-database-roles.md); the passwords
-        # are made at the first start and kept beside the servers' data.
-        self.accounts = asyncio.run(
-            prepare_database(self.database_url, load_passwords(self.data_dir / "postgres-accounts.json"))
-        )
         self.kafka.start()
         asyncio.run(
             ensure_topic(self.bootstrap, self.topic, PARTITIONS, CLUSTER_TOPIC_CONFIG, CLUSTER_REPLICATION)
         )
 
     def service_env(self, name: str) -> dict[str, str]:
-        kind = name.rpartition("-")[0]
-        # Its own account only (the API instances serve queries; the workers consume).
-        components = {
-            "registry": ["registry"],
-            "relay": ["relay"],
-            "projections": ["query"],
-            "worker": ["worker"],
-        }
         return {
             # application_name: who holds the relay's lock, in pg_stat_activity.
-            **{
-                variable: f"{url}&application_name={name}"
-                for variable, url in self.accounts.env(*components.get(kind, [])).items()
-            },
+            "DATABASE_URL": f"{self.database_url}&application_name={name}",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "REGISTRY_TOPIC": self.topic,
             "PROJECTIONS_TOPIC": self.topic,

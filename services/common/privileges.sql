@@ -77,7 +77,8 @@ BEGIN
         SELECT * FROM (VALUES
             -- The registry reads what it decides on (streams, directory versions, snapshots, the
             -- log it serves); claims and releases Idempotency-Keys; upserts snapshots; drops
-            -- handled rows of the process manager's queue; accepts witnesses' cosignatures.
+            -- handled rows of the process manager's queue; signs a checkpoint on demand (POST
+            -- /v1/log/checkpoints, of the tree the relay built); accepts witnesses' cosignatures.
             ('registry.events',           'SELECT',                         'coordreg_registry'),
             ('registry.parties',          'SELECT',                         'coordreg_registry'),
             ('registry.succession_queue', 'SELECT, DELETE',                 'coordreg_registry'),
@@ -85,7 +86,7 @@ BEGIN
             ('registry.idempotency_keys', 'SELECT, INSERT, UPDATE, DELETE', 'coordreg_registry'),
             ('registry.tree_leaves',      'SELECT',                         'coordreg_registry'),
             ('registry.tree_hashes',      'SELECT',                         'coordreg_registry'),
-            ('registry.checkpoints',      'SELECT',                         'coordreg_registry'),
+            ('registry.checkpoints',      'SELECT, INSERT',                 'coordreg_registry'),
             ('registry.cosignatures',     'SELECT, INSERT',                 'coordreg_registry'),
             -- The relay publishes what the outbox holds and deletes what Kafka acknowledged; the
             -- integrator (in the relay process) takes queued events into the tree and signs

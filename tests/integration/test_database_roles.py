@@ -77,10 +77,6 @@ COMPONENT_REFUSED: dict[str, dict[str, str]] = {
             " VALUES ('x', 2026, '1/CTr-x', 'x')"
         ),
         "write the tree": "INSERT INTO registry.tree_hashes (hash_index, hash) VALUES (999999, '\\x00')",
-        "sign a checkpoint": (
-            "INSERT INTO registry.checkpoints (tree_size, root_hash, note, key_name)"
-            " VALUES (999999, decode(repeat('00', 32), 'hex'), 'x', 'x')"
-        ),
         "write a read model": "INSERT INTO projections.parties (party_id) VALUES ('forged')",
         "read the read models": "SELECT count(*) FROM projections.agreements",
     },
