@@ -27,6 +27,17 @@ from deploy.local.processes import LocalServer, end_process
 
 SYSTEM_USER = "coordreg_pg"
 
+# Who may sign in, and how (docs/adr/0002-database-roles.md). The local administrator `postgres`
+# is trusted on loopback, as initdb --auth=trust had it: the stacks and the tests create
+# databases and roles with it, and the standby replicates with it. Every other role (each
+# component's own) must give its password, so one component cannot sign in as another.
+HBA = """\
+# Written by deploy/local/postgres.py at every start; edits here are lost.
+host    all          postgres  127.0.0.1/32  trust
+host    replication  postgres  127.0.0.1/32  trust
+host    all          all       127.0.0.1/32  scram-sha-256
+"""
+
 
 class PostgresStartError(RuntimeError):
     pass
@@ -137,6 +148,13 @@ class LocalPostgres(LocalServer):
             group=ids.get("group"),
         )
 
+    def _write_hba(self, ids: dict[str, int]) -> None:
+        """At every start, so that a data folder made before the component roles gets it too."""
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(HBA, encoding="utf-8")
+        if ids:
+            os.chown(hba, ids["user"], ids["group"])
+
     def start(self, timeout: float = 30) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ids = _run_as()
@@ -144,6 +162,7 @@ class LocalPostgres(LocalServer):
             _make_traversable(self.data_dir)
             _make_traversable(_bin_dir())
         self._initdb(ids)
+        self._write_hba(ids)
         self.choose_port()
         self.stop_leftover()
         log = self.log_file.open("ab")

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.demo.load import load
 from deploy.local.cluster import ClusterPorts, LocalCluster
+from deploy.local.db_accounts import load_passwords, prepare_database
 from deploy.local.kafka import LocalKafka, MissingPrerequisite
 from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import die_with_parent
@@ -296,21 +297,32 @@ def run(settings: StackSettings) -> int:
         asyncio.run(ensure_topic(bootstrap, TOPIC, PARTITIONS, TOPIC_CONFIG))
         env = {
             **os.environ,
-            "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "REGISTRY_PORT": str(settings.registry_port),
             "PROJECTIONS_PORT": str(settings.projections_port),
         }
-        for name, module in (
-            ("registry", "services.registry.entrypoints.main"),
-            ("relay", "services.registry.entrypoints.relay_main"),
-            ("projections", "services.projections.entrypoints.main"),
+        # A server of our own: each service signs in as its own role, built and granted by the
+        # migrator first (docs/adr/0002-database-roles.md). A server given by DATABASE_URL: one
+        # role for everything, as its owner set it up, and the services migrate it themselves.
+        accounts = None
+        if postgres is not None:
+            accounts = asyncio.run(
+                prepare_database(database_url, load_passwords(local / "postgres-accounts.json"))
+            )
+            say(f"PostgreSQL roles: one per service, passwords in {local / 'postgres-accounts.json'}")
+        else:
+            env["DATABASE_URL"] = database_url
+        for name, module, components in (
+            ("registry", "services.registry.entrypoints.main", ("registry",)),
+            ("relay", "services.registry.entrypoints.relay_main", ("relay",)),
+            # The API process runs the consumer too: the query role and the worker's.
+            ("projections", "services.projections.entrypoints.main", ("query", "worker")),
         ):
             log = (logs / f"{name}.log").open("ab")
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", module],
-                    env=env,
+                    env={**env, **(accounts.env(*components) if accounts else {})},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     preexec_fn=die_with_parent,  # one call, no threads yet

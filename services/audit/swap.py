@@ -47,6 +47,7 @@ from services.audit.progress import Progress
 from services.audit.rebuild import Appliers, Counts, Item, Slice, apply_slice
 from services.audit.settings import AuditSettings
 from services.common.db import Connection, create_pool
+from services.common.db_roles import apply_privileges
 
 # Records left for the locked step: the live worker waits while they are applied.
 FINAL_STEP_RECORDS = 50
@@ -230,6 +231,23 @@ async def _store_offsets(conn: Connection, group: str, topic: str, offsets: dict
     )
 
 
+async def _hand_over(conn: Connection, live: str, old: str) -> None:
+    """The new live read models go to the owner of those they replace (the migrator), with every
+    component's grants (docs/adr/0002-database-roles.md): the audit role that built them keeps no
+    hold on live data. Needs a role that may act as both owners: the migrator, which the
+    deployments make a member of the audit role, or a superuser."""
+    owner = await conn.fetchval("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", old)
+    await conn.execute(f"ALTER SCHEMA {ident(live)} OWNER TO {owner}")
+    # Indexes and identity sequences follow their tables.
+    for name in await conn.fetch(
+        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')""",
+        live,
+    ):
+        await conn.execute(f"ALTER TABLE {ident(live)}.{ident(name['relname'])} OWNER TO {owner}")
+    await apply_privileges(conn, live)
+
+
 async def _final_step(
     settings: AuditSettings, pool: asyncpg.Pool, reader: TopicReader, result: SwapResult, force: bool
 ) -> None:
@@ -278,6 +296,7 @@ async def _final_step(
         result.old_schema = old
         await conn.execute(f"ALTER SCHEMA {ident(live)} RENAME TO {ident(old)}")
         await conn.execute(f"ALTER SCHEMA {ident(schema)} RENAME TO {ident(live)}")
+        await _hand_over(conn, live, old)
         # The migration ledger follows the schemas it describes.
         for before, after in (
             (migration_component(live), "~swap~"),

@@ -10,6 +10,8 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from services.common.db_roles import apply_privileges
+
 log = structlog.get_logger(__name__)
 
 # A bare connection or one borrowed from a pool: both run the same queries.
@@ -80,24 +82,40 @@ def redact(dsn: str) -> str:
     return dsn
 
 
-async def migrate(pool: asyncpg.Pool, component: str, folder: Path, schema: str | None = None) -> list[str]:
+async def migrate(
+    pool: asyncpg.Pool,
+    component: str,
+    folder: Path,
+    schema: str | None = None,
+    *,
+    privileges: bool = True,
+) -> list[str]:
     """Applies the folder's `NNN_name.sql` files not yet applied, each in its own transaction.
 
     With `schema`, the files run with that schema first on the search_path (created if
     missing), and are recorded per schema: the same files build any number of copies.
+
+    Then, with `privileges` and unless `schema` names a copy, the migrator re-applies every
+    component's grants
+    (services/common/privileges.sql). A component that connects as its own role, not the
+    schema's owner, finds nothing to apply and leaves: its migrations are the migrator's
+    (`coordreg-migrate`), and one still pending is an error here.
     """
+    base, target = component, schema or component
     if schema is not None and schema != component:
         component = f"{component}@{schema}"
     applied: list[str] = []
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         try:
-            await conn.execute(
-                """CREATE TABLE IF NOT EXISTS public.schema_migrations (
-                       component text NOT NULL, name text NOT NULL,
-                       applied_at timestamptz NOT NULL DEFAULT now(),
-                       PRIMARY KEY (component, name))"""
-            )
+            # Checked first: a component's own role may read the ledger but not create tables.
+            if not await conn.fetchval("SELECT to_regclass('public.schema_migrations') IS NOT NULL"):
+                await conn.execute(
+                    """CREATE TABLE IF NOT EXISTS public.schema_migrations (
+                           component text NOT NULL, name text NOT NULL,
+                           applied_at timestamptz NOT NULL DEFAULT now(),
+                           PRIMARY KEY (component, name))"""
+                )
             done = {
                 r["name"]
                 for r in await conn.fetch(
@@ -106,9 +124,21 @@ async def migrate(pool: asyncpg.Pool, component: str, folder: Path, schema: str 
             }
             # A handful of small files read once at start: not worth a thread.
             scripts = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.sql"))}  # noqa: ASYNC240
-            for name, sql in scripts.items():
-                if name in done:
-                    continue
+            pending = [name for name in scripts if name not in done]
+            owner = await conn.fetchval(
+                """SELECT coalesce(pg_has_role(current_user, n.nspowner, 'USAGE'), true)
+                   FROM (SELECT 1) AS one LEFT JOIN pg_namespace AS n ON n.nspname = $1""",
+                target,
+            )
+            if not owner:
+                if pending:
+                    raise RuntimeError(
+                        f"{component}: migrations {', '.join(pending)} are not applied, and this role"
+                        f" does not own schema {target!r}; run coordreg-migrate as the migrator first"
+                    )
+                return applied
+            for name in pending:
+                sql = scripts[name]
                 async with conn.transaction():
                     if schema is not None:
                         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -121,6 +151,9 @@ async def migrate(pool: asyncpg.Pool, component: str, folder: Path, schema: str 
                     )
                 applied.append(name)
                 log.info("migration applied", component=component, migration=name)
+            # Not after a copy's migrations (the audit tool's shadow schemas): those are its own.
+            if privileges and schema in (None, base):
+                await apply_privileges(conn, target if base != "registry" else "projections")
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied

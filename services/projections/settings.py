@@ -21,6 +21,10 @@ class ProjectionSettings(ClientAccessSettings):
     # workers can run `python -m services.projections.entrypoints.worker` in the same group.
     run_consumer: bool = True
     batch_max_records: int = 500
+    # The worker's own database role (PROJECTIONS_WORKER_DATABASE_URL; docs/adr/0002-database-roles.md):
+    # it writes the read models, while database_url, the query API's, may only read them. The
+    # consumer inside the API process (run_consumer) uses it too. Empty: database_url, one role.
+    worker_database_url: str = ""
     # A standalone worker (coordreg-projection-worker) serves its Prometheus metrics (/metrics)
     # here; port 0 serves none. The API process's worker is in the API's own /metrics.
     worker_metrics_host: str = "127.0.0.1"

@@ -28,6 +28,10 @@ class RegistrySettings(ClientAccessSettings):
     # before the item that would pass it, and always holds one. An item is about the size of
     # the command that made it (max_body_bytes), so the default holds 16 of the largest.
     max_page_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    # The relay's own database role (REGISTRY_RELAY_DATABASE_URL; docs/adr/0002-database-roles.md):
+    # the registry and the relay read the same settings but may not do each other's work.
+    # Empty: database_url, one role for both.
+    relay_database_url: str = ""
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.5
     # After a commit's wake-up the relay waits this long for more commits before it reads, so

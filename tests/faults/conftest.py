@@ -11,12 +11,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from deploy.local.db_accounts import prepare_database
 from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
 from deploy.local.postgres import LocalPostgres
-from services.common.db import create_pool, migrate
-from services.registry.migrations import MIGRATIONS
 from tests.faults.harness import STARTED_WITHIN, Env
 from tests.support.figures import Figures
+from tests.support.stack import session_passwords
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = Figures("faults")
@@ -54,10 +54,8 @@ async def env(infra: Infra, tmp_path: Path) -> AsyncIterator[Env]:
     database_url = infra.url.rsplit("/", 1)[0] + f"/{name}"
     topic = f"faults-{uuid.uuid4().hex[:8]}"
     await ensure_topic(infra.bootstrap, topic, 6, TOPIC_CONFIG)
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    await migrate(pool, "registry", MIGRATIONS)
-    await pool.close()
-    scenario = Env(database_url, infra.bootstrap, topic, tmp_path)
+    accounts = await prepare_database(database_url, session_passwords())
+    scenario = Env(database_url, infra.bootstrap, topic, tmp_path, accounts)
     try:
         yield scenario
     finally:

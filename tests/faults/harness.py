@@ -22,6 +22,7 @@ import httpx
 from coordreg_contracts.commands import ReportProgress, SignAgreement
 from coordreg_contracts.envelope import envelope_hash
 
+from deploy.local.db_accounts import DatabaseAccounts
 from services.audit.diff import diff
 from services.audit.kafkalog import Record, TopicReader
 from services.audit.rebuild import rebuild
@@ -92,17 +93,28 @@ class Service:
 class Env:
     """One scenario's database, topic and processes."""
 
-    database_url: str
+    database_url: str  # the administrator's: the scenario's own view
     bootstrap: str
     topic: str
     logs: Path
+    # Each component's own role (the fault suite); None: DATABASE_URL, one role for everything,
+    # as a deployment with one server URL has it (tests/integration/test_metrics_exported.py,
+    # tests/e2e/test_tracing.py), the services migrating the database themselves.
+    accounts: DatabaseAccounts | None = None
     group: str = field(default_factory=lambda: f"projections-{uuid.uuid4().hex[:6]}")
     services: list[Service] = field(default_factory=list)
 
-    def service_env(self, name: str) -> dict[str, str]:
-        separator = "&" if "?" in self.database_url else "?"
+    def service_env(self, name: str, *components: str) -> dict[str, str]:
+        def named(url: str) -> str:
+            return f"{url}{'&' if '?' in url else '?'}application_name={name}"
+
+        # Each component as its own database role (docs/adr/0002-database-roles.md).
+        if self.accounts is None:
+            roles = {"DATABASE_URL": named(self.database_url)}
+        else:
+            roles = {variable: named(url) for variable, url in self.accounts.env(*components).items()}
         return {
-            "DATABASE_URL": f"{self.database_url}{separator}application_name={name}",
+            **roles,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "REGISTRY_TOPIC": self.topic,
             "PROJECTIONS_TOPIC": self.topic,
@@ -115,7 +127,11 @@ class Env:
         service = Service(
             name,
             "services.registry.entrypoints.main",
-            {**self.service_env(name), "REGISTRY_PORT": str(port), "REGISTRY_WORKERS": str(workers)},
+            {
+                **self.service_env(name, "registry"),
+                "REGISTRY_PORT": str(port),
+                "REGISTRY_WORKERS": str(workers),
+            },
             self.logs / f"{name}.log",
         )
         self.services.append(service)
@@ -125,7 +141,7 @@ class Env:
         service = Service(
             name,
             "services.registry.entrypoints.relay_main",
-            self.service_env(name),
+            self.service_env(name, "relay"),
             self.logs / f"{name}.log",
         )
         self.services.append(service)
@@ -133,7 +149,10 @@ class Env:
 
     def worker(self, name: str) -> Service:
         service = Service(
-            name, "services.projections.entrypoints.worker", self.service_env(name), self.logs / f"{name}.log"
+            name,
+            "services.projections.entrypoints.worker",
+            self.service_env(name, "worker"),
+            self.logs / f"{name}.log",
         )
         self.services.append(service)
         return service.start()

@@ -45,9 +45,10 @@ CTX = CommandContext(Caller.in_process("audit-test"), correlation_id="audit-test
 
 
 def settings_for(stack: Stack, **overrides: Any) -> AuditSettings:
+    """As the audit role (docs/adr/0002-database-roles.md); `swap` takes the migrator's URL."""
     return AuditSettings(
         **{
-            "database_url": stack.database_url,
+            "database_url": stack.accounts.urls["audit"],
             "kafka_bootstrap_servers": stack.bootstrap,
             "topic": stack.topic,
             "progress_seconds": 0,
@@ -60,7 +61,7 @@ async def cli(stack: Stack | None, *args: str, database_url: str | None = None) 
     env = {"AUDIT_PROGRESS_SECONDS": "5"}
     if stack is not None:
         env |= {
-            "DATABASE_URL": stack.database_url,
+            "DATABASE_URL": stack.accounts.urls["audit"],
             "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
             "AUDIT_TOPIC": stack.topic,
         }
@@ -257,13 +258,23 @@ async def test_swap_while_commands_keep_arriving_loses_no_event(stack: Stack) ->
     writer = asyncio.create_task(keep_commanding(stack.pool, generated.agreements, stop))
     try:
         await asyncio.sleep(2)
-        first = await swap(settings, "shadow_blue")
+        # Renaming the live read models is the migrator's (it owns them), not the audit role's.
+        as_migrator = settings_for(stack, consumer_group=group, database_url=stack.accounts.urls["migrator"])
+        first = await swap(as_migrator, "shadow_blue")
         print("\n" + first.summary())
         # A second swap, of a shadow rebuilt from the store (no offsets: caught up from
         # the beginning of the topic), through the CLI, with commands still arriving.
         await rebuild(settings, source="store", schema="shadow_green")
         await asyncio.sleep(1)
-        code, out, err = await cli(stack, "swap", "--schema", "shadow_green", "--group", group)
+        code, out, err = await cli(
+            stack,
+            "swap",
+            "--schema",
+            "shadow_green",
+            "--group",
+            group,
+            database_url=stack.accounts.urls["migrator"],
+        )
         assert code == 0, out + err
         print(out)
         await asyncio.sleep(2)

@@ -21,14 +21,14 @@ import asyncpg
 import httpx
 import uvicorn
 
+from deploy.local.db_accounts import DatabaseAccounts, generated_passwords, prepare_database
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
-from services.common.db import create_pool, migrate
+from services.common.db import create_pool
 from services.projections.entrypoints.app import create_app as create_projections
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.entrypoints.app import create_app as create_registry
-from services.registry.migrations import MIGRATIONS
 from services.registry.settings import RegistrySettings
 
 TEST_CLIENT = "test-client"
@@ -49,6 +49,16 @@ TEST_PARTIES = (
     "sldtbxh",
     "x",
 )
+
+
+_PASSWORDS: dict[str, str] = {}
+
+
+def session_passwords() -> dict[str, str]:
+    """The components' passwords for this test process (the roles are the server's, not a database's)."""
+    if not _PASSWORDS:
+        _PASSWORDS.update(generated_passwords())
+    return _PASSWORDS
 
 
 def free_port() -> int:
@@ -88,6 +98,7 @@ class Stack:
     read_pool: asyncpg.Pool = field(init=False, repr=False)
     client_id: str = TEST_CLIENT
     party_ids: tuple[str, ...] = TEST_PARTIES
+    accounts: DatabaseAccounts = field(init=False, repr=False)
     registry_url: str = field(init=False, default="")
     projections_url: str = field(init=False, default="")
 
@@ -144,9 +155,13 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     """`registry_options` / `projection_options` override settings fields (e.g. a low rate limit)."""
     stack = Stack(database_url, bootstrap, topic)
+    # Each component as its own database role, as deployed (docs/adr/0002-database-roles.md);
+    # `database_url` (the administrator's) stays the tests' own view: `stack.pool`.
+    read_schema = (projection_options or {}).get("read_schema", "projections")
+    stack.accounts = await prepare_database(database_url, session_passwords(), read_schema)
     registry_settings = RegistrySettings(
         **{
-            "database_url": database_url,
+            "database_url": stack.accounts.urls["registry"],
             "kafka_bootstrap_servers": bootstrap,
             "topic": topic,
             "json_logs": False,
@@ -155,7 +170,8 @@ async def running_stack(
     )
     projection_settings = ProjectionSettings(
         **{
-            "database_url": database_url,
+            "database_url": stack.accounts.urls["query"],
+            "worker_database_url": stack.accounts.urls["worker"],
             "kafka_bootstrap_servers": bootstrap,
             "topic": topic,
             "consumer_group": f"projections-{uuid.uuid4().hex[:8]}",
@@ -167,7 +183,7 @@ async def running_stack(
     stop = asyncio.Event()
     servers = []
     stack.pool = await create_pool(database_url, min_size=1, max_size=5)
-    await migrate(stack.pool, "registry", MIGRATIONS)
+    relay_pool = await create_pool(stack.accounts.urls["relay"], min_size=1, max_size=4)
     relay_task = None
     try:
         registry_port = free_port()
@@ -176,7 +192,7 @@ async def running_stack(
         stack.registry = httpx.AsyncClient(base_url=stack.registry_url, headers=headers, timeout=30)
         if relay:
             relay_task = asyncio.create_task(
-                OutboxRelay(stack.pool, bootstrap, topic, poll_seconds=0.2).run(stop)
+                OutboxRelay(relay_pool, bootstrap, topic, poll_seconds=0.2).run(stop)
             )
         projections_port = free_port()
         if projections:
@@ -193,4 +209,5 @@ async def running_stack(
         with contextlib.suppress(AttributeError):
             await stack.registry.aclose()
             await stack.projections.aclose()
+        await relay_pool.close()
         await stack.pool.close()

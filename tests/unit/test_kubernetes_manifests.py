@@ -53,6 +53,8 @@ import yaml
 from coordreg_contracts.topic import TOPIC
 
 from deploy.checksums import verify_directory
+from deploy.local.db_accounts import LOGIN_ROLES, MIGRATOR, SERVICE_VARIABLES
+from services.common.db_roles import GROUP_ROLES
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import relay_transactional_id
@@ -68,6 +70,14 @@ CACHE = ROOT / ".cache" / "kustomize" / KUSTOMIZE_VERSION
 KUBERNETES_VERSIONS = ("1.34", "1.36")
 IMAGE = "coordreg/coordreg"
 HTTP_PORTS = {"coordreg-registry": 8000, "coordreg-projections": 8001}
+# Each Deployment's database role (docs/adr/0002-database-roles.md): its component in
+# deploy.local.db_accounts and the variable its URL is read from.
+DATABASE_ROLES = {
+    "coordreg-registry": ("registry", "REGISTRY_DATABASE_URL"),
+    "coordreg-relay": ("relay", "REGISTRY_RELAY_DATABASE_URL"),
+    "coordreg-projections": ("query", "PROJECTIONS_DATABASE_URL"),
+    "coordreg-projection-worker": ("worker", "PROJECTIONS_WORKER_DATABASE_URL"),
+}
 
 # The operators' CRD schemas, fetched once into CRD_CACHE (crd_schemas() below).
 CRD_CACHE = ROOT / ".cache" / "crd-schemas"
@@ -576,11 +586,10 @@ def test_every_deployment_is_locked_down(rendered: dict[str, list[Resource]], ov
             mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
             assert "emptyDir" in volumes[mounts["/tmp"]["name"]], where
             assert all(m.get("readOnly") for path, m in mounts.items() if path != "/tmp"), where
+            # The database as its own role, never as the owner (test_each_component_signs_in_…).
             env = {e["name"]: e for e in container.get("env", [])}
-            assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-                "name": "coordreg-pg-app",
-                "key": "uri",
-            }
+            assert "DATABASE_URL" not in env, where
+            assert "coordreg-pg-app" not in json.dumps(deployment), where
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -687,6 +696,117 @@ def test_network_policies_deny_by_default_and_allow_what_each_component_needs(
             for p in deployment["spec"]["template"]["spec"]["containers"][0].get("ports", [])
         }
         assert {port for _, port in ingress} == container_ports
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_component_signs_in_to_postgres_as_its_own_role(
+    rendered: dict[str, list[Resource]], overlay: str
+) -> None:
+    resources = rendered[overlay]
+    cluster = one(resources, "Cluster", "coordreg-pg")
+    assert cluster["spec"]["bootstrap"]["initdb"]["owner"] == MIGRATOR
+    roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    for component, group in GROUP_ROLES.items():
+        assert roles[group]["login"] is False, group
+        assert "passwordSecret" not in roles[group], group
+        login = roles[LOGIN_ROLES[component]]
+        assert login["login"] is True and login["inRoles"] == [group], component
+        assert login["passwordSecret"] == {"name": f"coordreg-pg-{component}"}, component
+    # The owner keeps the operator's password; it may take over the audit role's shadow (swap).
+    assert roles[MIGRATOR]["inRoles"] == [LOGIN_ROLES["audit"]]
+    assert "passwordSecret" not in roles[MIGRATOR]
+    assert set(roles) == {*GROUP_ROLES.values(), *LOGIN_ROLES.values()}
+    assert not any(r.get("superuser") or r.get("createrole") or r.get("createdb") for r in roles.values())
+
+    for deployment in named(resources, "Deployment"):
+        name = deployment["metadata"]["name"]
+        component, variable = DATABASE_ROLES[name]
+        assert SERVICE_VARIABLES[component] == variable, name
+        for container in _containers(deployment):
+            env = {e["name"]: e for e in container.get("env", [])}
+            secret = f"coordreg-pg-{component}"
+            assert env["PGUSER"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "username"}, name
+            assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}, name
+            # Nothing but its own role: no other component's URL variable, no credentials in the URL.
+            assert set(env) & set(SERVICE_VARIABLES.values()) == {variable}, name
+            assert env[variable]["value"] == "postgresql://coordreg-pg-rw:5432/coordreg", name
+
+    # Only the migration Job holds the owner's Secret.
+    job = one(resources, "Job", "coordreg-migrate")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["coordreg-migrate"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MIGRATOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "coordreg-pg-app",
+        "key": "uri",
+    }
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+
+    # Passwords: published placeholders in development only; production brings its own Secrets.
+    secrets = {
+        s["metadata"]["name"]: s
+        for s in named(resources, "Secret")
+        if s["metadata"]["name"].startswith("coordreg-pg-")
+    }
+    if overlay == "development":
+        assert set(secrets) == {f"coordreg-pg-{c}" for c in GROUP_ROLES}
+        for component in GROUP_ROLES:
+            placeholder = secrets[f"coordreg-pg-{component}"]
+            assert placeholder["type"] == "kubernetes.io/basic-auth"
+            assert base64.b64decode(placeholder["data"]["username"]).decode() == LOGIN_ROLES[component]
+            assert base64.b64decode(placeholder["data"]["password"]).decode().startswith("development-only-")
+    else:
+        assert secrets == {}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_components_that_use_the_database_reach_its_pods(
+    rendered: dict[str, list[Resource]], overlay: str
+) -> None:
+    resources = rendered[overlay]
+    guarding = [
+        p
+        for p in named(resources, "NetworkPolicy")
+        if p["spec"]["podSelector"].get("matchLabels") == {"cnpg.io/cluster": "coordreg-pg"}
+    ]
+    assert len(guarding) == 1
+    (policy,) = guarding
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    by_port: dict[int, list[Resource]] = {}
+    for rule in policy["spec"]["ingress"]:
+        # Every rule names who may connect: none is open to the whole cluster on PostgreSQL's port.
+        assert rule.get("from"), rule
+        for port in rule["ports"]:
+            by_port.setdefault(port["port"], []).extend(rule["from"])
+    assert set(by_port) == {5432, 8000, 9187}
+    components = set()
+    for peer in by_port[5432]:
+        assert "ipBlock" not in peer
+        if peer.get("namespaceSelector") is not None:
+            # The operator, in its own namespace, selected by its pods' label too.
+            assert peer["namespaceSelector"] == {
+                "matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}
+            }
+            assert peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "cloudnative-pg"}}
+            continue
+        selector = peer["podSelector"]
+        if selector.get("matchLabels") == {"cnpg.io/cluster": "coordreg-pg"}:
+            continue  # the instances replicate from each other
+        expressions = {e["key"]: e["values"] for e in selector["matchExpressions"] if e["operator"] == "In"}
+        assert expressions["app.kubernetes.io/name"] == ["coordreg"]
+        components |= set(expressions["app.kubernetes.io/component"])
+    users = {
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        for d in named(resources, "Deployment")
+    }
+    assert components == users | {"migrate", "audit"}
+    # Metrics only are open to any namespace (Prometheus).
+    assert all(peer == {"namespaceSelector": {}} for peer in by_port[9187])
 
 
 # --- Kafka and PostgreSQL ----------------------------------------------------------------
@@ -815,7 +935,7 @@ def test_production_is_durable_and_in_production_mode(rendered: dict[str, list[R
     assert cluster["bootstrap"]["initdb"] == {
         **cluster["bootstrap"]["initdb"],
         "database": "coordreg",
-        "owner": "coordreg",
+        "owner": "coordreg_migrator",
     }
     assert cluster["affinity"]["podAntiAffinityType"] == "required"
     # Backups: WAL archiving and scheduled base backups through the Barman Cloud plugin.

@@ -37,9 +37,19 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
         app.state.settings = settings
         stop = asyncio.Event()
         task = None
+        # The consumer writes as the worker's role, on a pool of its own, when it has one.
+        worker_pool = None
+        if settings.run_consumer and settings.worker_database_url:
+            worker_pool = await create_pool(
+                settings.worker_database_url,
+                min_size=1,
+                max_size=3,
+                schema=settings.read_schema,
+                stateless=True,
+            )
         if settings.run_consumer:
             worker = ProjectionWorker(
-                pool,
+                worker_pool or pool,
                 settings.kafka_bootstrap_servers,
                 settings.topic,
                 settings.consumer_group,
@@ -54,6 +64,8 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, 15)
+            if worker_pool is not None:
+                await worker_pool.close()
             await pool.close()
 
     app = FastAPI(

@@ -27,7 +27,11 @@ async def run(settings: ProjectionSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     serve_metrics(settings.worker_metrics_host, settings.worker_metrics_port, "projection-worker")
     pool = await create_pool(
-        settings.database_url, min_size=1, max_size=3, schema=settings.read_schema, stateless=True
+        settings.worker_database_url or settings.database_url,
+        min_size=1,
+        max_size=3,
+        schema=settings.read_schema,
+        stateless=True,
     )
     try:
         await migrate(pool, "projections", MIGRATIONS, schema=settings.read_schema)

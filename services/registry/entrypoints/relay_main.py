@@ -64,7 +64,7 @@ async def run(settings: RegistrySettings) -> None:
     serve_metrics(settings.relay_metrics_host, settings.relay_metrics_port, "relay")
     # Before anything starts: production refuses the development log key.
     signer = log_signer_from_settings(settings)
-    pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await create_pool(settings.relay_database_url or settings.database_url, min_size=1, max_size=4)
     try:
         await migrate(pool, "registry", MIGRATIONS)
         relay = OutboxRelay(
