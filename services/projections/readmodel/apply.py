@@ -13,6 +13,12 @@ Every row belongs to one stream: an agreement's rows (`agreements`, `party_oblig
 applied in any interleaving (the audit rebuild spreads them over connections), and the
 queries join the directory to the agreements when they read.
 
+Nothing is applied on the topic's word alone (docs/adr/0003-signed-envelopes.md): a record must
+hash to its own `hash` and, when the caller gives a verifier, carry the registry's signature of
+that hash; the stream's next record must name the last applied event's hash as its `prevhash`.
+A record that fails is refused (`RecordRefused`, dead-lettered by the worker) before anything of
+it is recorded, so it never takes the sequence of the real event that follows.
+
 A batch costs a handful of statements whatever its size: the streams and states of its
 subjects are read (and locked) at once, folded in memory, and written back in bulk.
 """
@@ -20,6 +26,7 @@ subjects are read (and locked) at once, folded in memory, and written back in bu
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -39,6 +46,7 @@ from services.agreement import periods
 from services.agreement.document_numbers import parse
 from services.agreement.state import AgreementState, Inheritance, ObligationState, Report, evolve
 from services.common.db import Connection
+from services.common.envelope_signatures import EnvelopeVerifier, check_hash, check_link
 from services.common.lru import Lru
 from services.directory.state import Naming, PartyState, Succession, evolve_party
 from services.projections.readmodel.document import from_document, to_document
@@ -133,19 +141,39 @@ def decode(message: bytes | str) -> tuple[Envelope, Decoded]:
     return envelope, envelope.event()
 
 
+def checked(
+    message: bytes | str, signature: bytes | str | None = None, verifier: EnvelopeVerifier | None = None
+) -> tuple[Envelope, Decoded]:
+    """`decode`, then the record's own checks: its hash and (with a verifier) its signature."""
+    envelope, event = decode(message)
+    check_hash(envelope)
+    if verifier is not None:
+        verifier.check(envelope.hash, signature)
+    return envelope, event
+
+
 async def apply_many(
-    conn: Connection, messages: list[bytes | str], cache: FoldedStates | None = None
+    conn: Connection,
+    messages: list[bytes | str],
+    cache: FoldedStates | None = None,
+    *,
+    signatures: Sequence[bytes | str | None] | None = None,
+    verifier: EnvelopeVerifier | None = None,
 ) -> list[Applied | Exception]:
     """Applies the messages in order; a message that cannot be applied gets its exception.
 
-    Only the messages' own faults (malformed, refused by `evolve`) come back as exceptions;
-    a database failure raises, and the caller's transaction rolls back as a whole.
+    With a `verifier`, each message needs its `envelope-signature` (in `signatures`, in the same
+    order) by a trusted key. Only the messages' own faults (malformed, not the registry's, not
+    chained, refused by `evolve`) come back as exceptions; a database failure raises, and the
+    caller's transaction rolls back as a whole.
     """
+    if signatures is None:
+        signatures = [None] * len(messages)
     results: list[Applied | Exception] = []
     decoded: list[tuple[Envelope, Decoded] | Exception] = []
-    for message in messages:
+    for message, signature in zip(messages, signatures, strict=True):
         try:
-            decoded.append(decode(message))
+            decoded.append(checked(message, signature, verifier))
         except Exception as exc:
             decoded.append(exc)
     ids = sorted({item[0].subject for item in decoded if not isinstance(item, Exception)})
@@ -236,6 +264,8 @@ def _fold(stream: _Stream, envelope: Envelope, event: Decoded, message: str, wri
 
 
 def _evolve(stream: _Stream, envelope: Envelope, event: Decoded, writes: _Writes) -> None:
+    # Before anything is recorded: a record that does not chain leaves the stream where it was.
+    check_link(envelope, stream.last_hash)
     if is_party_subject(envelope.subject):
         _evolve_party(stream, envelope, event, writes)
         return
