@@ -4,7 +4,7 @@ Store (one REPEATABLE READ snapshot, every stream in sequence order: the agreeme
 party directory's, `party/<party_id>`, which share the table, the topic and every check):
 - the envelope parses, is canonical JSON, and its `hash` is the SHA-256 recomputed here;
 - `prevhash` is the hash of the agreement's previous event ("" for sequence 1);
-- its stored signature, if it has one, is the registry event key's signature of its `hash`
+- its stored signature, if it has one, is the registry event key's signature of its stored `hash`
   (AUDIT_EVENT_VERIFIER_KEYS; docs/adr/0003-signed-envelopes.md); events without one are counted;
 - sequences run 1..n without a gap, and positions grow with sequences;
 - the row's columns agree with the envelope (subject, sequence, id, type, time);
@@ -288,7 +288,9 @@ class StoreWalk:
         recomputed = envelope_hash(doc)
         if doc.get("hash") != recomputed:
             self.problem(row, "hash", f"hash {str(doc.get('hash'))[:16]}… != recomputed {recomputed[:16]}…")
-        self._signature(row, recomputed)
+        # Over the stored `hash`, so that each check names one fault: a changed body is `hash`,
+        # a hash (and body) the registry did not sign is `signature`.
+        self._signature(row, doc.get("hash"))
         if not gap and chain.last_hash is not None and doc.get("prevhash") != chain.last_hash:
             expected = chain.last_hash[:16] + "…" if chain.last_hash else '""'
             self.problem(
@@ -311,13 +313,13 @@ class StoreWalk:
             chain, sequence, position, doc.get("hash") if isinstance(doc.get("hash"), str) else None
         )
 
-    def _signature(self, row: asyncpg.Record, recomputed: str) -> None:
+    def _signature(self, row: asyncpg.Record, stored_hash: object) -> None:
         signature = row.get("signature")
         if signature is None:
             self.report.unsigned += 1
         elif self.signatures is not None:
             try:
-                self.signatures.check(recomputed, signature)
+                self.signatures.check(str(stored_hash), signature)
             except RecordRefused as exc:
                 self.problem(row, "signature", str(exc))
 
