@@ -260,14 +260,10 @@ async def _apply(
         head = run[0]
         if head.follows is not None:
             # Only forward: a stream that already stands further on has nothing to step over.
-            # The hash stepped to is the one the item chains to (the left-out event's), so that
-            # the apply's chain check holds across the step and nowhere else.
             await conn.execute(
-                """UPDATE streams SET last_sequence = $2, last_hash = $3
-                   WHERE agreement_id = $1 AND last_sequence < $2""",
+                "UPDATE streams SET last_sequence = $2 WHERE agreement_id = $1 AND last_sequence < $2",
                 head.subject,
                 head.follows,
-                str(json.loads(head.message).get("prevhash", "")),
             )
         results += await apply_many(conn, [item.message for item in run], cache)
     return results
