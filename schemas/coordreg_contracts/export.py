@@ -276,6 +276,15 @@ def asyncapi_document() -> dict[str, Any]:
                         "type": "string",
                         "description": "W3C Trace Context: vendor trace state, when the trace has one.",
                     },
+                    # docs/CONTRACT.md B12: the registry's signature of the envelope's `hash`.
+                    "envelope-signature": {
+                        "type": "string",
+                        "description": "The registry's Ed25519 signature of the envelope's `hash`: "
+                        '"<key name> <base64(4-byte key ID || 64-byte signature)>" over the text '
+                        '"coordreg envelope\\n<hash>\\n" (a C2SP signed-note line without its em dash). '
+                        "Verify it with a key of GET /v1/event-keys before applying the record.",
+                        "pattern": "^[^\\s+]+ [A-Za-z0-9+/]{91}=$",
+                    },
                 },
                 "required": ["content-type"],
             },
@@ -312,6 +321,8 @@ def asyncapi_document() -> dict[str, Any]:
                 "- Delivery is at least once: skip an event whose `sequence` was already applied "
                 "for its `subject`.\n"
                 "- `hash`/`prevhash` chain each agreement's events (see [docs/CONTRACT.md](../docs/CONTRACT.md)).\n"
+                "- The `envelope-signature` header is the registry's signature of `hash`: apply a record only "
+                "if it verifies and its `prevhash` is the last applied event's `hash` (CONTRACT B12).\n"
                 "- `data.schema_version` is the event's schema version (also the `.vN` suffix of `type`); "
                 "a payload without it is version 0 and is read through the registry's upcasters."
             ),
@@ -329,7 +340,8 @@ def asyncapi_document() -> dict[str, Any]:
                 "address": TOPIC,
                 "title": TOPIC,
                 "description": "All registry events. Record key = agreement id; "
-                f"header `content-type: {CONTENT_TYPE}`, and `traceparent`/`tracestate` when traced.",
+                f"header `content-type: {CONTENT_TYPE}`, `envelope-signature` (the registry's signature), "
+                "and `traceparent`/`tracestate` when traced.",
                 "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names},
                 "bindings": {"kafka": {"topic": TOPIC, "bindingVersion": KAFKA_BINDING_VERSION}},
             }

@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.patterns import SCHEMA_NAME
+from services.common.envelope_signatures import DEV_VERIFIER_KEY, EnvelopeVerifier, EventKeyError
 from services.common.settings import ServiceSettings
 from services.transparency.log import DEV_LOG_ORIGIN, DEV_PUBLIC_KEY
 from services.transparency.note import NoteError, parse_verifier_key, verifier_key
@@ -37,6 +38,16 @@ class AuditSettings(ServiceSettings):
     registry_url: str = ""
     registry_token: str = ""
     log_verifier_key: str = DEV_LOG_VERIFIER_KEY
+    # The registry's event verifier key(s), Go note format, separated by spaces (GET
+    # /v1/event-keys): each stored signature must verify under one of them. Default: the
+    # development key's (services/common/envelope_signatures.py), which proves nothing in production.
+    event_verifier_keys: str = DEV_VERIFIER_KEY
+
+    def envelope_verifier(self) -> EnvelopeVerifier:
+        try:
+            return EnvelopeVerifier.from_keys(self.event_verifier_keys.split())
+        except EventKeyError as exc:
+            raise ValueError(f"AUDIT_EVENT_VERIFIER_KEYS: {exc}") from None
 
     @field_validator("log_verifier_key")
     @classmethod

@@ -4,6 +4,8 @@ Store (one REPEATABLE READ snapshot, every stream in sequence order: the agreeme
 party directory's, `party/<party_id>`, which share the table, the topic and every check):
 - the envelope parses, is canonical JSON, and its `hash` is the SHA-256 recomputed here;
 - `prevhash` is the hash of the agreement's previous event ("" for sequence 1);
+- its stored signature, if it has one, is the registry event key's signature of its stored `hash`
+  (AUDIT_EVENT_VERIFIER_KEYS; docs/adr/0003-signed-envelopes.md); events without one are counted;
 - sequences run 1..n without a gap, and positions grow with sequences;
 - the row's columns agree with the envelope (subject, sequence, id, type, time);
 - the payload is a valid event of its type and folds onto its predecessors (`evolve` for an
@@ -45,6 +47,7 @@ from services.audit.kafkalog import Record, TopicReader
 from services.audit.logtree import TREE, LeafRecord, TreeReport, check_tree, parse_verifier_keys, tree_present
 from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
+from services.common.envelope_signatures import EnvelopeVerifier, RecordRefused
 from services.directory.state import PartyState, evolve_party
 from services.registry.service_layer.event_store import StoredEvent
 from services.transparency import merkle
@@ -104,6 +107,8 @@ class VerifyReport:
     kafka_duplicates: int = 0
     kafka_partitions: int = 0
     pending_in_outbox: int = 0
+    # Stored events without a signature (appended before migration 009, or by a store without a key).
+    unsigned: int = 0
     store_seconds: float = 0.0
     kafka_seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
@@ -136,6 +141,7 @@ class VerifyReport:
             "kafka_duplicates": self.kafka_duplicates,
             "kafka_partitions": self.kafka_partitions,
             "pending_in_outbox": self.pending_in_outbox,
+            "unsigned": self.unsigned,
             "store_seconds": round(self.store_seconds, 3),
             "kafka_seconds": round(self.kafka_seconds, 3),
             "broken_agreements": sum(1 for a in broken if not is_party_subject(a)),
@@ -159,6 +165,8 @@ class VerifyReport:
                 lines.append(f"pending: {self.pending_in_outbox:,} stored events still queued for Kafka")
         else:
             lines.append("kafka: not checked (--skip-kafka)")
+        if self.unsigned:
+            lines.append(f"unsigned: {self.unsigned:,} stored events carry no registry signature")
         lines.append(self.tree.summary_line())
         broken = self.broken()
         if not broken and not self.tree.problems:
@@ -204,8 +212,11 @@ def _digest(data: bytes) -> bytes:
 
 
 class StoreWalk:
-    def __init__(self, report: VerifyReport, *, leaves: bool = False) -> None:
+    def __init__(
+        self, report: VerifyReport, *, leaves: bool = False, signatures: EnvelopeVerifier | None = None
+    ) -> None:
         self.report = report
+        self.signatures = signatures
         self.index: dict[tuple[str, int], _Stored] = {}
         self.chain: _Chain | None = None
         # position → the leaf hash of the event's record, when the tree is checked.
@@ -277,6 +288,9 @@ class StoreWalk:
         recomputed = envelope_hash(doc)
         if doc.get("hash") != recomputed:
             self.problem(row, "hash", f"hash {str(doc.get('hash'))[:16]}… != recomputed {recomputed[:16]}…")
+        # Over the stored `hash`, so that each check names one fault: a changed body is `hash`,
+        # a hash (and body) the registry did not sign is `signature`.
+        self._signature(row, doc.get("hash"))
         if not gap and chain.last_hash is not None and doc.get("prevhash") != chain.last_hash:
             expected = chain.last_hash[:16] + "…" if chain.last_hash else '""'
             self.problem(
@@ -298,6 +312,16 @@ class StoreWalk:
         self._advance(
             chain, sequence, position, doc.get("hash") if isinstance(doc.get("hash"), str) else None
         )
+
+    def _signature(self, row: asyncpg.Record, stored_hash: object) -> None:
+        signature = row.get("signature")
+        if signature is None:
+            self.report.unsigned += 1
+        elif self.signatures is not None:
+            try:
+                self.signatures.check(str(stored_hash), signature)
+            except RecordRefused as exc:
+                self.problem(row, "signature", str(exc))
 
     @staticmethod
     def _advance(chain: _Chain, sequence: int, position: int, last_hash: str | None) -> None:
@@ -456,11 +480,12 @@ async def _walk_store(
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            walk = StoreWalk(report, leaves=await tree_present(conn))
+            walk = StoreWalk(report, leaves=await tree_present(conn), signatures=settings.envelope_verifier())
             total = int(await conn.fetchval("SELECT count(*) FROM registry.events"))
             progress = Progress("verify store", total, every=settings.progress_seconds)
             cursor = await conn.cursor(
-                """SELECT position, agreement_id, sequence, event_id, event_type, recorded_at, envelope
+                """SELECT position, agreement_id, sequence, event_id, event_type, recorded_at, envelope,
+                          signature
                    FROM registry.events ORDER BY agreement_id, sequence"""
             )
             while rows := await cursor.fetch(settings.batch_size):

@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.patterns import SCHEMA_NAME
+from services.common.envelope_signatures import EnvelopeVerifier, load_event_verifier
 from services.common.settings import ClientAccessSettings
 
 
@@ -32,3 +33,15 @@ class ProjectionSettings(ClientAccessSettings):
     min_position_wait_seconds: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 10
+    # The registry's event verifier keys (Go note format, space- or newline-separated: the current
+    # key and any retired ones, as GET /v1/event-keys publishes them). A record is applied only
+    # with a signature by one of them (docs/adr/0003-signed-envelopes.md). Empty: the development
+    # key, which production refuses.
+    event_verifier_keys: str = ""
+
+    def envelope_verifier(self) -> EnvelopeVerifier:
+        return load_event_verifier(
+            environment=self.environment,
+            keys=self.event_verifier_keys,
+            setting="PROJECTIONS_EVENT_VERIFIER_KEYS",
+        )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.common.envelope_signatures import DEV_SIGNER, EnvelopeSigner
 from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
 from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
@@ -59,8 +60,17 @@ def bootstrap(
     return Registry(bus, agreements, store, parties, successions)
 
 
-def on_postgres(pool: asyncpg.Pool, *, retries: int = 5, clock: Callable[[], str] = utc_now) -> Registry:
-    return bootstrap(PostgresEventStore(pool), PostgresIdempotencyStore(pool), retries=retries, clock=clock)
+def on_postgres(
+    pool: asyncpg.Pool,
+    *,
+    retries: int = 5,
+    clock: Callable[[], str] = utc_now,
+    signer: EnvelopeSigner = DEV_SIGNER,
+) -> Registry:
+    """`signer` signs every event appended (the development key unless the settings name one)."""
+    return bootstrap(
+        PostgresEventStore(pool, signer=signer), PostgresIdempotencyStore(pool), retries=retries, clock=clock
+    )
 
 
 def in_memory(

@@ -62,6 +62,14 @@ class RegistrySettings(ClientAccessSettings):
     log_checkpoint_seconds: float = Field(default=10.0, gt=0)
     # Each new checkpoint is also published on this topic (empty: not published).
     log_checkpoint_topic: str = CHECKPOINT_TOPIC
+    # The event key (docs/adr/0003-signed-envelopes.md): the Ed25519 private key (PEM text, or the
+    # path of a PEM file) that signs every event's hash as it is appended, and its name (part of
+    # the key ID consumers match). Empty: the development key (services/common/envelope_signatures.py),
+    # which production refuses. Retired keys' verifier keys (Go note format, space-separated) stay
+    # published at GET /v1/event-keys, so that consumers keep verifying the events they signed.
+    event_signing_key: str = ""
+    event_key_name: str = ""
+    event_retired_keys: str = ""
     # The succession process manager runs in every registry instance (decision 17): woken by
     # the queue's notification, and at least this often; 0 turns it off in this instance.
     succession_poll_seconds: float = 1.0

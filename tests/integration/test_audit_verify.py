@@ -276,6 +276,7 @@ async def test_a_clean_log_verifies(published: Stack, tmp_path: Path) -> None:
     assert report.ok, report.summary()
     assert report.store_events == report.kafka_records - report.kafka_duplicates > 0
     assert report.pending_in_outbox == 0
+    assert report.unsigned == 0, "the registry signs every event it appends (group commit under load)"
 
     code, out, err = await cli(published, "verify", "--json", str(tmp_path / "clean.json"))
     assert code == 0, out + err

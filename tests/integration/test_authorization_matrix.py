@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from services.common import auth
 from services.common.auth import ALL_SCOPES, DEV_JWK, AuthConfigError
+from services.common.envelope_signatures import DEV_SIGNER, DEV_VERIFIER_KEY, EnvelopeSigner, EventKeyError
 from services.projections.entrypoints.app import create_app as create_projections
 from services.projections.settings import ProjectionSettings
 from services.registry.entrypoints.app import create_app as create_registry
@@ -474,6 +475,12 @@ async def test_keys_rotate_by_kid_and_a_removed_key_is_refused(
         assert await statuses(token(new, "2026-new", "RS256")) == (404, 200)
 
 
+def _pem(key: ed25519.Ed25519PrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def _settings_pairs(**fields: Any) -> list[RegistrySettings | ProjectionSettings]:
     return [RegistrySettings(**fields), ProjectionSettings(**fields)]
 
@@ -538,21 +545,60 @@ def test_production_mode_refuses_to_start_without_keys_or_with_the_development_k
                     log_origin=log_origin,
                 )
             )
+    # And an event key of its own, with its name (B12); a projection worker, the event verifier
+    # key(s), not the development one.
+    event_key = ed25519.Ed25519PrivateKey.generate()
+    event_pem = event_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    events_name = "registry.example.gov.vn/events"
+    logged: dict[str, Any] = {
+        "environment": "production",
+        "auth_jwks": jwks,
+        "auth_issuer": PRODUCTION_ISSUER,
+        "log_signing_key": log_key,
+        "log_origin": origin,
+    }
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({}, "needs REGISTRY_EVENT_SIGNING_KEY"),
+        ({"event_signing_key": event_pem}, "REGISTRY_EVENT_KEY_NAME"),
+        ({"event_signing_key": _pem(DEV_SIGNER.key), "event_key_name": events_name}, "development event key"),
+    ]
+    for event_fields, message in refusals:
+        with pytest.raises(EventKeyError, match=message):
+            create_registry(RegistrySettings(**logged, **event_fields))
     assert (
-        create_registry(
-            RegistrySettings(
-                environment="production",
-                auth_jwks=jwks,
-                auth_issuer=PRODUCTION_ISSUER,
-                log_signing_key=log_key,
-                log_origin=origin,
+        create_registry(RegistrySettings(**logged, event_signing_key=event_pem, event_key_name=events_name))
+        is not None
+    )
+    for verifier_keys, message in (
+        ("", "needs PROJECTIONS_EVENT_VERIFIER_KEYS"),
+        (DEV_VERIFIER_KEY, "development"),
+    ):
+        with pytest.raises(EventKeyError, match=message):
+            create_projections(
+                ProjectionSettings(
+                    environment="production",
+                    auth_jwks=jwks,
+                    auth_issuer=PRODUCTION_ISSUER,
+                    event_verifier_keys=verifier_keys,
+                )
+            )
+    own = EnvelopeSigner(events_name, event_key).verifier_key
+    assert (
+        create_projections(
+            ProjectionSettings(
+                environment="production", auth_jwks=jwks, auth_issuer=PRODUCTION_ISSUER, event_verifier_keys=own
             )
         )
         is not None
     )
+    # The query API alone (its worker elsewhere) applies nothing, so it needs no event key.
     assert (
         create_projections(
-            ProjectionSettings(environment="production", auth_jwks=jwks, auth_issuer=PRODUCTION_ISSUER)
+            ProjectionSettings(
+                environment="production", auth_jwks=jwks, auth_issuer=PRODUCTION_ISSUER, run_consumer=False
+            )
         )
         is not None
     )

@@ -117,7 +117,11 @@ async def test_rows_from_before_007_and_rows_with_a_context_are_both_published(
 
     assert set(records) == {old, new}
     assert [name for name, _ in records[old].headers] == ["content-type"]
-    assert dict(records[new].headers) == {
+    headers = dict(records[new].headers)
+    # Appended after 009, it is also signed: the signature travels beside the trace context (B12).
+    signature = await pool.fetchval("SELECT signature FROM registry.events WHERE agreement_id = $1", new)
+    assert headers.pop("envelope-signature") == signature.encode()
+    assert headers == {
         "content-type": b"application/cloudevents+json",
         "traceparent": _traceparent(context).encode(),
         "tracestate": b"vendor=abc",

@@ -162,7 +162,8 @@ async def test_migration_003_gives_existing_claims_the_year_of_their_signing(
             ("a-lc", LAO_CAI_2019),
         ):
             await _sign_the_way_002_did(pool, agreement_id, signing)
-        assert await migrate(pool, "registry", MIGRATIONS) == [
+        # 003 onwards, in order; later migrations (009 onwards) follow, whatever they are.
+        assert (await migrate(pool, "registry", MIGRATIONS))[:6] == [
             "003_document_numbers_per_year.sql",
             "004_party_directory.sql",
             "005_append_function.sql",

@@ -26,6 +26,7 @@ class Record:
     value: bytes
     offset: int
     key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @pytest.fixture

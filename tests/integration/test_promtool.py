@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import generate_latest
 
 import services.projections.adapters.kafka_consumer
@@ -63,7 +64,7 @@ def test_the_alert_rules_pass_promtool(promtool: Path, tmp_path: Path) -> None:
     rules.write_text(rules_file_text(), encoding="utf-8")
     checked = subprocess.run([promtool, "check", "rules", rules], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 12 rules found" in checked.stdout, checked.stdout
+    assert "SUCCESS: 13 rules found" in checked.stdout, checked.stdout
 
 
 def test_the_metric_names_pass_promtools_lint(promtool: Path) -> None:
@@ -74,3 +75,48 @@ def test_the_metric_names_pass_promtools_lint(promtool: Path) -> None:
         [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=60
     )
     assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
+
+
+def test_a_refused_record_pages_at_once_with_its_reason(promtool: Path, tmp_path: Path) -> None:
+    """`promtool test rules`: one record refused as not the registry's (docs/adr/0003) fires
+    CoordregForgedRecords at the next evaluation, labelled with the check it failed; none does not."""
+    (tmp_path / "coordreg-rules.yml").write_text(rules_file_text(), encoding="utf-8")
+    rules = yaml.safe_load(rules_file_text())
+    [rule] = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "CoordregForgedRecords"]
+    labels = {"namespace": "coordreg", "reason": "signature"}
+    series = 'projection_records_refused_total{{namespace="coordreg",pod="p",reason="{}"}}'
+    test = {
+        "rule_files": ["coordreg-rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": series.format("signature"), "values": "0 0 0 1 1"},
+                    {"series": series.format("hash"), "values": "0 0 0 0 0"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "2m", "alertname": "CoordregForgedRecords", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "CoordregForgedRecords",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**labels, "severity": "critical"},
+                                "exp_annotations": {
+                                    "summary": rule["annotations"]["summary"]
+                                    .replace("{{ $labels.reason }}", labels["reason"])
+                                    .replace("{{ $labels.namespace }}", labels["namespace"]),
+                                    "description": rule["annotations"]["description"],
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "forged-records-test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    tested = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True, timeout=60)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -981,3 +981,41 @@ def test_development_is_small_and_trusts_only_the_development_key(
     assert "synchronous" not in cluster["postgresql"]
     assert _brokers(resources) == 1
     assert one(resources, "KafkaTopic", TOPIC)["spec"]["replicas"] == 1
+
+
+def _mounted_file(resources: list[Resource], deployment: str, path: str) -> dict[str, Any]:
+    """The volume of `deployment` whose mount holds the file at `path`."""
+    pod = one(resources, "Deployment", deployment)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for container in pod["containers"]:
+        for mount in container.get("volumeMounts", []):
+            if path.startswith(mount["mountPath"].rstrip("/") + "/"):
+                volume: dict[str, Any] = volumes[mount["name"]]
+                return volume
+    raise AssertionError(f"{deployment} mounts nothing at {path}")
+
+
+def test_the_registry_signs_events_with_its_own_key_and_the_workers_verify_them(
+    rendered: dict[str, list[Resource]],
+) -> None:
+    """docs/adr/0003-signed-envelopes.md: production names a Secret for the registry's event key
+    and a ConfigMap of verifier keys for the workers; no key ships in the manifests; the relay and
+    the query API get neither. Development leaves them empty (the development key)."""
+    resources = rendered["production"]
+    env = _environment(resources)
+    key = _mounted_file(resources, "coordreg-registry", env["REGISTRY_EVENT_SIGNING_KEY"])
+    assert key["secret"]["secretName"] == "coordreg-event-key"
+    assert (
+        env["REGISTRY_EVENT_SIGNING_KEY"].endswith("/event-signing-key.pem")
+        and env["REGISTRY_EVENT_KEY_NAME"]
+    )
+    verifiers = _mounted_file(resources, "coordreg-projection-worker", env["PROJECTIONS_EVENT_VERIFIER_KEYS"])
+    assert verifiers["configMap"]["name"] == "coordreg-event-keys"
+    assert env["PROJECTIONS_EVENT_VERIFIER_KEYS"].endswith("/event-verifier-keys")
+    assert named(resources, "ConfigMap", "coordreg-event-keys") == []
+    for deployment in ("coordreg-relay", "coordreg-projections"):
+        pod = one(resources, "Deployment", deployment)["spec"]["template"]["spec"]
+        sources = {v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])}
+        assert "coordreg-event-key" not in sources, deployment
+    development = _environment(rendered["development"])
+    assert development["REGISTRY_EVENT_SIGNING_KEY"] == development["PROJECTIONS_EVENT_VERIFIER_KEYS"] == ""

@@ -49,6 +49,7 @@ def test_every_alert_has_a_duration_a_severity_and_words_for_the_person_paged() 
         "CoordregOutboxStale",
         "CoordregProjectionLagHigh",
         "CoordregDeadLetters",
+        "CoordregForgedRecords",
         "CoordregRelayNoLeader",
         "CoordregRelayTwoLeaders",
         "CoordregHighErrorRatio",

@@ -1,5 +1,10 @@
 """The projection worker: a Kafka consumer-group member that owns the read models' offsets.
 
+Records are untrusted until checked (docs/adr/0003-signed-envelopes.md): one whose hash,
+signature (the `envelope-signature` header, by a configured event key) or chain does not hold is
+dead-lettered with its reason and counted in `projection_records_refused_total{reason}`, and
+the stream waits for the registry's real event.
+
 Offsets live in PostgreSQL, written in the same transaction as the read-model rows the
 batch produced; on (re)assignment the worker seeks to them. Kafka's own committed
 offsets are never trusted, so a crash anywhere replays at most an uncommitted batch,
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 import structlog
@@ -19,6 +24,13 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
 from services.common.db import Connection
+from services.common.envelope_signatures import (
+    DEV_VERIFIER_KEY,
+    SIGNATURE_HEADER,
+    EnvelopeVerifier,
+    Reason,
+    RecordRefused,
+)
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 from services.projections.adapters.apply_tracing import batch_started, trace_applied
 from services.projections.adapters.worker_metrics import DEAD_LETTERS_STORED, PARKED, PartitionLag
@@ -28,9 +40,27 @@ log = structlog.get_logger(__name__)
 
 EVENTS = Counter("projection_events_total", "Events seen by the projection", ["outcome"])
 DEAD_LETTERS = Counter("projection_dead_letters_total", "Records that could not be applied")
+RECORDS_REFUSED = Counter(
+    "projection_records_refused_total",
+    "Records dead-lettered as not the registry's next event of their stream, by the check they failed",
+    ["reason"],
+)
+# Every reason's series exists from the start at 0, so that the alert's increase() sees the first one.
+for _reason in get_args(Reason):
+    RECORDS_REFUSED.labels(_reason)
 # Infrastructure failures restart the worker; anything else about one record dead-letters it.
 INFRASTRUCTURE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, KafkaError)
+DEV_VERIFIER = EnvelopeVerifier.from_keys([DEV_VERIFIER_KEY])
 # The lag, parked and stored dead-letter gauges: services/projections/adapters/worker_metrics.py.
+
+
+def _signature(record: Any) -> bytes | None:
+    """The record's `envelope-signature` header (the last one, if a producer sent several)."""
+    found = None
+    for key, value in record.headers or ():
+        if key == SIGNATURE_HEADER:
+            found = value
+    return bytes(found) if found is not None else None
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -57,6 +87,7 @@ class ProjectionWorker:
         *,
         max_records: int = 500,
         client_id: str = "projections",
+        verifier: EnvelopeVerifier = DEV_VERIFIER,
     ) -> None:
         self.pool = pool
         self.bootstrap_servers = bootstrap_servers
@@ -64,6 +95,8 @@ class ProjectionWorker:
         self.group = group
         self.max_records = max_records
         self.client_id = client_id
+        # The event keys whose signatures it accepts (the settings'; the development key by default).
+        self.verifier = verifier
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.dead_letter_topic = f"{topic}.dlq"
@@ -142,7 +175,13 @@ class ProjectionWorker:
         started = batch_started()
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                results = await apply_many(conn, [record.value for _, record in records], self.cache)
+                results = await apply_many(
+                    conn,
+                    [record.value for _, record in records],
+                    self.cache,
+                    signatures=[_signature(record) for _, record in records],
+                    verifier=self.verifier,
+                )
                 await self._settle(conn, batches, records, results)
         except INFRASTRUCTURE_ERRORS:
             raise
@@ -155,7 +194,14 @@ class ProjectionWorker:
                 for _, record in records:
                     try:
                         async with conn.transaction():
-                            results.extend(await apply_many(conn, [record.value]))
+                            results.extend(
+                                await apply_many(
+                                    conn,
+                                    [record.value],
+                                    signatures=[_signature(record)],
+                                    verifier=self.verifier,
+                                )
+                            )
                     except INFRASTRUCTURE_ERRORS:
                         raise
                     except asyncpg.PostgresError as refused:
@@ -244,6 +290,8 @@ class ProjectionWorker:
                 ],
             )
         DEAD_LETTERS.inc()
+        if isinstance(exc, RecordRefused):
+            RECORDS_REFUSED.labels(exc.reason).inc()
         DEAD_LETTERS_STORED.inc()  # until the next recount
         self.dead_lettered += 1
 

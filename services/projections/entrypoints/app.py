@@ -20,6 +20,9 @@ from services.projections.settings import ProjectionSettings
 def create_app(settings: ProjectionSettings) -> FastAPI:
     # Refuses to build (and so to start) without trustworthy keys: see services/common/auth/.
     verifier = auth.verifier_from_settings(settings)
+    # Likewise, when it runs a worker, without the registry's event key in production
+    # (services/common/envelope_signatures.py); the query API alone applies nothing.
+    envelope_verifier = settings.envelope_verifier() if settings.run_consumer else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,12 +51,14 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
                 stateless=True,
             )
         if settings.run_consumer:
+            assert envelope_verifier is not None
             worker = ProjectionWorker(
                 worker_pool or pool,
                 settings.kafka_bootstrap_servers,
                 settings.topic,
                 settings.consumer_group,
                 max_records=settings.batch_max_records,
+                verifier=envelope_verifier,
             )
             app.state.worker = worker
             task = asyncio.create_task(worker.run(stop))

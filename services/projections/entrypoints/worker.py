@@ -21,6 +21,7 @@ from services.projections.settings import ProjectionSettings
 
 
 async def run(settings: ProjectionSettings) -> None:
+    envelope_verifier = settings.envelope_verifier()  # refuses production without its own key
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -41,6 +42,7 @@ async def run(settings: ProjectionSettings) -> None:
             settings.topic,
             settings.consumer_group,
             max_records=settings.batch_max_records,
+            verifier=envelope_verifier,
         )
         await worker.run(stop)
     finally:

@@ -13,6 +13,14 @@ Every row belongs to one stream: an agreement's rows (`agreements`, `party_oblig
 applied in any interleaving (the audit rebuild spreads them over connections), and the
 queries join the directory to the agreements when they read.
 
+A caller that reads records from an untrusted transport (the worker, from Kafka) gives a
+verifier, and then nothing is applied on the record's word alone (docs/adr/0003-signed-envelopes.md):
+a record must hash to its own `hash` and carry the registry's signature of that hash, and the
+stream's next record must name the last applied event's hash as its `prevhash`. A record that
+fails is refused (`RecordRefused`, dead-lettered by the worker) before anything of it is
+recorded, so it never takes the sequence of the real event that follows. (The audit tool's
+rebuilds read the store itself, whose chain `coordreg-audit verify` checks, and pass none.)
+
 A batch costs a handful of statements whatever its size: the streams and states of its
 subjects are read (and locked) at once, folded in memory, and written back in bulk.
 """
@@ -20,6 +28,7 @@ subjects are read (and locked) at once, folded in memory, and written back in bu
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -39,6 +48,7 @@ from services.agreement import periods
 from services.agreement.document_numbers import parse
 from services.agreement.state import AgreementState, Inheritance, ObligationState, Report, evolve
 from services.common.db import Connection
+from services.common.envelope_signatures import EnvelopeVerifier, check_hash, check_link
 from services.common.lru import Lru
 from services.directory.state import Naming, PartyState, Succession, evolve_party
 from services.projections.readmodel.document import from_document, to_document
@@ -133,19 +143,39 @@ def decode(message: bytes | str) -> tuple[Envelope, Decoded]:
     return envelope, envelope.event()
 
 
+def checked(
+    message: bytes | str, signature: bytes | str | None = None, verifier: EnvelopeVerifier | None = None
+) -> tuple[Envelope, Decoded]:
+    """`decode`, then (with a verifier) the record's own checks: its hash and its signature."""
+    envelope, event = decode(message)
+    if verifier is not None:
+        check_hash(envelope)
+        verifier.check(envelope.hash, signature)
+    return envelope, event
+
+
 async def apply_many(
-    conn: Connection, messages: list[bytes | str], cache: FoldedStates | None = None
+    conn: Connection,
+    messages: list[bytes | str],
+    cache: FoldedStates | None = None,
+    *,
+    signatures: Sequence[bytes | str | None] | None = None,
+    verifier: EnvelopeVerifier | None = None,
 ) -> list[Applied | Exception]:
     """Applies the messages in order; a message that cannot be applied gets its exception.
 
-    Only the messages' own faults (malformed, refused by `evolve`) come back as exceptions;
-    a database failure raises, and the caller's transaction rolls back as a whole.
+    With a `verifier`, each message needs its own hash, its `envelope-signature` (in `signatures`,
+    in the same order) by a trusted key, and to chain to the last event applied. Only the messages' own faults (malformed, not the registry's, not
+    chained, refused by `evolve`) come back as exceptions; a database failure raises, and the
+    caller's transaction rolls back as a whole.
     """
+    if signatures is None:
+        signatures = [None] * len(messages)
     results: list[Applied | Exception] = []
     decoded: list[tuple[Envelope, Decoded] | Exception] = []
-    for message in messages:
+    for message, signature in zip(messages, signatures, strict=True):
         try:
-            decoded.append(decode(message))
+            decoded.append(checked(message, signature, verifier))
         except Exception as exc:
             decoded.append(exc)
     ids = sorted({item[0].subject for item in decoded if not isinstance(item, Exception)})
@@ -158,7 +188,7 @@ async def apply_many(
         envelope, event = item
         stream = streams[envelope.subject]
         try:
-            results.append(_fold(stream, envelope, event, _text(message), writes))
+            results.append(_fold(stream, envelope, event, _text(message), writes, verifier is not None))
         except Exception as exc:
             results.append(exc)
     await _write(conn, streams, writes)
@@ -213,7 +243,9 @@ async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) ->
     return streams
 
 
-def _fold(stream: _Stream, envelope: Envelope, event: Decoded, message: str, writes: _Writes) -> Applied:
+def _fold(
+    stream: _Stream, envelope: Envelope, event: Decoded, message: str, writes: _Writes, chained: bool = False
+) -> Applied:
     if envelope.sequence <= stream.last_sequence:
         return _applied(ApplyOutcome.DUPLICATE, envelope)
     if envelope.sequence > stream.last_sequence + 1:
@@ -221,12 +253,12 @@ def _fold(stream: _Stream, envelope: Envelope, event: Decoded, message: str, wri
             stream.parked[envelope.sequence] = message
             writes.parked_new.append((envelope.subject, envelope.sequence, envelope.position or 0, message))
         return _applied(ApplyOutcome.PARKED, envelope)
-    _evolve(stream, envelope, event, writes)
+    _evolve(stream, envelope, event, writes, chained)
     resumed = 0
     while stream.last_sequence + 1 in stream.parked:
         following = stream.last_sequence + 1
         try:
-            _evolve(stream, *decode(stream.parked[following]), writes)
+            _evolve(stream, *decode(stream.parked[following]), writes, chained)
         except Exception:
             break  # it stays parked, and visible as such, rather than lost
         del stream.parked[following]
@@ -235,7 +267,12 @@ def _fold(stream: _Stream, envelope: Envelope, event: Decoded, message: str, wri
     return _applied(ApplyOutcome.APPLIED, envelope, resumed)
 
 
-def _evolve(stream: _Stream, envelope: Envelope, event: Decoded, writes: _Writes) -> None:
+def _evolve(
+    stream: _Stream, envelope: Envelope, event: Decoded, writes: _Writes, chained: bool = False
+) -> None:
+    if chained:
+        # Before anything is recorded: a record that does not chain leaves the stream where it was.
+        check_link(envelope, stream.last_hash)
     if is_party_subject(envelope.subject):
         _evolve_party(stream, envelope, event, writes)
         return

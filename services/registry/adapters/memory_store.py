@@ -18,6 +18,7 @@ from typing import Any
 from coordreg_contracts.envelope import Envelope, canonical_json
 from coordreg_contracts.parties import is_party_subject, party_subject
 
+from services.common.envelope_signatures import DEV_SIGNER, EnvelopeSigner
 from services.registry.service_layer.event_store import (
     ConcurrencyError,
     DirectoryRead,
@@ -50,9 +51,13 @@ class _KeyRecord:
 
 
 class InMemoryEventStore:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, signer: EnvelopeSigner | None = DEV_SIGNER
+    ) -> None:
         self.streams: dict[str, list[StoredEvent]] = {}
         self.clock = clock
+        # Signs each event as the PostgreSQL store does (None: stores them unsigned).
+        self.signer = signer
         self._documents: dict[tuple[str, int, str], str] = {}
         self._keys: dict[tuple[str, str], _KeyRecord] = {}
         self._position = 0
@@ -89,6 +94,10 @@ class InMemoryEventStore:
         appends = [StreamAppend(agreement_id, expected_version, envelopes), *also]
         for append in appends:
             require_continuation(append.stream_id, append.expected_version, append.envelopes)
+        # Signed before the lock: a signature costs tens of microseconds and needs no state.
+        signatures = {
+            e.id: self.signer.sign(e.hash) if self.signer else None for a in appends for e in a.envelopes
+        }
         async with self._lock:
             # Every check before any write: a refused append stores nothing, as a rolled-back
             # transaction would.
@@ -111,7 +120,15 @@ class InMemoryEventStore:
                 for envelope in append.envelopes:
                     self._position += 1
                     text = canonical_json(envelope.without_position()).decode("utf-8")
-                    stream.append(StoredEvent(self._position, append.stream_id, envelope.sequence, text))
+                    stream.append(
+                        StoredEvent(
+                            self._position,
+                            append.stream_id,
+                            envelope.sequence,
+                            text,
+                            signature=signatures[envelope.id],
+                        )
+                    )
                     if append.stream_id == agreement_id:
                         positions.append(self._position)
             for party_id in queue_successions:

@@ -18,6 +18,7 @@ import asyncpg
 from coordreg_contracts.envelope import Envelope, canonical_json
 from coordreg_contracts.parties import is_party_subject, party_id_of
 
+from services.common.envelope_signatures import DEV_SIGNER, EnvelopeSigner
 from services.common.trace_context import Carrier, carrier_of
 from services.registry.adapters.group_commit import GroupCommitWriter
 from services.registry.service_layer.event_store import (
@@ -51,9 +52,17 @@ _ERRORS: dict[str, type[asyncpg.PostgresError]] = {
 
 
 class PostgresEventStore:
-    def __init__(self, pool: asyncpg.Pool, writer: GroupCommitWriter | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        writer: GroupCommitWriter | None = None,
+        signer: EnvelopeSigner | None = DEV_SIGNER,
+    ) -> None:
         self.pool = pool
         self.writer = writer or GroupCommitWriter(pool)
+        # Signs each event's hash as it is appended (docs/adr/0003-signed-envelopes.md); None
+        # stores events unsigned, which consumers refuse (tests of that refusal only).
+        self.signer = signer
 
     async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
         rows = await self.pool.fetch(
@@ -104,7 +113,14 @@ class PostgresEventStore:
         # its own): its trace context goes into the command's outbox rows.
         outcome = await self.writer.submit(
             _append_command(
-                agreement_id, appends, claim, completion, directory, queue_successions, carrier_of()
+                agreement_id,
+                appends,
+                claim,
+                completion,
+                directory,
+                queue_successions,
+                carrier_of(),
+                self.signer,
             )
         )
         error = outcome.get("error")
@@ -219,6 +235,7 @@ def _append_command(
     directory: DirectoryRead | None,
     queue_successions: Sequence[str],
     trace: Carrier | None = None,
+    signer: EnvelopeSigner | None = None,
 ) -> str:
     """The argument of `registry.append_command` (migrations 005 and 007) for one command's append."""
     command: dict[str, Any] = {
@@ -231,6 +248,9 @@ def _append_command(
                 "t": envelope.type,
                 "r": envelope.time,
                 "v": canonical_json(envelope.without_position()).decode("utf-8"),
+                # Signed here, once per event and outside any lock: in the caller's task, before
+                # the group commit queues the command (migration 009 stores it beside the event).
+                **({"g": signer.sign(envelope.hash)} if signer is not None else {}),
             }
             for append in appends
             for envelope in append.envelopes

@@ -25,6 +25,9 @@
 - Each record carries on the trace of the command that wrote it: the outbox row's W3C trace
   context (migration 007) becomes the parent of the relay's span, whose context goes into the
   `traceparent`/`tracestate` headers (docs/CONTRACT.md B10); the value stays the stored envelope.
+- Each record carries the registry's signature of its event, stored beside the envelope
+  (migration 009), in the `envelope-signature` header (docs/CONTRACT.md B12). The relay holds
+  no key: a relay that forges or alters a record cannot make that header verify.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.common import tracing
 from services.common.db import Connection
+from services.common.envelope_signatures import SIGNATURE_HEADER
 from services.common.trace_context import (
     Headers,
     carrier_from_column,
@@ -88,6 +92,14 @@ class OutboxEvent(StoredEvent):
     that wrote it (empty for rows without one), which its Kafka record carries on."""
 
     trace_context: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+def _signature_header(event: StoredEvent) -> Headers:
+    """The registry's signature as the store holds it (docs/CONTRACT.md B12); none if unsigned.
+    The relay only carries it: it holds no key, so it cannot sign what the registry did not."""
+    if event.signature is None:
+        return []
+    return [(SIGNATURE_HEADER, event.signature.encode("ascii"))]
 
 
 class LeadershipLost(Exception):
@@ -223,7 +235,7 @@ class OutboxRelay:
         # (a published prefix that only grows) on every batch; a drain of 100,000 rows behind
         # 100,000 published took 25.6 s that way and 0.5 s this way.
         rows = await conn.fetch(
-            """SELECT o.position, o.agreement_id, o.sequence, e.envelope, o.trace_context
+            """SELECT o.position, o.agreement_id, o.sequence, e.envelope, e.signature, o.trace_context
                FROM (SELECT position, agreement_id, sequence, trace_context FROM registry.outbox
                      ORDER BY position LIMIT $1) AS o
                JOIN registry.events e USING (position)
@@ -240,6 +252,7 @@ class OutboxRelay:
                 r["sequence"],
                 r["envelope"],
                 carrier_from_column(r["trace_context"]),
+                signature=r["signature"],
             )
             for r in rows
         ]
@@ -281,7 +294,7 @@ class OutboxRelay:
                     self.topic,
                     value=event.message(),
                     key=event.agreement_id.encode("utf-8"),
-                    headers=[_CONTENT_TYPE_HEADER, *trace_headers],
+                    headers=[_CONTENT_TYPE_HEADER, *_signature_header(event), *trace_headers],
                 )
                 futures.append(future)
             await asyncio.gather(*futures)

@@ -12,9 +12,11 @@ from fastapi import FastAPI
 
 from services.common import auth, service_app
 from services.common.db import create_pool, migrate
+from services.common.envelope_signatures import EnvelopeSigner, EnvelopeVerifier, load_event_signer
 from services.registry import bootstrap
 from services.registry.adapters.postgres_store import SUCCESSION_CHANNEL
 from services.registry.entrypoints.errors import install_errors
+from services.registry.entrypoints.event_key_routes import router as event_key_router
 from services.registry.entrypoints.log_routes import router as log_router
 from services.registry.entrypoints.routes import router
 from services.registry.migrations import MIGRATIONS
@@ -30,6 +32,12 @@ def log_signer_from_settings(settings: RegistrySettings) -> CheckpointSigner:
         origin=settings.log_origin,
         key_pem=settings.log_signing_key,
         key_name=settings.log_key_name,
+    )
+
+
+def event_signer_from_settings(settings: RegistrySettings) -> EnvelopeSigner:
+    return load_event_signer(
+        environment=settings.environment, key_pem=settings.event_signing_key, key_name=settings.event_key_name
     )
 
 
@@ -66,6 +74,11 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     verifier = auth.verifier_from_settings(settings)
     # Likewise without a log key of its own in production (services/transparency/log.py).
     log_signer = log_signer_from_settings(settings)
+    # And without an event key of its own (services/common/envelope_signatures.py).
+    event_signer = event_signer_from_settings(settings)
+    retired_event_keys = settings.event_retired_keys.split()
+    if retired_event_keys:
+        EnvelopeVerifier.from_keys(retired_event_keys)  # a malformed key refuses to start, too
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +93,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         app.state.log_signer = log_signer
         app.state.log_retired_keys = settings.log_retired_keys.split()
         app.state.log_witnesses = [note.parse_verifier_key(key) for key in settings.log_witness_keys.split()]
-        registry = bootstrap.on_postgres(pool, retries=settings.concurrency_retries)
+        app.state.event_signer = event_signer
+        app.state.event_retired_keys = retired_event_keys
+        registry = bootstrap.on_postgres(pool, retries=settings.concurrency_retries, signer=event_signer)
         app.state.registry = registry
         try:
             # The manager stops, and gives its connection back, before the pool closes.
@@ -98,4 +113,6 @@ def create_app(settings: RegistrySettings) -> FastAPI:
 
     app.state.max_page_bytes = settings.max_page_bytes
     # The commands and reads first (most requests), then the transparency log's routes (B11).
-    return service_app.finish(app, "registry", settings, verifier, install_errors, router, log_router)
+    return service_app.finish(
+        app, "registry", settings, verifier, install_errors, router, log_router, event_key_router
+    )

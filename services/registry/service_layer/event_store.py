@@ -89,6 +89,9 @@ class StoredEvent:
     agreement_id: str
     sequence: int
     envelope_text: str
+    # The registry's signature of the envelope's hash (docs/adr/0003-signed-envelopes.md): beside
+    # the envelope, never in it; None for events stored unsigned (before migration 009).
+    signature: str | None = field(default=None, kw_only=True)
 
     def envelope(self) -> Envelope:
         return Envelope.model_validate({**json.loads(self.envelope_text), "position": self.position})
