@@ -283,7 +283,7 @@ def asyncapi_document() -> dict[str, Any]:
                         '"<key name> <base64(4-byte key ID || 64-byte signature)>" over the text '
                         '"coordreg envelope\\n<hash>\\n" (a C2SP signed-note line without its em dash). '
                         "Verify it with a key of GET /v1/event-keys before applying the record.",
-                        "pattern": "^[^\\s+]+ [A-Za-z0-9+/]{91}=$",
+                        "pattern": "^[^ \\t\\n\\r\\f\\v+]+ [A-Za-z0-9+/]{91}=$",
                     },
                 },
                 "required": ["content-type"],

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from services.common.patterns import SCHEMA_NAME
 from services.common.envelope_signatures import DEV_VERIFIER_KEY, EnvelopeVerifier, EventKeyError
+from services.common.patterns import SCHEMA_NAME
 from services.common.settings import ServiceSettings
 from services.transparency.log import DEV_LOG_ORIGIN, DEV_PUBLIC_KEY
 from services.transparency.note import NoteError, parse_verifier_key, verifier_key

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.patterns import SCHEMA_NAME
 from services.common.envelope_signatures import EnvelopeVerifier, load_event_verifier
+from services.common.patterns import SCHEMA_NAME
 from services.common.settings import ClientAccessSettings
 
 

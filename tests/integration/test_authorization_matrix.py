@@ -588,7 +588,10 @@ def test_production_mode_refuses_to_start_without_keys_or_with_the_development_k
     assert (
         create_projections(
             ProjectionSettings(
-                environment="production", auth_jwks=jwks, auth_issuer=PRODUCTION_ISSUER, event_verifier_keys=own
+                environment="production",
+                auth_jwks=jwks,
+                auth_issuer=PRODUCTION_ISSUER,
+                event_verifier_keys=own,
             )
         )
         is not None
