@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaProducer
 from coordreg_contracts.envelope import CONTENT_TYPE
 
+from services.common.envelope_signatures import SIGNATURE_HEADER
 from services.registry.service_layer.event_store import StoredEvent
 from tests.support.builders import sign_body
 from tests.support.stack import Stack, running_stack
@@ -18,9 +19,10 @@ WAIT = {"min_position_wait_seconds": 0.5}
 
 
 async def publish(stack: Stack, agreement_id: str) -> int:
-    """Publishes the agreement's stored events as the relay would; returns the last position."""
+    """Publishes the agreement's stored events as the relay would (with the registry's signature,
+    without which the projections refuse them: docs/CONTRACT.md B12); returns the last position."""
     rows = await stack.pool.fetch(
-        """SELECT position, agreement_id, sequence, envelope FROM registry.events
+        """SELECT position, agreement_id, sequence, envelope, signature FROM registry.events
            WHERE agreement_id = $1 ORDER BY sequence""",
         agreement_id,
     )
@@ -33,7 +35,10 @@ async def publish(stack: Stack, agreement_id: str) -> int:
                 stack.topic,
                 value=event.message(),
                 key=agreement_id.encode("utf-8"),
-                headers=[("content-type", CONTENT_TYPE.encode())],
+                headers=[
+                    ("content-type", CONTENT_TYPE.encode()),
+                    (SIGNATURE_HEADER, row["signature"].encode("ascii")),
+                ],
             )
     finally:
         await producer.stop()
