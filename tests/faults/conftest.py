@@ -12,11 +12,13 @@ import asyncpg
 import pytest
 
 from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
+from deploy.local.kafka_principals import create_acls, topic_acls
 from deploy.local.postgres import LocalPostgres
 from services.common.db import create_pool, migrate
 from services.registry.migrations import MIGRATIONS
 from tests.faults.harness import Env
 from tests.support.figures import Figures
+from tests.support.kafka import Brokers
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = Figures("faults")
@@ -29,7 +31,7 @@ class Infra:
     postgres: LocalPostgres
     kafka: LocalKafka
     url: str
-    bootstrap: str
+    brokers: Brokers
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +41,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     url = postgres.start()
     bootstrap = kafka.start()
     try:
-        yield Infra(postgres, kafka, url, bootstrap)
+        yield Infra(postgres, kafka, url, Brokers(bootstrap, secrets=kafka.secrets))
     finally:
         kafka.stop()
         postgres.stop()
@@ -52,12 +54,14 @@ async def env(infra: Infra, tmp_path: Path) -> AsyncIterator[Env]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     database_url = infra.url.rsplit("/", 1)[0] + f"/{name}"
-    topic = f"faults-{uuid.uuid4().hex[:8]}"
-    await ensure_topic(infra.bootstrap, topic, 6, TOPIC_CONFIG)
+    # Under the project's topic prefix: the principals' ACLs (deploy/local/kafka_principals.py).
+    topic = f"agreements.events.faults-{uuid.uuid4().hex[:8]}"
+    await ensure_topic(infra.brokers.admin, topic, 6, TOPIC_CONFIG)
+    await create_acls(infra.brokers.admin, topic_acls(topic))
     pool = await create_pool(database_url, min_size=1, max_size=2)
     await migrate(pool, "registry", MIGRATIONS)
     await pool.close()
-    scenario = Env(database_url, infra.bootstrap, topic, tmp_path)
+    scenario = Env(database_url, infra.brokers, topic, tmp_path)
     try:
         yield scenario
     finally:

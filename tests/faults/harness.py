@@ -25,12 +25,14 @@ from services.audit.diff import diff
 from services.audit.kafkalog import Record, TopicReader
 from services.audit.rebuild import rebuild
 from services.audit.settings import AuditSettings
+from services.common.kafka_security import KafkaConnection
 from services.registry import bootstrap
 from services.registry.adapters.relay import RELAY_LOCK
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext
 from services.registry.service_layer.event_store import StoredEvent
 from tests.support.builders import report_body, sign_body
+from tests.support.kafka import Brokers
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = float(os.environ.get("FAULTS_SCALE", "1"))
@@ -92,7 +94,7 @@ class Env:
     """One scenario's database, topic and processes."""
 
     database_url: str
-    bootstrap: str
+    kafka: Brokers
     topic: str
     logs: Path
     group: str = field(default_factory=lambda: f"projections-{uuid.uuid4().hex[:6]}")
@@ -102,7 +104,7 @@ class Env:
         separator = "&" if "?" in self.database_url else "?"
         return {
             "DATABASE_URL": f"{self.database_url}{separator}application_name={name}",
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "REGISTRY_TOPIC": self.topic,
             "PROJECTIONS_TOPIC": self.topic,
             "PROJECTIONS_CONSUMER_GROUP": self.group,
@@ -124,7 +126,8 @@ class Env:
         service = Service(
             name,
             "services.registry.entrypoints.relay_main",
-            self.service_env(name),
+            # Each job as its own Kafka principal.
+            {**self.service_env(name), **self.kafka.relay.env("REGISTRY_")},
             self.logs / f"{name}.log",
         )
         self.services.append(service)
@@ -132,7 +135,10 @@ class Env:
 
     def worker(self, name: str) -> Service:
         service = Service(
-            name, "services.projections.entrypoints.worker", self.service_env(name), self.logs / f"{name}.log"
+            name,
+            "services.projections.entrypoints.worker",
+            {**self.service_env(name), **self.kafka.projections.env("PROJECTIONS_")},
+            self.logs / f"{name}.log",
         )
         self.services.append(service)
         return service.start()
@@ -208,9 +214,9 @@ async def store_messages(pool: asyncpg.Pool) -> dict[tuple[str, int], bytes]:
     }
 
 
-async def topic_records(bootstrap: str, topic: str) -> list[Record]:
+async def topic_records(kafka: KafkaConnection, topic: str) -> list[Record]:
     """Every record of the topic, up to the end offsets at the time of the call."""
-    async with TopicReader(bootstrap, topic) as reader:
+    async with TopicReader(kafka, topic) as reader:
         ends = await reader.end_offsets()
         return [
             record async for batch in reader.read(await reader.beginning_offsets(), ends) for record in batch
@@ -227,9 +233,9 @@ class TopicCheck:
     foreign: int
 
 
-async def compare_topic_with_store(pool: asyncpg.Pool, bootstrap: str, topic: str) -> TopicCheck:
+async def compare_topic_with_store(pool: asyncpg.Pool, kafka: KafkaConnection, topic: str) -> TopicCheck:
     store = await store_messages(pool)
-    records = await topic_records(bootstrap, topic)
+    records = await topic_records(kafka, topic)
     seen: dict[tuple[str, int], int] = defaultdict(int)
     order: dict[str, list[int]] = defaultdict(list)
     foreign = 0

@@ -18,6 +18,7 @@ from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
 from tests.faults.harness import Env, Service
 from tests.support.builders import sign_body
+from tests.support.kafka import Brokers
 from tests.support.promql import referenced_metrics
 from tests.support.stack import TEST_CLIENT, TEST_PARTIES, free_port
 
@@ -32,11 +33,9 @@ def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 @pytest.fixture
-def processes(
-    database_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path
-) -> Iterator[dict[str, str]]:
+def processes(database_url: str, kafka: Brokers, topic: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The four kinds of process; yields each one's /metrics URL."""
-    env = Env(database_url, kafka_bootstrap, topic, tmp_path)
+    env = Env(database_url, kafka, topic, tmp_path)
     ports = {name: free_port() for name in ("registry", "relay", "projections", "worker")}
 
     def start(name: str, module: str, extra: dict[str, str]) -> Service:

@@ -30,6 +30,7 @@ from services.registry.adapters.relay import OutboxRelay
 from services.registry.entrypoints.app import create_app as create_registry
 from services.registry.migrations import MIGRATIONS
 from services.registry.settings import RegistrySettings
+from tests.support.kafka import Brokers, settings_of
 
 TEST_CLIENT = "test-client"
 # Every party id the tests sign, amend, report or close as.
@@ -78,7 +79,7 @@ async def stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
 @dataclass
 class Stack:
     database_url: str
-    bootstrap: str
+    kafka: Brokers
     topic: str
     registry: httpx.AsyncClient = field(init=False, repr=False)
     projections: httpx.AsyncClient = field(init=False, repr=False)
@@ -132,7 +133,7 @@ class Stack:
 @contextlib.asynccontextmanager
 async def running_stack(
     database_url: str,
-    bootstrap: str,
+    kafka: Brokers,
     topic: str,
     *,
     relay: bool = True,
@@ -141,11 +142,12 @@ async def running_stack(
     projection_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """`registry_options` / `projection_options` override settings fields (e.g. a low rate limit)."""
-    stack = Stack(database_url, bootstrap, topic)
+    stack = Stack(database_url, kafka, topic)
+    # Each job as its own principal, as in production.
     registry_settings = RegistrySettings(
         **{
             "database_url": database_url,
-            "kafka_bootstrap_servers": bootstrap,
+            **settings_of(kafka.relay),
             "topic": topic,
             "json_logs": False,
             **(registry_options or {}),
@@ -154,7 +156,7 @@ async def running_stack(
     projection_settings = ProjectionSettings(
         **{
             "database_url": database_url,
-            "kafka_bootstrap_servers": bootstrap,
+            **settings_of(kafka.projections),
             "topic": topic,
             "consumer_group": f"projections-{uuid.uuid4().hex[:8]}",
             "json_logs": False,
@@ -174,7 +176,7 @@ async def running_stack(
         stack.registry = httpx.AsyncClient(base_url=stack.registry_url, headers=headers, timeout=30)
         if relay:
             relay_task = asyncio.create_task(
-                OutboxRelay(stack.pool, bootstrap, topic, poll_seconds=0.2).run(stop)
+                OutboxRelay(stack.pool, kafka.relay, topic, poll_seconds=0.2).run(stop)
             )
         projections_port = free_port()
         if projections:

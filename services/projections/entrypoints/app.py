@@ -40,7 +40,7 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
         if settings.run_consumer:
             worker = ProjectionWorker(
                 pool,
-                settings.kafka_bootstrap_servers,
+                settings.kafka_connection(),
                 settings.topic,
                 settings.consumer_group,
                 max_records=settings.batch_max_records,
