@@ -378,7 +378,9 @@ class LocalKafka(LocalServer):
         self.pid_file.unlink(missing_ok=True)
         return pid
 
-    def start(self, timeout: float = 60) -> str:
+    # A first start (JVM, TLS, the metadata's SCRAM credentials) took over 60 s on a machine
+    # shared by several test runs: the bound is only for a broker that never comes up.
+    def start(self, timeout: float = 180) -> str:
         """Start the broker (formatting a new data dir first) and return its bootstrap address."""
         if self.launch():
             self.wait_ready(timeout)
@@ -414,7 +416,7 @@ class LocalKafka(LocalServer):
         atexit.register(self.stop)
         return True
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 180) -> None:
         """Until this broker answers metadata requests; raises (and stops it) if it does not."""
         deadline = time.monotonic() + timeout
         port = self._resolve_ports()[0]

@@ -66,7 +66,7 @@ class LocalKafkaCluster(LocalServer):
         voters = ",".join(f"{node.node_id}@{node.controller_address}" for node in self.nodes)
         return Quorum(saved.read_text().strip(), voters, replication=len(self.nodes), min_insync=2)
 
-    def start(self, timeout: float = 120) -> str:
+    def start(self, timeout: float = 240) -> str:
         quorum = self._quorum()
         for node in self.nodes:
             node.quorum = quorum
@@ -89,7 +89,7 @@ class LocalKafkaCluster(LocalServer):
         for node in self.nodes:
             node.stop()
 
-    def wait_brokers(self, count: int, timeout: float = 60) -> None:
+    def wait_brokers(self, count: int, timeout: float = 120) -> None:
         """Until `count` brokers are registered with the controllers."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

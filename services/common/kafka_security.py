@@ -83,11 +83,6 @@ class KafkaConnection(BaseModel):
     bootstrap_servers: str
     security: KafkaSecurity = PLAINTEXT
 
-    @property
-    def principal(self) -> str:
-        """Kafka's name for this client (User:ANONYMOUS without SASL)."""
-        return "User:ANONYMOUS" if self.security.plaintext else f"User:{self.security.username}"
-
     def kwargs(self) -> dict[str, Any]:
         """bootstrap_servers and the security arguments, for any aiokafka client."""
         return {"bootstrap_servers": self.bootstrap_servers, **self.security.client_kwargs()}
