@@ -79,7 +79,7 @@ def ancestors(span: Span, spans: list[Span]) -> list[str]:
 
 
 def start(env: Env, name: str, module: str, settings: dict[str, str]) -> Service:
-    service = Service(name, module, {**env.service_env(name), **settings}, env.logs / f"{name}.log")
+    service = Service(name, module, {**env.service_env(name, module), **settings}, env.logs / f"{name}.log")
     env.services.append(service)
     return service.start()
 

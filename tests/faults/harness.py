@@ -100,9 +100,16 @@ class Env:
     group: str = field(default_factory=lambda: f"projections-{uuid.uuid4().hex[:6]}")
     services: list[Service] = field(default_factory=list)
 
-    def service_env(self, name: str) -> dict[str, str]:
+    def service_env(self, name: str, module: str = "") -> dict[str, str]:
+        """`module`: the process's, so that the relay and the projections connect to Kafka as
+        their own principals (the registry needs none)."""
         separator = "&" if "?" in self.database_url else "?"
-        return {
+        principal = {}
+        if module == "services.registry.entrypoints.relay_main":
+            principal = self.kafka.relay.env("REGISTRY_")
+        elif module.startswith("services.projections."):
+            principal = self.kafka.projections.env("PROJECTIONS_")
+        return principal | {
             "DATABASE_URL": f"{self.database_url}{separator}application_name={name}",
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "REGISTRY_TOPIC": self.topic,
@@ -127,7 +134,7 @@ class Env:
             name,
             "services.registry.entrypoints.relay_main",
             # Each job as its own Kafka principal.
-            {**self.service_env(name), **self.kafka.relay.env("REGISTRY_")},
+            self.service_env(name, "services.registry.entrypoints.relay_main"),
             self.logs / f"{name}.log",
         )
         self.services.append(service)
@@ -137,7 +144,7 @@ class Env:
         service = Service(
             name,
             "services.projections.entrypoints.worker",
-            {**self.service_env(name), **self.kafka.projections.env("PROJECTIONS_")},
+            self.service_env(name, "services.projections.entrypoints.worker"),
             self.logs / f"{name}.log",
         )
         self.services.append(service)

@@ -39,7 +39,7 @@ def processes(database_url: str, kafka: Brokers, topic: str, tmp_path: Path) -> 
     ports = {name: free_port() for name in ("registry", "relay", "projections", "worker")}
 
     def start(name: str, module: str, extra: dict[str, str]) -> Service:
-        service = Service(name, module, {**env.service_env(name), **extra}, tmp_path / f"{name}.log")
+        service = Service(name, module, {**env.service_env(name, module), **extra}, tmp_path / f"{name}.log")
         env.services.append(service)
         return service.start()
 
