@@ -28,6 +28,7 @@ from coordreg_contracts.envelope import CONTENT_TYPE
 from bench.events import Life
 from bench.stats import summary_ms
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
+from services.common.kafka_security import KafkaConnection
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.event_store import StoredEvent
 
@@ -122,9 +123,9 @@ async def drop_schema(dsn: str) -> None:
         await conn.close()
 
 
-async def kafka_produce(bootstrap: str, lives: list[Life], messages: int) -> dict[str, Any]:
+async def kafka_produce(kafka: KafkaConnection, lives: list[Life], messages: int) -> dict[str, Any]:
     topic = f"bench.ceiling.{uuid.uuid4().hex[:8]}"
-    await ensure_topic(bootstrap, topic, PARTITIONS, TOPIC_CONFIG)
+    await ensure_topic(kafka, topic, PARTITIONS, TOPIC_CONFIG)
     stored = [
         StoredEvent(position, life.agreement_id, e.sequence, row[5])
         for position, (life, e, row) in enumerate(
@@ -134,7 +135,7 @@ async def kafka_produce(bootstrap: str, lives: list[Life], messages: int) -> dic
     ][:messages]
     payloads = [(s.agreement_id.encode("utf-8"), s.message()) for s in stored]
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka.kwargs(),
         enable_idempotence=True,
         acks="all",
         linger_ms=2,
@@ -155,7 +156,7 @@ async def kafka_produce(bootstrap: str, lives: list[Life], messages: int) -> dic
         seconds = time.perf_counter() - started
     finally:
         await producer.stop()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.kwargs())
     try:
         await admin.start()
         await admin.delete_topics([topic])

@@ -46,9 +46,12 @@ def audit_tool_available() -> bool:
     return (ROOT / "services" / "audit" / "rebuild.py").exists()
 
 
-def run_rebuild(source: str, schema: str, database_url: str, bootstrap: str) -> tuple[dict[str, Any], float]:
-    """The audit tool's rebuild in a child process; its JSON summary and its CPU seconds."""
-    env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+def run_rebuild(
+    source: str, schema: str, database_url: str, kafka_env: dict[str, str]
+) -> tuple[dict[str, Any], float]:
+    """The audit tool's rebuild in a child process; its JSON summary and its CPU seconds.
+    `kafka_env`: the audit principal's variables (KafkaConnection.env)."""
+    env = {**os.environ, "DATABASE_URL": database_url, **kafka_env}
     before = os.times()
     done = subprocess.run(
         [sys.executable, "-m", "bench.replay", "rebuild", "--from", source, "--schema", schema],

@@ -46,6 +46,7 @@ from bench.profiling import from_file
 from bench.report import best_sustained, markdown, verdicts
 from bench.stack import BENCH_LOCAL, BENCH_TOKEN_TTL, ROOT, Stack, say
 from bench.workload import party_ids, run_tag
+from deploy.local.kafka_principals import ADMIN, AUDIT
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
 
@@ -259,7 +260,7 @@ class Bench:
         await ceilings.drop_schema(dsn)
         say(f"▶ ceiling: raw aiokafka, {args.kafka_messages:,} messages, acks=all, idempotent")
         before = self.meter.snapshot(time.perf_counter())
-        kafka = await ceilings.kafka_produce(self.stack.bootstrap, lives, args.kafka_messages)
+        kafka = await ceilings.kafka_produce(self.stack.connection(ADMIN), lives, args.kafka_messages)
         kafka["cpu"] = usage(before, self.meter.snapshot(time.perf_counter()))
         self.measured("ceiling kafka", kafka["cpu"])
         say(f"  {kafka['per_second']:,.0f} messages/s ({kafka['megabytes_per_second']} MB/s)")
@@ -451,7 +452,7 @@ class Bench:
         say(f"▶ replay: the audit tool's rebuild from {source} into {schema}")
         before = self.meter.snapshot(time.perf_counter())
         result, cpu_seconds = replay.run_rebuild(
-            source, schema, self.stack.database_url, self.stack.bootstrap
+            source, schema, self.stack.database_url, self.stack.connection(AUDIT).env("AUDIT_")
         )
         after = self.meter.snapshot(time.perf_counter())
         cpu = usage(before, after)

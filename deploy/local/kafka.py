@@ -4,6 +4,12 @@ for local runs and tests, without Docker.
 The jars come from Maven Central through deploy/kafka/pom.xml and run on the machine's Java.
 Used only when KAFKA_BOOTSTRAP_SERVERS is not given.
 
+Security (docs/adr/0001): clients connect over SASL_SSL with SCRAM-SHA-512 only, each as its
+own principal, held to the ACLs of deploy/local/kafka_principals.py by KRaft's
+StandardAuthorizer; the CA, the brokers' certificate and the passwords are minted at the first
+start under the data dir's `security/` folder (or the cluster's). The controller listener, on
+loopback, is TLS with client certificates: only the brokers' own certificate gets in.
+
 Ports: the ones passed in win (`make run` passes its fixed ones; the KRaft config is
 rewritten on every start, and the stored metadata does not depend on the ports); without
 them, the ones a data dir was first given (ports.json), else free ones (tests, bench).
@@ -26,16 +32,19 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from deploy.checksums import ChecksumMismatch, sums_digest, verify_directory
+from deploy.local.kafka_principals import ADMIN, BROKER, SUPER_USERS, KafkaSecrets, create_acls, standing_acls
 from deploy.local.processes import LocalServer, end_process, port_open
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
+from services.common.kafka_security import KafkaConnection
 
 # Newest Kafka that aiokafka 0.14.0 was proven against (tests/integration/test_kafka_broker.py):
 # idempotent producer with acks=all, consumer groups with manual commits, admin create_topics.
@@ -49,6 +58,7 @@ _LOG4J2 = _DEPLOY_KAFKA / "log4j2.properties"
 # The SHA-256 of every jar the pom resolves (docs/adr/0006-pinned-downloads.md).
 JAR_SUMS = _DEPLOY_KAFKA / "jars.sha256"
 _HOST = "127.0.0.1"
+T = TypeVar("T")
 _ALTERNATIVES = "or set KAFKA_BOOTSTRAP_SERVERS to a running broker, or use `docker compose up`"
 
 
@@ -168,8 +178,8 @@ def new_cluster_id() -> str:
             return text
 
 
-async def _metadata_ok(bootstrap: str) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+async def _metadata_ok(kafka: KafkaConnection) -> bool:
+    admin = AIOKafkaAdminClient(**kafka.kwargs(), request_timeout_ms=5000)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -180,10 +190,10 @@ async def _metadata_ok(bootstrap: str) -> bool:
         await admin.close()
 
 
-def _probe(bootstrap: str) -> bool:
+def _in_thread(work: Coroutine[Any, Any, T]) -> T:
     # A fresh event loop in a worker thread, so start() also works when called from async code.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _metadata_ok(bootstrap)).result()
+        return pool.submit(asyncio.run, work).result()
 
 
 @dataclass(frozen=True)
@@ -209,8 +219,11 @@ class LocalKafka(LocalServer):
         controller_port: int | None = None,
         *,
         node_id: int = 1,
+        secrets: KafkaSecrets | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
+        # A cluster's nodes share one set (one CA, one password per principal).
+        self.secrets = secrets or KafkaSecrets(self.data_dir / "security")
         self.cache_root = cache_root.resolve()
         self.node_id = node_id
         # Set by the cluster before the first start (needs every node's ports); None: alone.
@@ -227,6 +240,14 @@ class LocalKafka(LocalServer):
     @property
     def bootstrap_servers(self) -> str:
         return f"{_HOST}:{self._resolve_ports()[0]}"
+
+    def connection(self, principal: str) -> KafkaConnection:
+        """How `principal` (deploy/local/kafka_principals.py) reaches this broker."""
+        return self.secrets.connection(self.bootstrap_servers, principal)
+
+    @property
+    def admin(self) -> KafkaConnection:
+        return self.connection(ADMIN)
 
     @property
     def pid_file(self) -> Path:
@@ -264,11 +285,32 @@ class LocalKafka(LocalServer):
             "node.id": str(self.node_id),
             "controller.quorum.voters": quorum.voters,
             # An empty host would bind every interface and advertise the host name.
-            "listeners": f"PLAINTEXT://{_HOST}:{port},CONTROLLER://{_HOST}:{controller}",
-            "advertised.listeners": f"PLAINTEXT://{_HOST}:{port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listeners": f"SASL_SSL://{_HOST}:{port},CONTROLLER://{_HOST}:{controller}",
+            "advertised.listeners": f"SASL_SSL://{_HOST}:{port}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": "SASL_SSL",
+            # Clients and brokers: SCRAM-SHA-512 over TLS; the credentials are in the metadata
+            # (_format_once), the brokers log in as BROKER.
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{BROKER}" password="{self.secrets.password(BROKER)}";'
+            ),
+            # The controllers' listener takes only the brokers' certificate (SCRAM credentials
+            # live in the metadata the controllers serve, so they cannot guard it); its subject
+            # CN=coordreg-broker maps to the principal BROKER.
+            "listener.name.controller.ssl.client.auth": "required",
+            "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.secrets.broker_keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.secrets.ca_file),
+            # Each principal may do only what deploy/local/kafka_principals.py grants it.
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": ";".join(f"User:{name}" for name in SUPER_USERS),
+            "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(self.data_dir / "kraft-logs"),
             "num.partitions": "1",
             # One node: internal topics cannot have more replicas than brokers.
@@ -298,6 +340,9 @@ class LocalKafka(LocalServer):
             "auto.create.topics.enable": "false",
         }
         path = self.data_dir / "server.properties"
+        # It holds the brokers' password: readable by this user only.
+        path.touch(mode=0o600)
+        path.chmod(0o600)
         path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         return path
 
@@ -310,14 +355,22 @@ class LocalKafka(LocalServer):
         ]
 
     def _format_once(self, java: str, libs: Path, properties: Path) -> None:
+        formatted_with_scram = self.data_dir / "scram-formatted"
         if (self.data_dir / "kraft-logs" / "meta.properties").exists():
+            if not formatted_with_scram.exists():
+                # SCRAM credentials enter the metadata only when the storage is formatted.
+                raise RuntimeError(
+                    f"{self.data_dir} holds a broker formatted before Kafka authentication "
+                    "(docs/adr/0001): stop it and remove that folder, then start again"
+                )
             return
         command = [java, *self._jvm_flags(libs), "kafka.tools.StorageTool", "format"]
         cluster_id = self.quorum.cluster_id if self.quorum is not None else new_cluster_id()
-        command += ["-t", cluster_id, "-c", str(properties)]
+        command += ["-t", cluster_id, "-c", str(properties), *self.secrets.scram_arguments()]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+        formatted_with_scram.write_text("SCRAM-SHA-512\n")
 
     def _log_tail(self, lines: int = 20) -> str:
         parts = []
@@ -354,10 +407,14 @@ class LocalKafka(LocalServer):
         self.pid_file.unlink(missing_ok=True)
         return pid
 
-    def start(self, timeout: float = 60) -> str:
+    # A first start (JVM, TLS, the metadata's SCRAM credentials) took over 60 s on a machine
+    # shared by several test runs: the bound is only for a broker that never comes up.
+    def start(self, timeout: float = 180) -> str:
         """Start the broker (formatting a new data dir first) and return its bootstrap address."""
         if self.launch():
             self.wait_ready(timeout)
+            if self.quorum is None:  # a cluster grants once all its brokers are up
+                _in_thread(create_acls(self.admin, standing_acls()))
         return self.bootstrap_servers
 
     def launch(self) -> bool:
@@ -369,6 +426,7 @@ class LocalKafka(LocalServer):
             self._release()
         java = _require_java()
         libs = ensure_jars(self.cache_root)
+        self.secrets.ensure()
         properties = self._write_properties()
         self._format_once(java, libs, properties)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -387,7 +445,7 @@ class LocalKafka(LocalServer):
         atexit.register(self.stop)
         return True
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 180) -> None:
         """Until this broker answers metadata requests; raises (and stops it) if it does not."""
         deadline = time.monotonic() + timeout
         port = self._resolve_ports()[0]
@@ -398,7 +456,7 @@ class LocalKafka(LocalServer):
                 code = self._process.returncode
                 self._release()
                 raise RuntimeError(f"Kafka exited with code {code} while starting:\n{self._log_tail()}")
-            if port_open(port) and _probe(self.bootstrap_servers):
+            if port_open(port) and _in_thread(_metadata_ok(self.admin)):
                 return
             if time.monotonic() > deadline:
                 self.stop()

@@ -4,6 +4,8 @@ cluster of `make cluster` and of the cluster fault scenarios (tests/cluster).
 The controllers vote among themselves (a static quorum of three: any two elect a leader), the
 internal topics have three replicas with two in sync for a write, and no replica that fell
 behind may become leader. One node can be killed and restarted on its own data.
+The nodes share one CA, certificate and set of principals (deploy/local/kafka_principals.py),
+kept in the cluster's `security/` folder: the same listeners and ACLs as a single broker.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from deploy.local.kafka import LocalKafka, Quorum, new_cluster_id
+from deploy.local.kafka_principals import ADMIN, KafkaSecrets, create_acls, standing_acls
 from deploy.local.processes import LocalServer
+from services.common.kafka_security import KafkaConnection
 
 
 class LocalKafkaCluster(LocalServer):
@@ -26,17 +30,32 @@ class LocalKafkaCluster(LocalServer):
     ) -> None:
         """`ports`: each node's client port then its controller port (2 × size), or free ones."""
         self.data_dir = data_dir.resolve()
+        self.secrets = KafkaSecrets(self.data_dir / "security")
         pairs: list[tuple[int | None, int | None]] = [
             (ports[2 * i], ports[2 * i + 1]) if ports else (None, None) for i in range(size)
         ]
         self.nodes = [
-            LocalKafka(self.data_dir / f"node-{i + 1}", cache_root, port, controller, node_id=i + 1)
+            LocalKafka(
+                self.data_dir / f"node-{i + 1}",
+                cache_root,
+                port,
+                controller,
+                node_id=i + 1,
+                secrets=self.secrets,
+            )
             for i, (port, controller) in enumerate(pairs)
         ]
 
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    def connection(self, principal: str) -> KafkaConnection:
+        return self.secrets.connection(self.bootstrap_servers, principal)
+
+    @property
+    def admin(self) -> KafkaConnection:
+        return self.connection(ADMIN)
 
     def _quorum(self) -> Quorum:
         # The cluster id is chosen once and kept: every node's storage is formatted with it.
@@ -47,7 +66,7 @@ class LocalKafkaCluster(LocalServer):
         voters = ",".join(f"{node.node_id}@{node.controller_address}" for node in self.nodes)
         return Quorum(saved.read_text().strip(), voters, replication=len(self.nodes), min_insync=2)
 
-    def start(self, timeout: float = 120) -> str:
+    def start(self, timeout: float = 240) -> str:
         quorum = self._quorum()
         for node in self.nodes:
             node.quorum = quorum
@@ -57,6 +76,7 @@ class LocalKafkaCluster(LocalServer):
         for node in self.nodes:
             node.wait_ready(timeout)
         self.wait_brokers(len(self.nodes), timeout)
+        asyncio.run(create_acls(self.admin, standing_acls()))
         return self.bootstrap_servers
 
     def node(self, node_id: int) -> LocalKafka:
@@ -69,7 +89,7 @@ class LocalKafkaCluster(LocalServer):
         for node in self.nodes:
             node.stop()
 
-    def wait_brokers(self, count: int, timeout: float = 60) -> None:
+    def wait_brokers(self, count: int, timeout: float = 120) -> None:
         """Until `count` brokers are registered with the controllers."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -79,7 +99,7 @@ class LocalKafkaCluster(LocalServer):
         raise TimeoutError(f"fewer than {count} Kafka brokers registered after {timeout:.0f} s")
 
     async def _broker_count(self) -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(**self.admin.kwargs(), request_timeout_ms=5000)
         try:
             await admin.start()
             return len((await admin.describe_cluster())["brokers"])
@@ -89,12 +109,12 @@ class LocalKafkaCluster(LocalServer):
             await admin.close()
 
 
-async def _describe(bootstrap: str, topic: str) -> list[dict[str, object]]:
+async def _describe(kafka: KafkaConnection, topic: str) -> list[dict[str, object]]:
     """The topic's partitions as one live broker describes them: each address in turn, since
     the admin client gives up on a node that is down instead of asking another."""
     failure: Exception | None = None
-    for address in bootstrap.split(","):
-        admin = AIOKafkaAdminClient(bootstrap_servers=address, request_timeout_ms=5000)
+    for address in kafka.bootstrap_servers.split(","):
+        admin = AIOKafkaAdminClient(**kafka.at(address).kwargs(), request_timeout_ms=5000)
         try:
             await admin.start()
             described = await admin.describe_topics([topic])
@@ -104,17 +124,17 @@ async def _describe(bootstrap: str, topic: str) -> list[dict[str, object]]:
             failure = exc
         finally:
             await admin.close()
-    raise RuntimeError(f"no broker of {bootstrap} could describe {topic}: {failure}")
+    raise RuntimeError(f"no broker of {kafka.bootstrap_servers} could describe {topic}: {failure}")
 
 
-async def partition_leaders(bootstrap: str, topic: str) -> dict[int, int]:
+async def partition_leaders(kafka: KafkaConnection, topic: str) -> dict[int, int]:
     """Partition → the node id that leads it now (-1: none)."""
-    return {int(str(p["partition"])): int(str(p["leader"])) for p in await _describe(bootstrap, topic)}
+    return {int(str(p["partition"])): int(str(p["leader"])) for p in await _describe(kafka, topic)}
 
 
-async def in_sync_replicas(bootstrap: str, topic: str) -> dict[int, list[int]]:
+async def in_sync_replicas(kafka: KafkaConnection, topic: str) -> dict[int, list[int]]:
     """Partition → the node ids of its in-sync replicas."""
-    described = await _describe(bootstrap, topic)
+    described = await _describe(kafka, topic)
     return {int(str(p["partition"])): sorted(int(r) for r in p["isr"]) for p in described}  # type: ignore[attr-defined]
 
 

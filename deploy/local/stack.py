@@ -34,10 +34,19 @@ from deploy.demo.load import load
 from deploy.local.cluster import ClusterPorts, LocalCluster
 from deploy.local.db_accounts import load_passwords, prepare_database
 from deploy.local.kafka import LocalKafka, MissingPrerequisite
+from deploy.local.kafka_principals import (
+    AUDIT,
+    CONSUMER,
+    CONSUMER_GROUP_PREFIX,
+    PROJECTIONS,
+    RELAY,
+    provision,
+)
 from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import die_with_parent
 from deploy.tokens import demo_token
-from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
+from services.common.kafka_security import KafkaConnection
+from services.common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
@@ -179,7 +188,29 @@ def wait_position(base: str, position: int, headers: dict[str, str], timeout: fl
     raise RuntimeError(f"projections did not catch up with position {position}")
 
 
-def announce_demo(registry: str, projections: str, bootstrap: str, database_url: str) -> None:
+def announce_kafka(bootstrap: str, consumer: KafkaConnection | None, audit: KafkaConnection | None) -> None:
+    """Where the events are, and as whom an event consumer and the audit tool connect."""
+    say(f"events (Kafka):        bootstrap {bootstrap}, topic {TOPIC}")
+    if consumer is None or consumer.security.plaintext:
+        return
+    security = consumer.security
+    say(
+        f"  read-only consumer:  SASL_SSL, {security.mechanism}, user {security.username}, password in "
+        f"{security.password_file}, CA {security.ca_file} (groups {CONSUMER_GROUP_PREFIX}*)"
+    )
+    if audit is not None:
+        env = " ".join(f"{name}={value}" for name, value in audit.env("AUDIT_").items())
+        say(f"  audit tool:          {env} make audit ARGS=verify")
+
+
+def announce_demo(
+    registry: str,
+    projections: str,
+    bootstrap: str,
+    database_url: str,
+    consumer: KafkaConnection | None = None,
+    audit: KafkaConnection | None = None,
+) -> None:
     """Loads the demo data through the registry, waits until it is projected, and says where
     everything is."""
     # Development mode: the services trust the development key, which this token is signed with.
@@ -194,7 +225,7 @@ def announce_demo(registry: str, projections: str, bootstrap: str, database_url:
     )
     say(f"registry (commands):   {registry}/docs")
     say(f"projections (queries): {projections}/docs")
-    say(f"events (Kafka):        bootstrap {bootstrap}, topic {TOPIC}")
+    announce_kafka(bootstrap, consumer, audit)
     say(f"PostgreSQL:            {database_url}")
     say(
         "demo token (client demo-client, every demo party, every scope, 1 h: coordreg-token demo "
@@ -289,15 +320,19 @@ def run(settings: StackSettings) -> int:
             started = time.monotonic()
             database_url = postgres.start()
             say(f"PostgreSQL {database_url} ready in {time.monotonic() - started:.1f}s")
-        bootstrap = settings.kafka_bootstrap_servers
+        # A broker of the user's: its address and the principal the KAFKA_* variables name.
+        given: KafkaConnection = ServiceSettings().kafka_connection()
+        principals: dict[str, KafkaConnection] = {}
         if kafka is not None:
             started = time.monotonic()
-            bootstrap = kafka.start()
-            say(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s")
-        asyncio.run(ensure_topic(bootstrap, TOPIC, PARTITIONS, TOPIC_CONFIG))
+            kafka.start()
+            say(f"Kafka {kafka.bootstrap_servers} ready in {time.monotonic() - started:.1f}s")
+            given = kafka.admin
+            principals = {name: kafka.connection(name) for name in (RELAY, PROJECTIONS, AUDIT, CONSUMER)}
+        asyncio.run(provision(given, TOPIC, grant=kafka is not None))
         env = {
             **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_BOOTSTRAP_SERVERS": given.bootstrap_servers,
             "REGISTRY_PORT": str(settings.registry_port),
             "PROJECTIONS_PORT": str(settings.projections_port),
         }
@@ -312,17 +347,25 @@ def run(settings: StackSettings) -> int:
             say(f"PostgreSQL roles: one per service, passwords in {local / 'postgres-accounts.json'}")
         else:
             env["DATABASE_URL"] = database_url
-        for name, module, components in (
-            ("registry", "services.registry.entrypoints.main", ("registry",)),
-            ("relay", "services.registry.entrypoints.relay_main", ("relay",)),
-            # The API process runs the consumer too: the query role and the worker's.
-            ("projections", "services.projections.entrypoints.main", ("query", "worker")),
+        # Each job as its own database role and its own Kafka principal; the registry itself
+        # never talks to Kafka. The API process runs the consumer too: the query role and the
+        # worker's.
+        for name, module, components, principal in (
+            ("registry", "services.registry.entrypoints.main", ("registry",), None),
+            ("relay", "services.registry.entrypoints.relay_main", ("relay",), (RELAY, "REGISTRY_")),
+            (
+                "projections",
+                "services.projections.entrypoints.main",
+                ("query", "worker"),
+                (PROJECTIONS, "PROJECTIONS_"),
+            ),
         ):
+            own = principals[principal[0]].env(principal[1]) if principal and principals else {}
             log = (logs / f"{name}.log").open("ab")
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", module],
-                    env={**env, **(accounts.env(*components) if accounts else {})},
+                    env={**env, **(accounts.env(*components) if accounts else {}), **own},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     preexec_fn=die_with_parent,  # one call, no threads yet
@@ -332,7 +375,14 @@ def run(settings: StackSettings) -> int:
         projections = f"http://{HOST}:{settings.projections_port}"
         wait_http(f"{registry}/readyz", processes[0])
         wait_http(f"{projections}/readyz", processes[2])
-        announce_demo(registry, projections, bootstrap, database_url)
+        announce_demo(
+            registry,
+            projections,
+            given.bootstrap_servers,
+            database_url,
+            principals.get(CONSUMER),
+            principals.get(AUDIT),
+        )
         say(f"logs in {logs}; press Ctrl-C to stop")
         up = True
         while True:
@@ -399,7 +449,14 @@ def run_cluster(settings: StackSettings) -> int:
         )
         cluster.start_services()
         cluster.wait_ready()
-        announce_demo(cluster.registry_url, cluster.projections_url, cluster.bootstrap, cluster.database_url)
+        announce_demo(
+            cluster.registry_url,
+            cluster.projections_url,
+            cluster.bootstrap,
+            cluster.database_url,
+            cluster.kafka.connection(CONSUMER),
+            cluster.kafka.connection(AUDIT),
+        )
         say(f"2 registries, 2 projections APIs (behind HAProxy), 2 relays, 2 workers; logs in {cluster.logs}")
         say("press Ctrl-C to stop")
         up = True

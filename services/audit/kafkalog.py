@@ -15,6 +15,8 @@ from typing import Any, Self
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.common.kafka_security import KafkaConnection
+
 
 class TopicUnavailable(RuntimeError):
     """The topic does not exist, or the broker stopped delivering records before the end offsets."""
@@ -28,32 +30,32 @@ class Record:
     value: bytes
 
 
-async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def topic_partitions(kafka: KafkaConnection, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(**kafka.kwargs())
     await admin.start()
     try:
         described: list[dict[str, Any]] = await admin.describe_topics([topic])
     finally:
         await admin.close()
     if not described or described[0].get("error_code", 0) != 0 or not described[0].get("partitions"):
-        raise TopicUnavailable(f"topic {topic!r} does not exist on {bootstrap}")
+        raise TopicUnavailable(f"topic {topic!r} does not exist on {kafka.bootstrap_servers}")
     return sorted(int(p["partition"]) for p in described[0]["partitions"])
 
 
 class TopicReader:
-    """`async with TopicReader(bootstrap, topic) as reader:` then offsets and `read(start, end)`."""
+    """`async with TopicReader(kafka, topic) as reader:` then offsets and `read(start, end)`."""
 
-    def __init__(self, bootstrap: str, topic: str, *, stall_seconds: float = 120.0) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, topic: str, *, stall_seconds: float = 120.0) -> None:
+        self.kafka = kafka
         self.topic = topic
         self.stall_seconds = stall_seconds
         self.partitions: list[int] = []
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> Self:
-        self.partitions = await topic_partitions(self.bootstrap, self.topic)
+        self.partitions = await topic_partitions(self.kafka, self.topic)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **self.kafka.kwargs(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

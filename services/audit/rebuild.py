@@ -393,7 +393,7 @@ async def rebuild_from_store(
 async def rebuild_from_kafka(
     settings: AuditSettings, pool: asyncpg.Pool, result: RebuildResult, as_of: datetime | None, workers: int
 ) -> None:
-    async with TopicReader(settings.kafka_bootstrap_servers, settings.topic) as reader:
+    async with TopicReader(settings.kafka_connection(), settings.topic) as reader:
         begins = await reader.beginning_offsets()
         ends = await reader.end_offsets()
         total = sum(max(0, ends[p] - begins.get(p, 0)) for p in ends)

@@ -159,7 +159,7 @@ async def swap(settings: AuditSettings, schema: str, *, force: bool = False, wor
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=workers + 1, schema=schema)
     try:
-        async with TopicReader(settings.kafka_bootstrap_servers, topic) as reader:
+        async with TopicReader(settings.kafka_connection(), topic) as reader:
             for _attempt in range(10):
                 await _catch_up(settings, pool, reader, result, workers)
                 try:

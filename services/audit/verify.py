@@ -461,9 +461,7 @@ async def verify(settings: AuditSettings, *, skip_kafka: bool = False) -> Verify
         ends: dict[int, int] = {}
         begins: dict[int, int] = {}
         if not skip_kafka:
-            reader = await stack.enter_async_context(
-                TopicReader(settings.kafka_bootstrap_servers, settings.topic)
-            )
+            reader = await stack.enter_async_context(TopicReader(settings.kafka_connection(), settings.topic))
             # Before the store snapshot: every record below these offsets was committed first.
             ends = await reader.end_offsets()
             begins = await reader.beginning_offsets()

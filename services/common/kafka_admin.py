@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from services.common.kafka_security import KafkaConnection
+
 # The events topic's partitions: the unit of ordering (key = agreement id) and of the
 # projections' parallelism. Fixed once the topic exists: more partitions would move keys.
 PARTITIONS = 6
@@ -28,14 +30,14 @@ CLUSTER_TOPIC_CONFIG: dict[str, str] = {
 
 
 async def ensure_topic(
-    bootstrap: str,
+    kafka: KafkaConnection,
     name: str,
     partitions: int,
     config: dict[str, str] | None = None,
     replication_factor: int = 1,
 ) -> None:
     """Create topic `name` unless it exists; an existing one is left as it is."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.kwargs())
     try:
         await admin.start()
         response = await admin.create_topics(

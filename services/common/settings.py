@@ -11,22 +11,33 @@ variable wins.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from coordreg_contracts.topic import TOPIC
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
 from services.common.auth import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from services.common.auth.failures import parse_networks
+from services.common.kafka_security import KafkaConnection, KafkaSecurity, SaslMechanism, SecurityProtocol
 
 # The fields that may also be given once for every service, without a prefix.
-SHARED_UNPREFIXED = frozenset({"database_url", "kafka_bootstrap_servers"})
+# The principal (username, password) is each service's own: never shared.
+SHARED_UNPREFIXED = frozenset(
+    {
+        "database_url",
+        "kafka_bootstrap_servers",
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_ca_file",
+    }
+)
 
 
 class _UnprefixedEnv(EnvSettingsSource):
-    """DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS as they are, for every service (and nothing else:
-    an unprefixed HOST or PORT in the environment is not the service's)."""
+    """DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and the broker's protocol and CA as they are, for
+    every service (and nothing else: an unprefixed HOST or PORT in the environment is not the
+    service's)."""
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls, env_prefix="")
@@ -38,6 +49,14 @@ class _UnprefixedEnv(EnvSettingsSource):
 class ServiceSettings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Who this service is on the broker (services/common/kafka_security.py, docs/SECURITY.md
+    # "Kafka principals"): SCRAM over TLS unless PLAINTEXT is asked for by name.
+    kafka_security_protocol: SecurityProtocol = "SASL_SSL"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_password_file: str = ""
+    kafka_ca_file: str = ""
     topic: str = TOPIC
     log_level: str = "INFO"
     json_logs: bool = True
@@ -52,6 +71,17 @@ class ServiceSettings(BaseSettings):
     tracing_service_name: str = ""
     # Share of new traces recorded; a trace begun upstream follows its caller's sampling decision.
     tracing_sample_ratio: float = Field(1.0, ge=0, le=1)
+
+    def kafka_connection(self) -> KafkaConnection:
+        security = KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_username,
+            password=self.kafka_password,
+            password_file=self.kafka_password_file,
+            ca_file=self.kafka_ca_file,
+        )
+        return KafkaConnection(bootstrap_servers=self.kafka_bootstrap_servers, security=security)
 
     @classmethod
     def settings_customise_sources(
@@ -109,3 +139,13 @@ class ClientAccessSettings(ServiceSettings):
     def _networks(cls, value: str) -> str:
         parse_networks(value)  # a ValueError here refuses the setting at start-up
         return value
+
+    @model_validator(mode="after")
+    def _production_authenticates_to_kafka(self) -> Self:
+        # Like the development keys: a production service never talks to an open broker.
+        if self.environment == "production" and self.kafka_security_protocol == "PLAINTEXT":
+            raise ValueError(
+                "production refuses KAFKA_SECURITY_PROTOCOL=PLAINTEXT: the services authenticate "
+                "to Kafka with SCRAM-SHA-512 over TLS (docs/SECURITY.md, Kafka principals)"
+            )
+        return self

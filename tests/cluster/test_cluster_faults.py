@@ -13,6 +13,7 @@ import httpx
 
 from deploy.local.cluster import LocalCluster
 from deploy.local.kafka_cluster import busiest_leader, in_sync_replicas, partition_leaders
+from deploy.local.kafka_principals import AUDIT
 from tests.cluster.clients import HttpLoad, effects
 from tests.cluster.conftest import record
 from tests.faults.harness import (
@@ -51,7 +52,7 @@ async def _publishing_again(pool: asyncpg.Pool, fault: float) -> float:
 
 async def _all_in_sync(cluster: LocalCluster, replicas: int = 3) -> bool:
     try:
-        isr = await in_sync_replicas(cluster.bootstrap, cluster.topic)
+        isr = await in_sync_replicas(cluster.kafka.connection(AUDIT), cluster.topic)
     except RuntimeError:
         return False
     return all(len(nodes) == replicas for nodes in isr.values())
@@ -62,7 +63,7 @@ async def _verify(scenario: str, cluster: LocalCluster, pool: asyncpg.Pool, load
     drained = await wait_until(lambda: outbox_empty(pool), 180)
     caught_up = await wait_until(lambda: projection_caught_up(pool), 180)
     found = await effects(pool, load.acknowledged)
-    topic = await compare_topic_with_store(pool, cluster.bootstrap, cluster.topic)
+    topic = await compare_topic_with_store(pool, cluster.kafka.connection(AUDIT), cluster.topic)
     differences = await live_vs_rebuild(cluster.database_url, pool)
     chains = await broken_chains(pool)
     in_tree = await wait_until(lambda: tree_complete(pool), 120)
@@ -95,12 +96,12 @@ async def test_broker_leading_most_partitions_killed(cluster: LocalCluster, pool
     load = HttpLoad(cluster.registry_url, scaled(3000))
     running = asyncio.create_task(load.run())
     await asyncio.sleep(4)
-    leaders = await partition_leaders(cluster.bootstrap, cluster.topic)
+    leaders = await partition_leaders(cluster.kafka.connection(AUDIT), cluster.topic)
     victim = busiest_leader(leaders)
     killed = time.monotonic()
     await asyncio.to_thread(cluster.kafka.node(victim).kill)
     published = await _publishing_again(pool, killed)
-    moved = await partition_leaders(cluster.bootstrap, cluster.topic)
+    moved = await partition_leaders(cluster.kafka.connection(AUDIT), cluster.topic)
     await running
     restarted = time.monotonic()
     await asyncio.to_thread(cluster.kafka.node(victim).start)
@@ -188,7 +189,7 @@ async def test_broker_cut_off(cluster: LocalCluster, pool: asyncpg.Pool) -> None
     load = HttpLoad(cluster.registry_url, scaled(3000))
     running = asyncio.create_task(load.run())
     await asyncio.sleep(3)
-    victim = busiest_leader(await partition_leaders(cluster.bootstrap, cluster.topic))
+    victim = busiest_leader(await partition_leaders(cluster.kafka.connection(AUDIT), cluster.topic))
     cut = time.monotonic()
     cluster.kafka.node(victim).pause()
     try:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.audit.settings import DEV_LOG_VERIFIER_KEY
 from services.transparency import note
 from services.transparency.merkle import MemoryTree
+from tests.support.kafka import Brokers
 from tests.support.log import integrate, write
 from tests.support.stack import Stack, running_stack
 from tests.support.tlogcheck import build_tlogcheck, run_tlogcheck
@@ -32,8 +33,8 @@ Json = dict[str, Any]
 
 
 @pytest.fixture
-async def log_stack(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
-    async with running_stack(database_url, kafka_bootstrap, topic, relay=False, projections=False) as stack:
+async def log_stack(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
+    async with running_stack(database_url, kafka, topic, relay=False, projections=False) as stack:
         yield stack
 
 

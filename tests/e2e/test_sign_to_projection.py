@@ -18,7 +18,7 @@ async def test_signing_reaches_kafka_and_the_party_obligations(stack: Stack) -> 
 
     [record] = [
         r
-        for r in await read_topic(stack.bootstrap, stack.topic, 1)
+        for r in await read_topic(stack.kafka.consumer, stack.topic, 1)
         if r.key.decode() == signed["agreement_id"]
     ]
     event = decode(record)

@@ -51,7 +51,7 @@ async def transfers_done(stack: Stack, party_id: str, timeout: float = 30) -> di
 async def audit(stack: Stack, *args: str) -> tuple[int, str, str]:
     env = {
         "DATABASE_URL": stack.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        **stack.kafka.audit.env("AUDIT_"),
         "AUDIT_TOPIC": stack.topic,
     }
     return await run_audit(*args, env=env)

@@ -24,9 +24,9 @@ import httpx
 from deploy.tokens import mint
 from services.common.db import create_pool
 from services.registry.service_layer.event_store import StoredEvent
-from tests.faults.harness import Env, Service, projection_caught_up, registry_ready, wait_until
+from tests.faults.harness import COMPONENTS, Env, Service, projection_caught_up, registry_ready, wait_until
 from tests.support.builders import sign_body
-from tests.support.kafka import read_topic
+from tests.support.kafka import Brokers, read_topic
 from tests.support.stack import free_port
 
 PARTIES = ["mttq-hoa-binh", "hctd-hoa-binh"]
@@ -79,7 +79,9 @@ def ancestors(span: Span, spans: list[Span]) -> list[str]:
 
 
 def start(env: Env, name: str, module: str, settings: dict[str, str]) -> Service:
-    service = Service(name, module, {**env.service_env(name), **settings}, env.logs / f"{name}.log")
+    service = Service(
+        name, module, {**env.service_env(name, *COMPONENTS[module]), **settings}, env.logs / f"{name}.log"
+    )
     env.services.append(service)
     return service.start()
 
@@ -89,9 +91,9 @@ def traced(prefix: str, path: Path) -> dict[str, str]:
 
 
 async def test_one_command_is_one_trace_across_registry_relay_and_worker(
-    database_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path
+    database_url: str, kafka: Brokers, topic: str, tmp_path: Path
 ) -> None:
-    env = Env(database_url, kafka_bootstrap, topic, tmp_path)
+    env = Env(database_url, kafka, topic, tmp_path)
     files = {name: tmp_path / f"{name}.spans.jsonl" for name in ("registry", "relay", "worker")}
     port = free_port()
     pool = await create_pool(database_url, min_size=1, max_size=2)
@@ -172,7 +174,7 @@ async def test_one_command_is_one_trace_across_registry_relay_and_worker(
 
         # On the wire: the value is the stored envelope's bytes, unchanged; the trace context is
         # in the headers, the relay's span as the parent, the caller's tracestate carried along.
-        records = await read_topic(kafka_bootstrap, topic, len(stored))
+        records = await read_topic(kafka.consumer, topic, len(stored))
         assert len(records) == len(stored)
         for record in records:
             value = bytes(record.value)

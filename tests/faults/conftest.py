@@ -13,9 +13,11 @@ import pytest
 
 from deploy.local.db_accounts import prepare_database
 from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
+from deploy.local.kafka_principals import create_acls, topic_acls
 from deploy.local.postgres import LocalPostgres
 from tests.faults.harness import STARTED_WITHIN, Env
 from tests.support.figures import Figures
+from tests.support.kafka import Brokers
 from tests.support.stack import session_passwords
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,7 @@ class Infra:
     postgres: LocalPostgres
     kafka: LocalKafka
     url: str
-    bootstrap: str
+    brokers: Brokers
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +41,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     url = postgres.start(STARTED_WITHIN)
     bootstrap = kafka.start(STARTED_WITHIN)
     try:
-        yield Infra(postgres, kafka, url, bootstrap)
+        yield Infra(postgres, kafka, url, Brokers(bootstrap, secrets=kafka.secrets))
     finally:
         kafka.stop()
         postgres.stop()
@@ -52,10 +54,12 @@ async def env(infra: Infra, tmp_path: Path) -> AsyncIterator[Env]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     database_url = infra.url.rsplit("/", 1)[0] + f"/{name}"
-    topic = f"faults-{uuid.uuid4().hex[:8]}"
-    await ensure_topic(infra.bootstrap, topic, 6, TOPIC_CONFIG)
+    # Under the project's topic prefix: the principals' ACLs (deploy/local/kafka_principals.py).
+    topic = f"agreements.events.faults-{uuid.uuid4().hex[:8]}"
+    await ensure_topic(infra.brokers.admin, topic, 6, TOPIC_CONFIG)
+    await create_acls(infra.brokers.admin, topic_acls(topic))
     accounts = await prepare_database(database_url, session_passwords())
-    scenario = Env(database_url, infra.bootstrap, topic, tmp_path, accounts)
+    scenario = Env(database_url, infra.brokers, topic, tmp_path, accounts)
     try:
         yield scenario
     finally:

@@ -27,12 +27,14 @@ from services.audit.diff import diff
 from services.audit.kafkalog import Record, TopicReader
 from services.audit.rebuild import rebuild
 from services.audit.settings import AuditSettings
+from services.common.kafka_security import KafkaConnection
 from services.registry import bootstrap
 from services.registry.adapters.relay import RELAY_LOCK
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext
 from services.registry.service_layer.event_store import StoredEvent
 from tests.support.builders import report_body, sign_body
+from tests.support.kafka import Brokers
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = float(os.environ.get("FAULTS_SCALE", "1"))
@@ -89,12 +91,21 @@ class Service:
         return self.process is not None and self.process.poll() is None
 
 
+# The components each service module runs (Env.service_env), for callers that start a module.
+COMPONENTS = {
+    "services.registry.entrypoints.main": ("registry",),
+    "services.registry.entrypoints.relay_main": ("relay",),
+    "services.projections.entrypoints.main": ("query", "worker"),
+    "services.projections.entrypoints.worker": ("worker",),
+}
+
+
 @dataclass
 class Env:
     """One scenario's database, topic and processes."""
 
     database_url: str  # the administrator's: the scenario's own view
-    bootstrap: str
+    kafka: Brokers
     topic: str
     logs: Path
     # Each component's own role (the fault suite); None: DATABASE_URL, one role for everything,
@@ -105,6 +116,10 @@ class Env:
     services: list[Service] = field(default_factory=list)
 
     def service_env(self, name: str, *components: str) -> dict[str, str]:
+        """`components`: the process's (registry, relay, worker, query): its database roles,
+        and the Kafka principal of the relay and of the projection worker (the registry and the
+        query API need none)."""
+
         def named(url: str) -> str:
             return f"{url}{'&' if '?' in url else '?'}application_name={name}"
 
@@ -113,9 +128,15 @@ class Env:
             roles = {"DATABASE_URL": named(self.database_url)}
         else:
             roles = {variable: named(url) for variable, url in self.accounts.env(*components).items()}
+        principal: dict[str, str] = {}
+        if "relay" in components:
+            principal = self.kafka.relay.env("REGISTRY_")
+        elif "worker" in components:
+            principal = self.kafka.projections.env("PROJECTIONS_")
         return {
             **roles,
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            **principal,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "REGISTRY_TOPIC": self.topic,
             "PROJECTIONS_TOPIC": self.topic,
             "PROJECTIONS_CONSUMER_GROUP": self.group,
@@ -278,9 +299,9 @@ async def store_messages(pool: asyncpg.Pool) -> dict[tuple[str, int], bytes]:
     }
 
 
-async def topic_records(bootstrap: str, topic: str) -> list[Record]:
+async def topic_records(kafka: KafkaConnection, topic: str) -> list[Record]:
     """Every record of the topic, up to the end offsets at the time of the call."""
-    async with TopicReader(bootstrap, topic) as reader:
+    async with TopicReader(kafka, topic) as reader:
         ends = await reader.end_offsets()
         return [
             record async for batch in reader.read(await reader.beginning_offsets(), ends) for record in batch
@@ -297,9 +318,9 @@ class TopicCheck:
     foreign: int
 
 
-async def compare_topic_with_store(pool: asyncpg.Pool, bootstrap: str, topic: str) -> TopicCheck:
+async def compare_topic_with_store(pool: asyncpg.Pool, kafka: KafkaConnection, topic: str) -> TopicCheck:
     store = await store_messages(pool)
-    records = await topic_records(bootstrap, topic)
+    records = await topic_records(kafka, topic)
     seen: dict[tuple[str, int], int] = defaultdict(int)
     order: dict[str, list[int]] = defaultdict(list)
     foreign = 0

@@ -67,7 +67,7 @@ async def test_1_relay_killed_at_random_moments(env: Env) -> None:
         await killing
     await wait_until(lambda: outbox_empty(pool), 120)
     await wait_until(lambda: projection_caught_up(pool), 120)
-    check = await compare_topic_with_store(pool, env.bootstrap, env.topic)
+    check = await compare_topic_with_store(pool, env.kafka.audit, env.topic)
     differences = await live_vs_rebuild(env.database_url, pool)
     # The relays' tree integrators were killed with them: the tree still holds every event once.
     in_tree = await wait_until(lambda: tree_complete(pool), 120)
@@ -111,7 +111,7 @@ async def test_4_broker_stopped_under_load(env: Env, infra: Infra) -> None:
     restarted = time.monotonic()
     drain = await wait_until(lambda: outbox_empty(pool), 180)
     caught_up = await wait_until(lambda: projection_caught_up(pool), 180) + drain
-    check = await compare_topic_with_store(pool, env.bootstrap, env.topic)
+    check = await compare_topic_with_store(pool, env.kafka.audit, env.topic)
     differences = await live_vs_rebuild(env.database_url, pool)
     await pool.close()
     record(
@@ -144,7 +144,7 @@ async def slow_commits(env: Env) -> None:
 async def test_6_writers_with_random_commit_delays(env: Env, slow_commits: None) -> None:
     pool = await create_pool(env.database_url, min_size=4, max_size=40)
     stop = asyncio.Event()
-    relay = asyncio.create_task(OutboxRelay(pool, env.bootstrap, env.topic, poll_seconds=0.05).run(stop))
+    relay = asyncio.create_task(OutboxRelay(pool, env.kafka.relay, env.topic, poll_seconds=0.05).run(stop))
     seed = Load(pool)
     await seed.run(64, concurrency=16, signings_share=1.0)
     late = 0
@@ -182,7 +182,7 @@ async def test_6_writers_with_random_commit_delays(env: Env, slow_commits: None)
     await wait_until(lambda: outbox_empty(pool), 120)
     stop.set()
     await relay
-    check = await compare_topic_with_store(pool, env.bootstrap, env.topic)
+    check = await compare_topic_with_store(pool, env.kafka.audit, env.topic)
     await pool.close()
     record("6 32 writers, random commit delays", "events", check.store_events)
     record(

@@ -41,6 +41,7 @@ from tests.faults.harness import (
     wait_until,
 )
 from tests.support.builders import sign_body
+from tests.support.kafka import settings_of
 from tests.support.stack import free_port
 
 SCENARIO = "8 registry kill -9 mid-succession"
@@ -196,7 +197,7 @@ async def test_8_registry_killed_mid_succession(env: Env) -> None:
     await wait_until(lambda: outbox_empty(pool), 180)
     audit = AuditSettings(
         database_url=env.database_url,
-        kafka_bootstrap_servers=env.bootstrap,
+        **settings_of(env.kafka.audit),
         topic=env.topic,
         progress_seconds=0,
     )

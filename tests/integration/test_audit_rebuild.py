@@ -35,6 +35,7 @@ from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext
 from tests.support.audit_cli import run_audit
 from tests.support.builders import report_body, sign_body
+from tests.support.kafka import settings_of
 from tests.support.load import generate, keep_commanding
 from tests.support.stack import Stack
 
@@ -49,7 +50,7 @@ def settings_for(stack: Stack, **overrides: Any) -> AuditSettings:
     return AuditSettings(
         **{
             "database_url": stack.accounts.urls["audit"],
-            "kafka_bootstrap_servers": stack.bootstrap,
+            **settings_of(stack.kafka.audit),
             "topic": stack.topic,
             "progress_seconds": 0,
             **overrides,
@@ -62,7 +63,7 @@ async def cli(stack: Stack | None, *args: str, database_url: str | None = None) 
     if stack is not None:
         env |= {
             "DATABASE_URL": stack.accounts.urls["audit"],
-            "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+            **stack.kafka.audit.env("AUDIT_"),
             "AUDIT_TOPIC": stack.topic,
         }
     if database_url is not None:
@@ -193,7 +194,7 @@ async def test_rebuilds_from_store_and_from_kafka_equal_the_live_read_models(
     live_next = {r["partition"]: r["next_offset"] for r in live_offsets}
     assert shadow_next.keys() == live_next.keys()
     assert all(live_next[p] <= shadow_next[p] for p in live_next)
-    async with TopicReader(stack.bootstrap, stack.topic) as reader:
+    async with TopicReader(stack.kafka.audit, stack.topic) as reader:
         assert [record async for batch in reader.read(live_next, shadow_next) for record in batch] == []
 
     # --as-of: what the parties owed before the withdrawal.

@@ -43,11 +43,13 @@ from services.audit.rebuild import rebuild
 from services.audit.settings import AuditSettings
 from services.audit.verify import verify
 from services.common.db import create_pool, migrate
+from services.common.kafka_security import KafkaConnection
 from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.migrations import MIGRATIONS as REGISTRY_MIGRATIONS
 from tests.support.audit_cli import run_audit
 from tests.support.builders import poverty_programme
+from tests.support.kafka import Brokers, settings_of
 
 PREDECESSOR = "sld-hoa-binh"
 SUCCESSOR = "snv-phu-tho"
@@ -62,13 +64,13 @@ SUCCEEDED = "vn.gov.coordination.SuccessionRecorded.v1"
 class Written:
     agreement_id: str
     database_url: str
-    bootstrap: str
+    kafka: KafkaConnection
     topic: str
 
     def settings(self) -> AuditSettings:
         return AuditSettings(
             database_url=self.database_url,
-            kafka_bootstrap_servers=self.bootstrap,
+            **settings_of(self.kafka),
             topic=self.topic,
             progress_seconds=0,
         )
@@ -168,7 +170,7 @@ async def write(pool: asyncpg.Pool) -> str:
     return agreement_id
 
 
-async def published(pool: asyncpg.Pool, bootstrap: str, topic: str, timeout: float = 60) -> None:
+async def published(pool: asyncpg.Pool, kafka: KafkaConnection, topic: str, timeout: float = 60) -> None:
     """Every stored event readable on the topic. The relay forgets a batch once its Kafka
     transaction is committed, but a read_committed reader sees it only when the commit markers
     reach the partitions, a moment later: `verify` would look too early."""
@@ -177,7 +179,7 @@ async def published(pool: asyncpg.Pool, bootstrap: str, topic: str, timeout: flo
     while await pool.fetchval("SELECT count(*) FROM registry.outbox"):
         assert time.monotonic() < deadline, "the relay did not publish everything"
         await asyncio.sleep(0.1)
-    async with TopicReader(bootstrap, topic) as reader:
+    async with TopicReader(kafka, topic) as reader:
         while True:
             begins, ends = await reader.beginning_offsets(), await reader.end_offsets()
             records = [r async for batch in reader.read(begins, ends) for r in batch]
@@ -188,16 +190,16 @@ async def published(pool: asyncpg.Pool, bootstrap: str, topic: str, timeout: flo
 
 
 @pytest.fixture
-async def written(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Written]:
+async def written(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Written]:
     pool = await create_pool(database_url, min_size=1, max_size=4)
     stop = asyncio.Event()
     relay = None
     try:
         await migrate(pool, "registry", REGISTRY_MIGRATIONS)
         agreement_id = await write(pool)
-        relay = asyncio.create_task(OutboxRelay(pool, kafka_bootstrap, topic, poll_seconds=0.1).run(stop))
-        await published(pool, kafka_bootstrap, topic)
-        yield Written(agreement_id, database_url, kafka_bootstrap, topic)
+        relay = asyncio.create_task(OutboxRelay(pool, kafka.relay, topic, poll_seconds=0.1).run(stop))
+        await published(pool, kafka.audit, topic)
+        yield Written(agreement_id, database_url, kafka.audit, topic)
     finally:
         stop.set()
         if relay is not None:
@@ -259,7 +261,7 @@ async def test_verify_walks_party_streams_and_finds_a_tampered_one(written: Writ
     code, out, err = await run_audit(
         "verify",
         "--skip-kafka",
-        env={"DATABASE_URL": written.database_url, "KAFKA_BOOTSTRAP_SERVERS": written.bootstrap},
+        env={"DATABASE_URL": written.database_url, **written.kafka.env("AUDIT_")},
     )
     assert code == 1 and f"{party_subject(PREDECESSOR)} sequence 2" in out, out + err
 

@@ -27,6 +27,7 @@ from coordreg_contracts.events import ProgressReported
 from services.audit.settings import AuditSettings
 from services.audit.verify import VerifyReport, verify
 from tests.support.audit_cli import run_audit
+from tests.support.kafka import Brokers, settings_of
 from tests.support.load import generate
 from tests.support.stack import Stack, running_stack
 
@@ -36,9 +37,9 @@ COLUMNS = "position, agreement_id, sequence, event_id, event_type, recorded_at, 
 
 
 @pytest.fixture
-async def published(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
+async def published(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
     """Registry + relay (no projection needed) with a few hundred events, all on Kafka."""
-    async with running_stack(database_url, kafka_bootstrap, topic, projections=False) as stack:
+    async with running_stack(database_url, kafka, topic, projections=False) as stack:
         await generate(stack.pool, agreements=40, events_per_agreement=8, concurrency=8, tag="VERIFY")
         await wait_published(stack.pool)
         yield stack
@@ -54,7 +55,7 @@ async def wait_published(pool: asyncpg.Pool, timeout: float = 120) -> None:
 def settings_for(stack: Stack) -> AuditSettings:
     return AuditSettings(
         database_url=stack.database_url,
-        kafka_bootstrap_servers=stack.bootstrap,
+        **settings_of(stack.kafka.audit),
         topic=stack.topic,
         progress_seconds=0,
     )
@@ -63,7 +64,7 @@ def settings_for(stack: Stack) -> AuditSettings:
 async def cli(stack: Stack, *args: str) -> tuple[int, str, str]:
     env = {
         "DATABASE_URL": stack.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        **stack.kafka.audit.env("AUDIT_"),
         "AUDIT_TOPIC": stack.topic,
     }
     return await run_audit(*args, env=env)

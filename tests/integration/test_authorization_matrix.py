@@ -34,6 +34,7 @@ from services.registry.entrypoints.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
 from services.transparency.log import DEV_LOG_KEY_SEED, DEV_LOG_ORIGIN, LogKeyError
 from tests.support.builders import report_body, sign_body
+from tests.support.kafka import Brokers
 from tests.support.stack import Stack, running_stack
 
 LEAD, MEMBER, OUTSIDER = "mttq-hoa-binh", "hctd-hoa-binh", "so-noi-vu"
@@ -417,7 +418,7 @@ def _write_jwks(path: Path, *keys: dict[str, Any], bump: float = 0) -> None:
 
 
 async def test_keys_rotate_by_kid_and_a_removed_key_is_refused(
-    database_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path
+    database_url: str, kafka: Brokers, topic: str, tmp_path: Path
 ) -> None:
     old = ec.generate_private_key(ec.SECP256R1())
     new = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -432,7 +433,7 @@ async def test_keys_rotate_by_kid_and_a_removed_key_is_refused(
     }
     async with running_stack(
         database_url,
-        kafka_bootstrap,
+        kafka,
         topic,
         relay=False,
         registry_options=options,

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
 from tests.support.builders import report_body, sign_body
+from tests.support.kafka import Brokers
 from tests.support.log import integrate
 from tests.support.stack import TEST_CLIENT, TEST_PARTIES, Stack, running_stack
 
@@ -165,11 +166,11 @@ def large_amendment(n: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def small_pages(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
+async def small_pages(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
     """The registry alone, with pages of at most 500 KiB: two of the largest events."""
     options = {"max_page_bytes": 500 * 1024}
     async with running_stack(
-        database_url, kafka_bootstrap, topic, relay=False, projections=False, registry_options=options
+        database_url, kafka, topic, relay=False, projections=False, registry_options=options
     ) as stack:
         yield stack
 
@@ -241,11 +242,11 @@ async def test_pages_of_events_and_of_leaves_are_bounded_in_bytes(small_pages: S
 
 
 async def test_a_budget_below_one_record_still_returns_it(
-    database_url: str, kafka_bootstrap: str, topic: str
+    database_url: str, kafka: Brokers, topic: str
 ) -> None:
     options = {"max_page_bytes": 64 * 1024}
     async with running_stack(
-        database_url, kafka_bootstrap, topic, relay=False, projections=False, registry_options=options
+        database_url, kafka, topic, relay=False, projections=False, registry_options=options
     ) as stack:
         agreement = (await stack.sign(large_signing()))["agreement_id"]
         await report(stack, agreement)
@@ -373,10 +374,10 @@ def forged_token() -> str:
 
 
 @pytest.fixture
-async def guarded(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
+async def guarded(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
     options = {"auth_failure_burst": 5, "auth_failure_rate_per_second": 0.001}
     async with running_stack(
-        database_url, kafka_bootstrap, topic, relay=False, projections=False, registry_options=options
+        database_url, kafka, topic, relay=False, projections=False, registry_options=options
     ) as stack:
         yield stack
 
@@ -436,7 +437,7 @@ async def test_failed_authentications_are_limited_per_address_before_the_signatu
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(
-    database_url: str, kafka_bootstrap: str, topic: str
+    database_url: str, kafka: Brokers, topic: str
 ) -> None:
     options = {
         "auth_failure_burst": 2,
@@ -445,7 +446,7 @@ async def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(
     }
     async with (
         running_stack(
-            database_url, kafka_bootstrap, topic, relay=False, projections=False, registry_options=options
+            database_url, kafka, topic, relay=False, projections=False, registry_options=options
         ) as stack,
         client_from(stack, "127.0.0.1") as proxy,
     ):

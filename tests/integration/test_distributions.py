@@ -185,7 +185,9 @@ async def test_the_contracts_alone_decode_and_verify_a_record_of_the_topic(
 ) -> None:
     body = sign_body()
     agreement_id = (await stack.sign(body))["agreement_id"]
-    records = [r for r in await read_topic(stack.bootstrap, stack.topic, 1) if r.key == agreement_id.encode()]
+    records = [
+        r for r in await read_topic(stack.kafka.consumer, stack.topic, 1) if r.key == agreement_id.encode()
+    ]
     assert len(records) == 1
     value = tmp_path / "record.json"
     value.write_bytes(records[0].value)

@@ -65,7 +65,7 @@ async def test_every_event_is_signed_stored_beside_its_envelope_and_carried_in_a
         assert "signature" not in document and SIGNATURE_HEADER not in document
         assert document["hash"] == envelope_hash(document)
         DEV.check(document["hash"], row["signature"])
-    records = await read_topic(stack.bootstrap, stack.topic, len(rows))
+    records = await read_topic(stack.kafka.consumer, stack.topic, len(rows))
     assert len(records) >= len(rows)
     by_position = {row["position"]: row["signature"] for row in rows}
     for record in records:

@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 
 from services.common.envelope_signatures import DEV_SIGNER, SIGNATURE_HEADER, EnvelopeSigner
 from tests.support.builders import report_body, sign_body
+from tests.support.kafka import Brokers
 from tests.support.stack import Stack, running_stack
 
 REASONS = ("hash", "prevhash", "unsigned", "signature")
@@ -52,8 +53,9 @@ def value(envelope: Envelope, **changes: Any) -> bytes:
 
 
 async def produce(stack: Stack, key: str, records: list[tuple[bytes, list[tuple[str, bytes]]]]) -> None:
-    """Straight into the events topic, as any client with produce rights could."""
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    """Straight into the events topic, as any client with produce rights could: here the relay's
+    principal, the one allowed to write it (a pod holding its credentials, a compromised relay)."""
+    producer = AIOKafkaProducer(**stack.kafka.relay.kwargs(), acks="all")
     await producer.start()
     try:
         for payload, headers in records:
@@ -83,13 +85,13 @@ def _pem(key: Ed25519PrivateKey) -> str:
 
 
 async def test_forged_next_records_are_dead_lettered_and_the_real_event_is_applied(
-    database_url: str, kafka_bootstrap: str, topic: str
+    database_url: str, kafka: Brokers, topic: str
 ) -> None:
     # A registry key of its own, as production has: the development key (public) is not trusted.
     registry_key = EnvelopeSigner("test.registry.invalid/events", Ed25519PrivateKey.generate())
     async with running_stack(
         database_url,
-        kafka_bootstrap,
+        kafka,
         topic,
         registry_options={"event_signing_key": _pem(registry_key.key), "event_key_name": registry_key.name},
         projection_options={"event_verifier_keys": registry_key.verifier_key},

@@ -39,6 +39,7 @@ from schemathesis.checks import (
 )
 
 from tests.support.builders import report_body, sign_body
+from tests.support.kafka import Brokers
 from tests.support.stack import Stack, running_stack
 
 # Schemathesis's own strategies trip this Hypothesis deprecation; not ours to fix.
@@ -213,10 +214,10 @@ def fuzz_service(name: str, base_url: str, token: str, agreement_id: str, tally:
 
 
 async def test_both_openapi_documents_hold_under_fuzzing(
-    database_url: str, kafka_bootstrap: str, topic: str
+    database_url: str, kafka: Brokers, topic: str
 ) -> None:
     fast = {"min_position_wait_seconds": 0.1}
-    async with running_stack(database_url, kafka_bootstrap, topic, projection_options=fast) as stack:
+    async with running_stack(database_url, kafka, topic, projection_options=fast) as stack:
         seeded = await stack.sign(sign_body())
         reported = await stack.registry.post(
             f"/v1/agreements/{seeded['agreement_id']}/progress-reports", json=report_body()

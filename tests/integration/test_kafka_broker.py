@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from deploy.local.kafka import KAFKA_VERSION, TOPIC_CONFIG, LocalKafka, ensure_jars, ensure_topic
+from services.common.kafka_security import KafkaConnection
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,9 @@ def local_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka
 
 
 @pytest.fixture(scope="module")
-def bootstrap(local_kafka: LocalKafka) -> str:
-    return local_kafka.bootstrap_servers
+def as_admin(local_kafka: LocalKafka) -> KafkaConnection:
+    """The super user: what these tests prove is aiokafka against the broker, not the ACLs."""
+    return local_kafka.admin
 
 
 def new_topic_name() -> str:
@@ -60,10 +62,10 @@ def record_pairs(count: int, keys: int) -> list[tuple[bytes, bytes]]:
 
 
 async def produce(
-    bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]], max_batch_size: int = 16384
+    as_admin: KafkaConnection, topic: str, pairs: list[tuple[bytes, bytes]], max_batch_size: int = 16384
 ) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", max_batch_size=max_batch_size
+        **as_admin.kwargs(), enable_idempotence=True, acks="all", max_batch_size=max_batch_size
     )
     await producer.start()
     try:
@@ -75,12 +77,12 @@ async def produce(
 
 
 async def consume(
-    bootstrap: str, topic: str, group: str, expected: int, within_s: float = 30
+    as_admin: KafkaConnection, topic: str, group: str, expected: int, within_s: float = 30
 ) -> list[tuple[bytes, bytes]]:
     """Read `expected` records as member of `group`, then commit; returns (key, value) in read order."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **as_admin.kwargs(),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -131,8 +133,8 @@ def stored_batches(broker: LocalKafka, topic: str) -> dict[int, list[tuple[int, 
     return found
 
 
-async def committed_total(bootstrap: str, topic: str, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def committed_total(as_admin: KafkaConnection, topic: str, group: str) -> int:
+    admin = AIOKafkaAdminClient(**as_admin.kwargs())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -141,22 +143,25 @@ async def committed_total(bootstrap: str, topic: str, group: str) -> int:
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
 
 
-async def test_broker_runs_the_pinned_kafka_version(local_kafka: LocalKafka, bootstrap: str) -> None:
+async def test_broker_runs_the_pinned_kafka_version(
+    local_kafka: LocalKafka, as_admin: KafkaConnection
+) -> None:
     broker = local_kafka
     assert (ensure_jars(CACHE) / f"kafka_2.13-{KAFKA_VERSION}.jar").exists()
     # The running broker's own word, not just the jar on disk.
     server_log = (broker.log_dir / "server.log").read_text()
     assert f"Kafka version: {KAFKA_VERSION}" in server_log
     assert "Kafka Server started" in server_log
-    assert bootstrap == f"127.0.0.1:{bootstrap.rsplit(':', 1)[1]}"
+    address = as_admin.bootstrap_servers
+    assert address == f"127.0.0.1:{address.rsplit(':', 1)[1]}"
 
 
-async def test_topic_with_unlimited_retention_and_six_partitions(bootstrap: str) -> None:
+async def test_topic_with_unlimited_retention_and_six_partitions(as_admin: KafkaConnection) -> None:
     topic = new_topic_name()
-    await ensure_topic(bootstrap, topic, 6, TOPIC_CONFIG)
-    await ensure_topic(bootstrap, topic, 6, TOPIC_CONFIG)  # exists already: fine
+    await ensure_topic(as_admin, topic, 6, TOPIC_CONFIG)
+    await ensure_topic(as_admin, topic, 6, TOPIC_CONFIG)  # exists already: fine
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**as_admin.kwargs())
     await admin.start()
     try:
         [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
@@ -172,19 +177,21 @@ async def test_topic_with_unlimited_retention_and_six_partitions(bootstrap: str)
     assert len(described["partitions"]) == 6
 
 
-async def test_idempotent_producer_and_manual_commit_group(local_kafka: LocalKafka, bootstrap: str) -> None:
+async def test_idempotent_producer_and_manual_commit_group(
+    local_kafka: LocalKafka, as_admin: KafkaConnection
+) -> None:
     topic = new_topic_name()
-    await ensure_topic(bootstrap, topic, 6, TOPIC_CONFIG)
+    await ensure_topic(as_admin, topic, 6, TOPIC_CONFIG)
     sent = record_pairs(1000, keys=37)
     # Small batches: many batches in flight per partition, so sequence numbers matter.
-    await produce(bootstrap, topic, sent, max_batch_size=1024)
+    await produce(as_admin, topic, sent, max_batch_size=1024)
 
     group = f"group-{topic}"
-    read = await consume(bootstrap, topic, group, expected=len(sent))
+    read = await consume(as_admin, topic, group, expected=len(sent))
     assert_per_key_order(read, sent)
-    assert await committed_total(bootstrap, topic, group) == len(sent)
+    assert await committed_total(as_admin, topic, group) == len(sent)
     # Committed: the same group has nothing left to read.
-    assert await consume(bootstrap, topic, group, expected=1, within_s=3) == []
+    assert await consume(as_admin, topic, group, expected=1, within_s=3) == []
 
     batches = stored_batches(local_kafka, topic)
     assert sum(count for partition in batches.values() for _, _, count in partition) == len(sent)
@@ -200,27 +207,27 @@ async def test_idempotent_producer_and_manual_commit_group(local_kafka: LocalKaf
 
 
 async def test_restart_with_same_data_dir_keeps_messages_and_offsets(
-    local_kafka: LocalKafka, bootstrap: str
+    local_kafka: LocalKafka, as_admin: KafkaConnection
 ) -> None:
     broker = local_kafka
     topic = new_topic_name()
-    await ensure_topic(bootstrap, topic, 6, TOPIC_CONFIG)
+    await ensure_topic(as_admin, topic, 6, TOPIC_CONFIG)
     sent = record_pairs(300, keys=11)
-    await produce(bootstrap, topic, sent[:200])
+    await produce(as_admin, topic, sent[:200])
     group = f"group-{topic}"
-    assert_per_key_order(await consume(bootstrap, topic, group, expected=200), sent[:200])
+    assert_per_key_order(await consume(as_admin, topic, group, expected=200), sent[:200])
 
     pid = broker.pid
     broker.stop()
     started = time.monotonic()
-    assert broker.start() == bootstrap  # same ports, persisted in the data dir
+    assert broker.start() == as_admin.bootstrap_servers  # same ports, persisted in the data dir
     print(f"\nKafka {KAFKA_VERSION} warm restart: {time.monotonic() - started:.1f} s")
     assert broker.pid != pid
 
     # A fresh group sees everything from before the restart.
-    assert_per_key_order(await consume(bootstrap, topic, f"fresh-{topic}", expected=200), sent[:200])
+    assert_per_key_order(await consume(as_admin, topic, f"fresh-{topic}", expected=200), sent[:200])
     # The committed group resumes where it stopped, and the producer works after the restart.
-    await produce(bootstrap, topic, sent[200:])
-    read_after = await consume(bootstrap, topic, group, expected=100)
+    await produce(as_admin, topic, sent[200:])
+    read_after = await consume(as_admin, topic, group, expected=100)
     assert_per_key_order(read_after, sent[200:])
-    assert await committed_total(bootstrap, topic, group) == len(sent)
+    assert await committed_total(as_admin, topic, group) == len(sent)

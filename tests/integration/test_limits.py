@@ -15,6 +15,7 @@ from coordreg_contracts.common import MAX_EVIDENCE, MAX_PARTIES
 
 from services.common.limits import RateLimited, RateLimiter, rate_limiter
 from tests.support.builders import report_body, sign_body
+from tests.support.kafka import Brokers
 from tests.support.stack import Stack, running_stack
 
 MAX_BODY = 256 * 1024
@@ -101,12 +102,12 @@ async def test_page_sizes_are_bounded(stack: Stack) -> None:
 
 
 async def test_a_client_over_its_rate_gets_429_with_retry_after_and_others_do_not(
-    database_url: str, kafka_bootstrap: str, topic: str
+    database_url: str, kafka: Brokers, topic: str
 ) -> None:
     options = {"rate_limit_per_second": 0.2, "rate_limit_burst": 3}
     async with running_stack(
         database_url,
-        kafka_bootstrap,
+        kafka,
         topic,
         relay=False,
         registry_options=options,

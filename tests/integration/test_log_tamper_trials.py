@@ -49,6 +49,7 @@ from services.transparency import merkle, note
 from services.transparency.log import load_signer
 from tests.support.audit_cli import run_audit
 from tests.support.builders import report_body
+from tests.support.kafka import Brokers
 from tests.support.log import integrate, write
 from tests.support.stack import Stack, running_stack
 
@@ -59,10 +60,10 @@ WITNESS = note.Signer("witness.test/agency-1", WITNESS_PRIVATE)
 
 
 @pytest.fixture
-async def log_stack(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
+async def log_stack(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
     options = {"log_witness_keys": WITNESS.verifier().key()}
     async with running_stack(
-        database_url, kafka_bootstrap, topic, relay=False, projections=False, registry_options=options
+        database_url, kafka, topic, relay=False, projections=False, registry_options=options
     ) as stack:
         yield stack
 

@@ -16,8 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
-from tests.faults.harness import STARTED_WITHIN, Env, Service
+from tests.faults.harness import COMPONENTS, STARTED_WITHIN, Env, Service
 from tests.support.builders import sign_body
+from tests.support.kafka import Brokers
 from tests.support.promql import referenced_metrics
 from tests.support.stack import TEST_CLIENT, TEST_PARTIES, free_port
 
@@ -32,15 +33,15 @@ def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 @pytest.fixture
-def processes(
-    database_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path
-) -> Iterator[dict[str, str]]:
+def processes(database_url: str, kafka: Brokers, topic: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The four kinds of process; yields each one's /metrics URL."""
-    env = Env(database_url, kafka_bootstrap, topic, tmp_path)
+    env = Env(database_url, kafka, topic, tmp_path)
     ports = {name: free_port() for name in ("registry", "relay", "projections", "worker")}
 
     def start(name: str, module: str, extra: dict[str, str]) -> Service:
-        service = Service(name, module, {**env.service_env(name), **extra}, tmp_path / f"{name}.log")
+        service = Service(
+            name, module, {**env.service_env(name, *COMPONENTS[module]), **extra}, tmp_path / f"{name}.log"
+        )
         env.services.append(service)
         return service.start()
 

@@ -21,6 +21,7 @@ from services.registry.adapters.outbox_metrics import check_outbox
 from services.registry.adapters.relay import OutboxRelay
 from tests.integration.test_projection_exactly_once import Record, topic_records
 from tests.support.builders import sign_body
+from tests.support.kafka import Brokers
 from tests.support.stack import Stack, running_stack
 
 
@@ -36,15 +37,15 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 30) 
 
 
 @pytest.fixture
-async def registry_alone(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
-    async with running_stack(database_url, kafka_bootstrap, topic, relay=False, projections=False) as running:
+async def registry_alone(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
+    async with running_stack(database_url, kafka, topic, relay=False, projections=False) as running:
         yield running
 
 
 @pytest.fixture
-async def with_read_models(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
+async def with_read_models(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
     """Registry and relay; the read models' schema, and no worker: each test runs its own."""
-    async with running_stack(database_url, kafka_bootstrap, topic, projections=False) as running:
+    async with running_stack(database_url, kafka, topic, projections=False) as running:
         running.read_pool = await create_pool(database_url, min_size=1, max_size=3, schema="projections")
         await migrate(running.read_pool, "projections", MIGRATIONS, schema="projections")
         yield running
@@ -66,7 +67,7 @@ async def test_the_outbox_backlog_and_age_count_what_waits_and_fall_to_zero_afte
 
     stop = asyncio.Event()
     relay = OutboxRelay(
-        stack.pool, stack.bootstrap, stack.topic, poll_seconds=0.05, outbox_check_seconds=0.05
+        stack.pool, stack.kafka.relay, stack.topic, poll_seconds=0.05, outbox_check_seconds=0.05
     )
     task = asyncio.create_task(relay.run(stop))
     try:
@@ -100,7 +101,9 @@ async def test_each_partition_shows_its_lag_and_falls_to_zero_after_the_catch_up
         assert time.monotonic() < deadline, "the relay did not publish"
         await asyncio.sleep(0.05)
 
-    worker = SlowWorker(stack.read_pool, stack.bootstrap, stack.topic, "g-lag", max_records=1)
+    worker = SlowWorker(
+        stack.read_pool, stack.kafka.projections, stack.topic, "projections-g-lag", max_records=1
+    )
     worker.partition_lag.every_seconds = 0
     partitions = [str(p) for p in range(6)]
     highest: dict[str, float] = {}
@@ -131,15 +134,15 @@ async def test_parked_and_dead_lettered_events_are_counted(with_read_models: Sta
     _, mine, _ = await topic_records(stack, reports=2)
     tp = TopicPartition(stack.topic, mine[0].partition)
     first, _, third = mine
-    worker = ProjectionWorker(stack.read_pool, stack.bootstrap, stack.topic, "g-dead")
+    worker = ProjectionWorker(stack.read_pool, stack.kafka.projections, stack.topic, "projections-g-dead")
     parked = value("projection_events_total", outcome="parked")
     await worker.apply_batch({tp: [first, third]})
     assert value("projection_events_total", outcome="parked") == parked + 1
     assert value("projection_parked_events") == 1
 
     dead = value("projection_dead_letters_total")
-    worker.producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
-    await ensure_topic(stack.bootstrap, worker.dead_letter_topic, 1, TOPIC_CONFIG)
+    worker.producer = AIOKafkaProducer(**stack.kafka.admin.kwargs())
+    await ensure_topic(stack.kafka.admin, worker.dead_letter_topic, 1, TOPIC_CONFIG)
     await worker.producer.start()
     try:
         await worker.apply_batch({tp: [Record(b'{"not": "an envelope"}', third.offset + 1, key=b"broken")]})

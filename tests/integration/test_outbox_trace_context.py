@@ -28,7 +28,7 @@ from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.event_store import StoredEvent
-from tests.support.kafka import read_topic
+from tests.support.kafka import Brokers, read_topic
 from tests.support.store_contract import envelopes_for
 
 
@@ -91,7 +91,7 @@ def _before_007(folder: Path) -> Path:
 
 
 async def test_rows_from_before_007_and_rows_with_a_context_are_both_published(
-    pool: asyncpg.Pool, kafka_bootstrap: str, topic: str, tmp_path: Path
+    pool: asyncpg.Pool, kafka: Brokers, topic: str, tmp_path: Path
 ) -> None:
     await migrate(pool, "registry", _before_007(tmp_path))
     store = PostgresEventStore(pool)
@@ -107,9 +107,9 @@ async def test_rows_from_before_007_and_rows_with_a_context_are_both_published(
     await _append(store, new, context)
 
     stop = asyncio.Event()
-    relay = asyncio.create_task(OutboxRelay(pool, kafka_bootstrap, topic, poll_seconds=0.1).run(stop))
+    relay = asyncio.create_task(OutboxRelay(pool, kafka.relay, topic, poll_seconds=0.1).run(stop))
     try:
-        records = {r.key.decode(): r for r in await read_topic(kafka_bootstrap, topic, 2)}
+        records = {r.key.decode(): r for r in await read_topic(kafka.consumer, topic, 2)}
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):

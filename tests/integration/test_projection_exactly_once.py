@@ -17,7 +17,7 @@ from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 from services.projections.adapters.kafka_consumer import ProjectionWorker
 from services.projections.migrations import MIGRATIONS
 from tests.support.builders import report_body, sign_body
-from tests.support.kafka import read_topic
+from tests.support.kafka import Brokers, read_topic
 from tests.support.stack import Stack, running_stack
 
 
@@ -30,8 +30,8 @@ class Record:
 
 
 @pytest.fixture
-async def registry_only(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
-    async with running_stack(database_url, kafka_bootstrap, topic, projections=False) as running:
+async def registry_only(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
+    async with running_stack(database_url, kafka, topic, projections=False) as running:
         read_pool = await create_pool(database_url, min_size=1, max_size=3, schema="projections")
         await migrate(read_pool, "projections", MIGRATIONS, schema="projections")
         running.read_pool = read_pool
@@ -50,7 +50,7 @@ async def topic_records(stack: Stack, reports: int = 2) -> tuple[str, list[Any],
         )
         assert response.status_code == 201
     stored = await stack.pool.fetchval("SELECT count(*) FROM registry.events")
-    everything = await read_topic(stack.bootstrap, stack.topic, stored)
+    everything = await read_topic(stack.kafka.consumer, stack.topic, stored)
     assert len(everything) == stored
     mine = sorted((r for r in everything if r.key == agreement_id.encode()), key=lambda r: r.offset)
     assert len(mine) == reports + 1
@@ -63,7 +63,7 @@ async def one_agreement_records(stack: Stack, reports: int = 2) -> tuple[str, li
 
 
 def worker(stack: Stack) -> ProjectionWorker:
-    return ProjectionWorker(stack.read_pool, stack.bootstrap, stack.topic, "g-test")
+    return ProjectionWorker(stack.read_pool, stack.kafka.projections, stack.topic, "projections-g-test")
 
 
 async def read_model(stack: Stack) -> dict[str, Any]:
@@ -108,8 +108,8 @@ async def test_a_record_that_cannot_be_applied_is_dead_lettered_and_the_rest_goe
     tp = TopicPartition(stack.topic, records[0].partition)
     poison = Record(b'{"not": "an envelope"}', records[1].offset, key=b"broken")
     live = worker(stack)
-    live.producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
-    await ensure_topic(stack.bootstrap, live.dead_letter_topic, 1, TOPIC_CONFIG)
+    live.producer = AIOKafkaProducer(**stack.kafka.admin.kwargs())
+    await ensure_topic(stack.kafka.admin, live.dead_letter_topic, 1, TOPIC_CONFIG)
     await live.producer.start()
     try:
         await live.apply_batch({tp: [records[0], poison]})
@@ -119,7 +119,7 @@ async def test_a_record_that_cannot_be_applied_is_dead_lettered_and_the_rest_goe
     assert state["applied"] == 1 and live.dead_lettered == 1
     [dead] = await stack.read_pool.fetch("SELECT key, reason, record_offset FROM dead_letters")
     assert dead["key"] == "broken" and "ValidationError" in dead["reason"]
-    [published] = await read_topic(stack.bootstrap, live.dead_letter_topic, 1)
+    [published] = await read_topic(stack.kafka.consumer, live.dead_letter_topic, 1)
     assert published.value == poison.value and dict(published.headers)["dlq-reason"].startswith(
         b"ValidationError"
     )

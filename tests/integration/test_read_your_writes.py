@@ -13,6 +13,7 @@ from coordreg_contracts.envelope import CONTENT_TYPE
 from services.common.envelope_signatures import SIGNATURE_HEADER
 from services.registry.service_layer.event_store import StoredEvent
 from tests.support.builders import sign_body
+from tests.support.kafka import Brokers
 from tests.support.stack import Stack, running_stack
 
 WAIT = {"min_position_wait_seconds": 0.5}
@@ -26,7 +27,7 @@ async def publish(stack: Stack, agreement_id: str) -> int:
            WHERE agreement_id = $1 ORDER BY sequence""",
         agreement_id,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**stack.kafka.admin.kwargs(), acks="all")
     await producer.start()
     try:
         for row in rows:
@@ -46,11 +47,9 @@ async def publish(stack: Stack, agreement_id: str) -> int:
 
 
 async def test_decision_9_min_position_waits_for_that_very_position(
-    database_url: str, kafka_bootstrap: str, topic: str
+    database_url: str, kafka: Brokers, topic: str
 ) -> None:
-    async with running_stack(
-        database_url, kafka_bootstrap, topic, relay=False, projection_options=WAIT
-    ) as stack:
+    async with running_stack(database_url, kafka, topic, relay=False, projection_options=WAIT) as stack:
         earlier = await stack.sign(sign_body())
         later = await stack.sign(sign_body())
         assert earlier["position"] < later["position"]

@@ -33,9 +33,11 @@ from aiokafka.errors import ProducerFenced
 
 from services.audit.kafkalog import topic_partitions
 from services.common.db import Connection, create_pool, migrate
+from services.common.kafka_security import KafkaConnection
 from services.registry.adapters.relay import RELAY_LOCK, LeadershipLost, OutboxRelay
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.event_store import StoredEvent
+from tests.support.kafka import Brokers
 
 AGREEMENTS = 8
 EVENTS_EACH = 5
@@ -124,9 +126,9 @@ async def store(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 class Relays:
     """Starts relays on the test's database and topic, each with its own pool (its own sessions)."""
 
-    def __init__(self, database_url: str, bootstrap: str, topic: str) -> None:
+    def __init__(self, database_url: str, kafka: KafkaConnection, topic: str) -> None:
         self.database_url = database_url
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topic = topic
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -139,7 +141,7 @@ class Relays:
             f"{self.database_url}{separator}application_name={name}", min_size=1, max_size=3
         )
         self.pools.append(pool)
-        relay = kind(pool, self.bootstrap, self.topic, poll_seconds=0.05)
+        relay = kind(pool, self.kafka, self.topic, poll_seconds=0.05)
         if isinstance(relay, HeldRelay):
             self.held.append(relay)
         self.tasks.append(asyncio.create_task(relay.run(self.stop)))
@@ -156,8 +158,8 @@ class Relays:
 
 
 @pytest.fixture
-async def relays(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Relays]:
-    running = Relays(database_url, kafka_bootstrap, topic)
+async def relays(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Relays]:
+    running = Relays(database_url, kafka.relay, topic)
     try:
         yield running
     finally:
@@ -190,10 +192,10 @@ async def outbox_empty(pool: asyncpg.Pool) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM registry.outbox") == 0)
 
 
-async def read_all(bootstrap: str, topic: str, isolation_level: str) -> list[Any]:
+async def read_all(kafka: KafkaConnection, topic: str, isolation_level: str) -> list[Any]:
     """Every record up to the end offsets at the time of the call, for that isolation level."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.kwargs(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -201,7 +203,7 @@ async def read_all(bootstrap: str, topic: str, isolation_level: str) -> list[Any
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(kafka, topic)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -248,7 +250,7 @@ async def deletes(pool: asyncpg.Pool) -> list[asyncpg.Record]:
 async def test_a_relay_that_lost_its_lock_to_a_standby_publishes_and_deletes_nothing(
     store: asyncpg.Pool,
     relays: Relays,
-    kafka_bootstrap: str,
+    kafka: Brokers,
     topic: str,
 ) -> None:
     first = await relays.start(HeldRelay, "relay-first")
@@ -267,9 +269,9 @@ async def test_a_relay_that_lost_its_lock_to_a_standby_publishes_and_deletes_not
     assert first.fenced == 1 and not first.is_leader
     assert second.fenced == 0 and second.is_leader
 
-    await assert_each_event_once(store, await read_all(kafka_bootstrap, topic, "read_committed"))
+    await assert_each_event_once(store, await read_all(kafka.consumer, topic, "read_committed"))
     # The broker refused the fenced producer before it appended anything, not even an aborted copy.
-    assert len(await read_all(kafka_bootstrap, topic, "read_uncommitted")) == TOTAL
+    assert len(await read_all(kafka.consumer, topic, "read_uncommitted")) == TOTAL
     removed = await deletes(store)
     assert len(removed) == TOTAL and len({d["position"] for d in removed}) == TOTAL
     assert {(d["deleted_by"], d["by_lock_holder"]) for d in removed} == {("relay-second", True)}
@@ -279,7 +281,7 @@ async def test_a_relay_that_lost_its_lock_to_a_standby_publishes_and_deletes_not
 async def test_a_relay_that_lost_its_lock_commits_nothing_even_without_a_successor(
     store: asyncpg.Pool,
     relays: Relays,
-    kafka_bootstrap: str,
+    kafka: Brokers,
     topic: str,
 ) -> None:
     """No standby fences its producer: the relay's own lock check before the commit stops it."""
@@ -295,10 +297,10 @@ async def test_a_relay_that_lost_its_lock_commits_nothing_even_without_a_success
     # Then it leads again, on a new session, and publishes the batch again.
     await until(lambda: outbox_empty(store), 60, "the relay to lead again and drain the outbox")
 
-    await assert_each_event_once(store, await read_all(kafka_bootstrap, topic, "read_committed"))
+    await assert_each_event_once(store, await read_all(kafka.consumer, topic, "read_committed"))
     # The held batch did reach the log, in a transaction that was aborted: only
     # read_uncommitted readers see those copies.
-    assert len(await read_all(kafka_bootstrap, topic, "read_uncommitted")) == 2 * TOTAL
+    assert len(await read_all(kafka.consumer, topic, "read_uncommitted")) == 2 * TOTAL
     removed = await deletes(store)
     assert len(removed) == TOTAL and len({d["position"] for d in removed}) == TOTAL
     assert {(d["deleted_by"], d["by_lock_holder"]) for d in removed} == {("relay-only", True)}

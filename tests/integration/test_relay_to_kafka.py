@@ -24,7 +24,9 @@ async def test_topic_holds_the_cloudevents_with_sequence_hash_and_prevhash(stack
     # The signing also registered its parties, on their own streams (decision 16).
     expected = 3 + len(sign_body()["parties"])
     records = [
-        r for r in await read_topic(stack.bootstrap, stack.topic, expected) if r.key == agreement_id.encode()
+        r
+        for r in await read_topic(stack.kafka.consumer, stack.topic, expected)
+        if r.key == agreement_id.encode()
     ]
     assert len(records) == 3
     assert len({r.partition for r in records}) == 1, "one agreement, one partition"
@@ -52,7 +54,7 @@ async def test_topic_holds_the_cloudevents_with_sequence_hash_and_prevhash(stack
 async def test_outbox_is_emptied_only_after_publishing(stack: Stack) -> None:
     signed = [await stack.sign(sign_body()) for _ in range(5)]
     # The first signing also registered its parties, on their own streams (decision 16).
-    records = await read_topic(stack.bootstrap, stack.topic, 5 + len(sign_body()["parties"]))
+    records = await read_topic(stack.kafka.consumer, stack.topic, 5 + len(sign_body()["parties"]))
     assert {r.key.decode() for r in records} >= {s["agreement_id"] for s in signed}
     for _ in range(50):
         if await stack.pool.fetchval("SELECT count(*) FROM registry.outbox") == 0:
@@ -72,7 +74,7 @@ async def test_concurrent_commands_keep_per_agreement_order_on_the_topic(stack: 
 
     await asyncio.gather(*(report(a, p) for a in agreements for p in ("2023", "2024", "2025", "2026")))
     total = len(agreements) * 5 + len(sign_body()["parties"])
-    records = await read_topic(stack.bootstrap, stack.topic, total)
+    records = await read_topic(stack.kafka.consumer, stack.topic, total)
     sequences: dict[str, list[int]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         sequences[record.key.decode()].append(decode(record)["sequence"])

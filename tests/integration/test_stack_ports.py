@@ -29,6 +29,7 @@ from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
 from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import process_alive
 from deploy.local.stack import StackSettings, bind_error, env_variable, preflight
+from services.common.kafka_security import KafkaConnection
 
 pytestmark = pytest.mark.integration
 
@@ -255,8 +256,8 @@ async def test_postgres_data_from_a_free_port_run_starts_on_the_given_port(tmp_p
         newer.stop()
 
 
-async def list_topics(bootstrap: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def list_topics(kafka: KafkaConnection) -> list[str]:
+    admin = AIOKafkaAdminClient(**kafka.kwargs())
     await admin.start()
     try:
         topics: list[str] = await admin.list_topics()
@@ -269,7 +270,7 @@ async def test_kafka_data_from_a_free_port_run_starts_on_the_given_ports(tmp_pat
     older = LocalKafka(tmp_path, CACHE)
     bootstrap = await asyncio.to_thread(older.start)
     try:
-        await ensure_topic(bootstrap, "kept", 2, TOPIC_CONFIG)
+        await ensure_topic(older.admin, "kept", 2, TOPIC_CONFIG)
     finally:
         await asyncio.to_thread(older.stop)
     port, controller = free_ports(2)
@@ -279,8 +280,8 @@ async def test_kafka_data_from_a_free_port_run_starts_on_the_given_ports(tmp_pat
     try:
         assert bootstrap == f"127.0.0.1:{port}"
         properties = (tmp_path / "server.properties").read_text()
-        assert f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n" in properties
-        assert "kept" in await list_topics(bootstrap)
+        assert f"listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n" in properties
+        assert "kept" in await list_topics(newer.admin)
         # A run that was killed leaves its broker behind; the next run stops it before its checks.
         leftover = newer.pid
         assert leftover is not None and bind_error(port) is not None

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from services.audit.kafkalog import TopicReader
+from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 from services.registry.adapters.tree_integrator import (
     NotLeader,
     TreeIntegrator,
@@ -23,13 +24,14 @@ from services.registry.entrypoints.app import log_signer_from_settings
 from services.registry.entrypoints.relay_main import checkpoint_publisher
 from services.registry.settings import RegistrySettings
 from services.transparency import merkle, note
+from tests.support.kafka import Brokers, settings_of
 from tests.support.log import integrate, write
 from tests.support.stack import Stack, running_stack
 
 
 @pytest.fixture
-async def log_stack(database_url: str, kafka_bootstrap: str, topic: str) -> AsyncIterator[Stack]:
-    async with running_stack(database_url, kafka_bootstrap, topic, relay=False, projections=False) as stack:
+async def log_stack(database_url: str, kafka: Brokers, topic: str) -> AsyncIterator[Stack]:
+    async with running_stack(database_url, kafka, topic, relay=False, projections=False) as stack:
         yield stack
 
 
@@ -193,16 +195,16 @@ async def test_events_appended_concurrently_all_become_leaves_once(log_stack: St
     assert tree.root() == stored
 
 
-async def test_the_integrator_signs_checkpoints_and_publishes_them(
-    log_stack: Stack, kafka_bootstrap: str
-) -> None:
+async def test_the_integrator_signs_checkpoints_and_publishes_them(log_stack: Stack, kafka: Brokers) -> None:
     stack = log_stack
     await write(stack, 2, 1)
     settings = RegistrySettings(
         database_url=stack.database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        log_checkpoint_topic=f"checkpoints-{uuid.uuid4().hex[:8]}",
+        **settings_of(kafka.relay),
+        log_checkpoint_topic=f"agreements.checkpoints.test-{uuid.uuid4().hex[:8]}",
     )
+    # Provisioned beside the events topic: the relay's principal may not create topics.
+    await ensure_topic(kafka.admin, settings.log_checkpoint_topic, 1, TOPIC_CONFIG)
     signer = log_signer_from_settings(settings)
     stop = asyncio.Event()
     async with checkpoint_publisher(settings, signer.origin) as publish:
@@ -218,7 +220,7 @@ async def test_the_integrator_signs_checkpoints_and_publishes_them(
         await asyncio.sleep(0.3)
         stop.set()
         await task
-    async with TopicReader(kafka_bootstrap, settings.log_checkpoint_topic) as reader:
+    async with TopicReader(kafka.audit, settings.log_checkpoint_topic) as reader:
         ends = await reader.end_offsets()
         records = [r async for batch in reader.read(await reader.beginning_offsets(), ends) for r in batch]
     verifier = note.parse_verifier_key(signer.verifier_key)

@@ -30,6 +30,7 @@ from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.entrypoints.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
+from tests.support.kafka import Brokers, settings_of
 
 TEST_CLIENT = "test-client"
 # Every party id the tests sign, amend, report or close as.
@@ -90,7 +91,7 @@ async def stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
 @dataclass
 class Stack:
     database_url: str
-    bootstrap: str
+    kafka: Brokers
     topic: str
     registry: httpx.AsyncClient = field(init=False, repr=False)
     projections: httpx.AsyncClient = field(init=False, repr=False)
@@ -145,7 +146,7 @@ class Stack:
 @contextlib.asynccontextmanager
 async def running_stack(
     database_url: str,
-    bootstrap: str,
+    kafka: Brokers,
     topic: str,
     *,
     relay: bool = True,
@@ -154,15 +155,16 @@ async def running_stack(
     projection_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """`registry_options` / `projection_options` override settings fields (e.g. a low rate limit)."""
-    stack = Stack(database_url, bootstrap, topic)
+    stack = Stack(database_url, kafka, topic)
     # Each component as its own database role, as deployed (docs/adr/0002-database-roles.md);
-    # `database_url` (the administrator's) stays the tests' own view: `stack.pool`.
+    # `database_url` (the administrator's) stays the tests' own view: `stack.pool`. Each job as
+    # its own Kafka principal, as in production.
     read_schema = (projection_options or {}).get("read_schema", "projections")
     stack.accounts = await prepare_database(database_url, session_passwords(), read_schema)
     registry_settings = RegistrySettings(
         **{
             "database_url": stack.accounts.urls["registry"],
-            "kafka_bootstrap_servers": bootstrap,
+            **settings_of(kafka.relay),
             "topic": topic,
             "json_logs": False,
             **(registry_options or {}),
@@ -172,7 +174,7 @@ async def running_stack(
         **{
             "database_url": stack.accounts.urls["query"],
             "worker_database_url": stack.accounts.urls["worker"],
-            "kafka_bootstrap_servers": bootstrap,
+            **settings_of(kafka.projections),
             "topic": topic,
             "consumer_group": f"projections-{uuid.uuid4().hex[:8]}",
             "json_logs": False,
@@ -192,7 +194,7 @@ async def running_stack(
         stack.registry = httpx.AsyncClient(base_url=stack.registry_url, headers=headers, timeout=30)
         if relay:
             relay_task = asyncio.create_task(
-                OutboxRelay(relay_pool, bootstrap, topic, poll_seconds=0.2).run(stop)
+                OutboxRelay(relay_pool, kafka.relay, topic, poll_seconds=0.2).run(stop)
             )
         projections_port = free_port()
         if projections:

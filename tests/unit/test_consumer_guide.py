@@ -29,7 +29,12 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def guide_snippet() -> str:
     text = README.read_text(encoding="utf-8")
     section = text.split("## Consumer's guide", 1)[1].split("\n## ", 1)[0]
-    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    # The block that verifies records (the other one connects: tests/integration/test_consumer_guide_connect.py).
+    [code] = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+        if "def receive" in block
+    ]
     return str(code)
 
 

@@ -50,7 +50,7 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
-from coordreg_contracts.topic import TOPIC
+from coordreg_contracts.topic import CHECKPOINT_TOPIC, TOPIC
 
 from deploy.checksums import verify_directory
 from deploy.local.db_accounts import LOGIN_ROLES, MIGRATOR, SERVICE_VARIABLES
@@ -681,8 +681,8 @@ def test_network_policies_deny_by_default_and_allow_what_each_component_needs(
     needs = {
         "registry": ({("TCP", 8000)}, {("TCP", 5432)}),
         "projections": ({("TCP", 8001)}, {("TCP", 5432)}),
-        "relay": ({("TCP", 8002)}, {("TCP", 5432), ("TCP", 9092), ("TCP", 9093)}),
-        "projection-worker": ({("TCP", 8003)}, {("TCP", 5432), ("TCP", 9092), ("TCP", 9093)}),
+        "relay": ({("TCP", 8002)}, {("TCP", 5432), ("TCP", 9093)}),
+        "projection-worker": ({("TCP", 8003)}, {("TCP", 5432), ("TCP", 9093)}),
     }
     dns = {("UDP", 53), ("TCP", 53)}
     for deployment in named(resources, "Deployment"):
@@ -849,15 +849,51 @@ def test_kafka_topic_users_and_clients_agree(rendered: dict[str, list[Resource]]
         kafka["metadata"]["namespace"]
     }
 
-    # Every client connects to the bootstrap Service of this cluster's `plain` listener.
-    plain = next(listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["name"] == "plain")
-    config_map = one(resources, "ConfigMap", "coordreg-config")
-    assert config_map["data"]["KAFKA_BOOTSTRAP_SERVERS"] == f"coordreg-kafka-kafka-bootstrap:{plain['port']}"
-    assert plain["networkPolicyPeers"], "the unauthenticated listener must be limited to the coordreg clients"
+    # No listener accepts anonymous clients, and every client connects, over SASL_SSL with
+    # SCRAM-SHA-512, to the bootstrap Service of the listener that authenticates them.
+    listeners = kafka["spec"]["kafka"]["listeners"]
+    for listener in listeners:
+        assert listener.get("authentication", {}).get("type") in ("scram-sha-512", "tls"), listener["name"]
+        assert listener["tls"] is True, listener["name"]
+    env = one(resources, "ConfigMap", "coordreg-config")["data"]
+    [used] = [
+        listener for listener in listeners if env["KAFKA_BOOTSTRAP_SERVERS"].endswith(f":{listener['port']}")
+    ]
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"coordreg-kafka-kafka-bootstrap:{used['port']}"
+    assert used["authentication"]["type"] == "scram-sha-512"
+    assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert used["networkPolicyPeers"], "the listener must be limited to the coordreg clients"
+    # KRaft's StandardAuthorizer; no anonymous (nor any other of ours) super user.
+    authorization = kafka["spec"]["kafka"]["authorization"]
+    assert authorization["type"] == "simple"
+    assert not any("ANONYMOUS" in user.upper() for user in authorization.get("superUsers", []))
+    assert "allow.everyone.if.no.acl.found" not in kafka["spec"]["kafka"].get("config", {})
+
+    # The relay and the workers connect as their own KafkaUsers: the name, and the password
+    # from the Secret Strimzi writes for that user; the broker's CA from the cluster CA Secret.
+    for deployment, prefix, user in (
+        ("coordreg-relay", "REGISTRY", "coordreg-relay"),
+        ("coordreg-projection-worker", "PROJECTIONS", "coordreg-projection-worker"),
+    ):
+        pod = one(resources, "Deployment", deployment)["spec"]["template"]["spec"]
+        container_env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert container_env[f"{prefix}_KAFKA_USERNAME"]["value"] == user
+        assert container_env[f"{prefix}_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": user,
+            "key": "password",
+        }
+        [ca] = [v for v in pod["volumes"] if v["name"] == "kafka-ca"]
+        assert ca["secret"]["secretName"] == "coordreg-kafka-cluster-ca-cert"
+        [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "kafka-ca"]
+        assert env["KAFKA_CA_FILE"] == f"{mount['mountPath']}/{ca['secret']['items'][0]['path']}"
+    # The registry and the query API never talk to Kafka: no principal of theirs.
+    for deployment in ("coordreg-registry", "coordreg-projections"):
+        pod = one(resources, "Deployment", deployment)["spec"]["template"]["spec"]
+        assert not any("KAFKA_PASSWORD" in e["name"] for e in pod["containers"][0].get("env", []))
 
     def acls(user: str) -> set[tuple[str, str, str]]:
         spec = one(resources, "KafkaUser", user)["spec"]
-        assert spec["authentication"]["type"] == "tls"
+        assert spec["authentication"]["type"] == "scram-sha-512"
         return {
             (acl["resource"]["type"], acl["resource"].get("name", ""), operation)
             for acl in spec["authorization"]["acls"]
@@ -868,6 +904,8 @@ def test_kafka_topic_users_and_clients_agree(rendered: dict[str, list[Resource]]
     assert acls("coordreg-relay") == {
         ("topic", TOPIC, "Write"),
         ("topic", TOPIC, "Describe"),
+        ("topic", CHECKPOINT_TOPIC, "Write"),
+        ("topic", CHECKPOINT_TOPIC, "Describe"),
         ("transactionalId", relay_transactional_id(TOPIC), "Write"),
         ("transactionalId", relay_transactional_id(TOPIC), "Describe"),
         ("cluster", "", "IdempotentWrite"),
@@ -882,6 +920,16 @@ def test_kafka_topic_users_and_clients_agree(rendered: dict[str, list[Resource]]
         ("topic", f"{TOPIC}.dlq", "Describe"),
     }
     assert acls("coordreg-audit") == {("topic", TOPIC, "Read"), ("topic", TOPIC, "Describe")}
+    assert acls("coordreg-consumer") == {
+        ("topic", TOPIC, "Read"),
+        ("topic", TOPIC, "Describe"),
+        ("group", "coordreg-consumer.", "Read"),
+        ("group", "coordreg-consumer.", "Describe"),
+    }
+    # The checkpoints topic is provisioned like the events topic (the relay may not create it).
+    checkpoints = one(resources, "KafkaTopic", CHECKPOINT_TOPIC)
+    assert checkpoints["spec"]["replicas"] == topic["spec"]["replicas"]
+    assert _topic_config(checkpoints) == _topic_config(topic)
 
 
 def _environment(resources: list[Resource]) -> dict[str, str]:

@@ -32,6 +32,7 @@ from services.common.envelope_signatures import (
     RecordRefused,
 )
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
+from services.common.kafka_security import KafkaConnection
 from services.projections.adapters.apply_tracing import batch_started, trace_applied
 from services.projections.adapters.worker_metrics import DEAD_LETTERS_STORED, PARKED, PartitionLag
 from services.projections.readmodel.apply import Applied, ApplyOutcome, FoldedStates, apply_many
@@ -81,7 +82,7 @@ class ProjectionWorker:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        bootstrap_servers: str,
+        kafka: KafkaConnection,
         topic: str,
         group: str,
         *,
@@ -90,7 +91,7 @@ class ProjectionWorker:
         verifier: EnvelopeVerifier = DEV_VERIFIER,
     ) -> None:
         self.pool = pool
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.topic = topic
         self.group = group
         self.max_records = max_records
@@ -139,7 +140,7 @@ class ProjectionWorker:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **self.kafka.kwargs(),
             group_id=self.group,
             client_id=self.client_id,
             enable_auto_commit=False,
@@ -148,8 +149,8 @@ class ProjectionWorker:
             max_poll_records=self.max_records,
         )
         self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
-        await ensure_topic(self.bootstrap_servers, self.dead_letter_topic, 1, TOPIC_CONFIG)
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await ensure_topic(self.kafka, self.dead_letter_topic, 1, TOPIC_CONFIG)
+        self.producer = AIOKafkaProducer(**self.kafka.kwargs(), acks="all")
         await self.producer.start()
         try:
             await self.consumer.start()

@@ -54,7 +54,7 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
             assert envelope_verifier is not None
             worker = ProjectionWorker(
                 worker_pool or pool,
-                settings.kafka_bootstrap_servers,
+                settings.kafka_connection(),
                 settings.topic,
                 settings.consumer_group,
                 max_records=settings.batch_max_records,

@@ -38,7 +38,7 @@ async def run(settings: ProjectionSettings) -> None:
         await migrate(pool, "projections", MIGRATIONS, schema=settings.read_schema)
         worker = ProjectionWorker(
             pool,
-            settings.kafka_bootstrap_servers,
+            settings.kafka_connection(),
             settings.topic,
             settings.consumer_group,
             max_records=settings.batch_max_records,

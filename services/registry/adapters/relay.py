@@ -51,6 +51,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from services.common import tracing
 from services.common.db import Connection
 from services.common.envelope_signatures import SIGNATURE_HEADER
+from services.common.kafka_security import KafkaConnection
 from services.common.trace_context import (
     Headers,
     carrier_from_column,
@@ -111,9 +112,9 @@ def relay_transactional_id(topic: str) -> str:
     return f"coordreg-relay.{topic}"
 
 
-def make_producer(bootstrap_servers: str, transactional_id: str) -> AIOKafkaProducer:
+def make_producer(kafka: KafkaConnection, transactional_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka.kwargs(),
         # Implies the idempotent producer; acks=all is then required.
         transactional_id=transactional_id,
         acks="all",
@@ -129,7 +130,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        bootstrap_servers: str,
+        kafka: KafkaConnection,
         topic: str,
         *,
         batch_size: int = 500,
@@ -140,7 +141,7 @@ class OutboxRelay:
     ) -> None:
         self.pool = pool
         self.outbox_check_seconds = outbox_check_seconds
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.topic = topic
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -191,7 +192,7 @@ class OutboxRelay:
             IS_LEADER.set(1)
             log.info("relay is the leader", transactional_id=self.transactional_id)
             await conn.add_listener(OUTBOX_CHANNEL, self._notified)
-            producer = make_producer(self.bootstrap_servers, self.transactional_id)
+            producer = make_producer(self.kafka, self.transactional_id)
             await producer.start()
             try:
                 await self._relay(stop, conn, producer)

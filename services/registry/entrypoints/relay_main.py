@@ -13,7 +13,6 @@ from aiokafka import AIOKafkaProducer
 from services.common import tracing
 from services.common.cli import parse_no_arguments
 from services.common.db import create_pool, migrate
-from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 from services.common.observability import configure_logging, serve_metrics
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.adapters.tree_integrator import TreeIntegrator
@@ -26,9 +25,11 @@ from services.registry.settings import RegistrySettings
 async def checkpoint_publisher(
     settings: RegistrySettings, origin: str
 ) -> AsyncIterator[Callable[[int, str], Awaitable[None]] | None]:
-    """Sends each new checkpoint to the checkpoints topic (created if missing), or nothing
-    when no topic is set. The producer starts lazily: a broker down at start-up delays only
-    the checkpoints, not the relay."""
+    """Sends each new checkpoint to the checkpoints topic, or nothing when no topic is set.
+    The topic is provisioned beside the events topic (coordreg-topics, the local stacks, a
+    KafkaTopic in Kubernetes), with its replication: the relay's principal may write topics,
+    never create them. The producer starts lazily: a broker down at start-up delays only the
+    checkpoints, not the relay."""
     topic = settings.log_checkpoint_topic
     if not topic:
         yield None
@@ -38,8 +39,7 @@ async def checkpoint_publisher(
     async def publish(size: int, signed: str) -> None:
         nonlocal producer
         if producer is None:
-            await ensure_topic(settings.kafka_bootstrap_servers, topic, 1, TOPIC_CONFIG)
-            started = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+            started = AIOKafkaProducer(**settings.kafka_connection().kwargs(), acks="all")
             await started.start()
             producer = started
         await producer.send_and_wait(
@@ -69,7 +69,7 @@ async def run(settings: RegistrySettings) -> None:
         await migrate(pool, "registry", MIGRATIONS)
         relay = OutboxRelay(
             pool,
-            settings.kafka_bootstrap_servers,
+            settings.kafka_connection(),
             settings.topic,
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
