@@ -25,7 +25,8 @@ from coordreg_contracts.topic import TOPIC
 
 from deploy.local.kafka import KAFKA_VERSION, LocalKafka
 from deploy.local.kafka_principals import ADMIN, AUDIT, PROJECTIONS, RELAY, provision
-from deploy.local.postgres import LocalPostgres, free_port
+from deploy.local.postgres import LocalPostgres
+from deploy.local.processes import free_port
 from deploy.local.stack import wait_http
 from services.common.kafka_security import KafkaConnection
 from services.common.settings import ServiceSettings

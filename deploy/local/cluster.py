@@ -30,9 +30,8 @@ from coordreg_contracts.topic import TOPIC
 from deploy.local.haproxy import Frontend, LocalHaproxy
 from deploy.local.kafka_cluster import LocalKafkaCluster
 from deploy.local.kafka_principals import PROJECTIONS, RELAY, provision
-from deploy.local.postgres import free_port
 from deploy.local.postgres_cluster import LocalPostgresPair
-from deploy.local.processes import die_with_parent
+from deploy.local.processes import die_with_parent, free_port
 from services.common.kafka_admin import CLUSTER_REPLICATION, CLUSTER_TOPIC_CONFIG
 
 HOST = "127.0.0.1"

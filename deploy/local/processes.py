@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -80,3 +81,54 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+_LISTEN_HOST = "127.0.0.1"
+# Below Linux's default ephemeral range (32768-60999): a port the kernel hands to some
+# outgoing connection between our choosing it and the server binding it (a JVM takes seconds
+# to get there) made a Kafka node of `make test-cluster` exit with BindException. Ports asked of
+# the kernel (bind to 0) come from that range, so ours never clash with them.
+_LISTEN_PORTS = range(20000, 32768)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _LISTEN_PORTS.stop
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 now, outside the kernel's ephemeral range where
+    it has one (else any free ports). Each is held until all are chosen."""
+    low = min(_ephemeral_low(), _LISTEN_PORTS.stop)
+    candidates = range(_LISTEN_PORTS.start, low) if low > _LISTEN_PORTS.start + 1000 else range(0)
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(_bound(candidates, {s.getsockname()[1] for s in sockets}))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _bound(candidates: range, taken: set[int]) -> socket.socket:
+    for _ in range(200 if candidates else 0):
+        port = random.choice(candidates)
+        if port in taken:
+            continue
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((_LISTEN_HOST, port))
+        except OSError:
+            sock.close()
+            continue
+        return sock
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((_LISTEN_HOST, 0))
+    return sock
+
+
+def free_port() -> int:
+    return free_ports(1)[0]

@@ -9,6 +9,7 @@ so the store can be asked afterwards how many events each acknowledged key produ
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import time
@@ -21,6 +22,7 @@ import asyncpg
 import httpx
 
 from deploy.tokens import demo_token
+from tests.faults.harness import LOAD_CAP_FACTOR, LOAD_CAP_SECONDS
 from tests.support.builders import report_body, sign_body
 
 
@@ -35,7 +37,10 @@ class Acknowledged:
 
 @dataclass
 class HttpLoad:
-    """Bounded: `commands` commands, then it stops by itself."""
+    """Bounded: `commands` commands, then it stops by itself; given `until`, it goes on past them
+    until that event is set (the faults a scenario asks for have happened), within a cap of
+    LOAD_CAP_FACTOR times the commands and LOAD_CAP_SECONDS: a scenario's preconditions then
+    hold by construction, not by timing (issue 20)."""
 
     base_url: str
     commands: int
@@ -50,28 +55,36 @@ class HttpLoad:
     failures: list[float] = field(default_factory=list)  # time.monotonic() of each failed attempt
     agreements: list[str] = field(default_factory=list)
     seconds: float = 0.0  # from the first request to the last answer
+    issued: int = 0  # commands sent (at least `commands`; more while waiting for `until`)
+    capped: bool = False  # the cap stopped it before `until` was set
 
-    async def run(self) -> None:
+    async def run(self, until: asyncio.Event | None = None, cap_seconds: float = LOAD_CAP_SECONDS) -> None:
         started = time.monotonic()
         try:
-            await self._run()
+            await self._run(until, started + cap_seconds)
         finally:
             self.seconds = time.monotonic() - started
 
-    async def _run(self) -> None:
+    def _more(self, index: int, until: asyncio.Event | None, deadline: float) -> bool:
+        if index < self.commands:
+            return True
+        if until is None or until.is_set():
+            return False
+        self.capped = self.capped or index >= self.commands * LOAD_CAP_FACTOR or time.monotonic() > deadline
+        return not self.capped
+
+    async def _run(self, until: asyncio.Event | None, deadline: float) -> None:
         headers = {"Authorization": f"Bearer {demo_token()}"}
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         signings = max(1, int(self.commands * self.signings_share))
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(self.commands):
-            queue.put_nowait(index)
+        counter = itertools.count()
         async with httpx.AsyncClient(
             base_url=self.base_url, headers=headers, limits=limits, timeout=10
         ) as client:
 
             async def worker() -> None:
-                while not queue.empty():
-                    index = queue.get_nowait()
+                while self._more(index := next(counter), until, deadline):
+                    self.issued += 1
                     await self._one(client, index < signings or not self.agreements)
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))

@@ -21,13 +21,13 @@ from typing import Any
 import asyncpg
 import httpx
 
+from deploy.local.processes import free_port
 from deploy.tokens import mint
 from services.common.db import create_pool
 from services.registry.service_layer.event_store import StoredEvent
 from tests.faults.harness import COMPONENTS, Env, Service, projection_caught_up, registry_ready, wait_until
 from tests.support.builders import sign_body
 from tests.support.kafka import Brokers, read_topic
-from tests.support.stack import free_port
 
 PARTIES = ["mttq-hoa-binh", "hctd-hoa-binh"]
 

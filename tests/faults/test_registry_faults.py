@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 from coordreg_contracts.commands import AmendAgreement
 
+from deploy.local.processes import free_port
 from deploy.tokens import mint
 from services.common.db import create_pool
 from services.registry import bootstrap
@@ -24,7 +25,6 @@ from services.registry.service_layer.bus import CommandContext
 from tests.faults.conftest import Infra, record
 from tests.faults.harness import STARTED_WITHIN, Env, Load, registry_ready, scaled, wait_until
 from tests.support.builders import report_body, sign_body
-from tests.support.stack import free_port
 
 
 async def test_5_postgres_restarted_under_load(env: Env, infra: Infra) -> None:

@@ -20,6 +20,7 @@ import httpx
 from coordreg_contracts.commands import CloseTerm, SignAgreement
 
 from deploy.demo.samples import programme
+from deploy.local.processes import free_port
 from deploy.tokens import mint
 from services.audit.settings import AuditSettings
 from services.audit.verify import verify
@@ -42,7 +43,6 @@ from tests.faults.harness import (
 )
 from tests.support.builders import sign_body
 from tests.support.kafka import settings_of
-from tests.support.stack import free_port
 
 SCENARIO = "8 registry kill -9 mid-succession"
 PREDECESSOR = "sldtbxh-hoa-binh"

@@ -14,13 +14,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.local.processes import free_port
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
 from tests.faults.harness import COMPONENTS, STARTED_WITHIN, Env, Service
 from tests.support.builders import sign_body
 from tests.support.kafka import Brokers
 from tests.support.promql import referenced_metrics
-from tests.support.stack import TEST_CLIENT, TEST_PARTIES, free_port
+from tests.support.stack import TEST_CLIENT, TEST_PARTIES
 
 
 def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -33,6 +33,7 @@ from coordreg_contracts.parties import (
     party_subject,
 )
 
+from deploy.local.processes import free_port
 from deploy.tokens import mint
 from services.agreement.state import AgreementState, evolve
 from services.audit.rebuild import rebuild
@@ -49,7 +50,7 @@ from services.registry.domain.decide import Known, decide
 from services.registry.domain.directory import Directory, decide_transfer
 from services.registry.migrations import MIGRATIONS as REGISTRY_MIGRATIONS
 from tests.support.builders import report_body, sign_body
-from tests.support.stack import Stack, free_port, serve, stop_server
+from tests.support.stack import Stack, serve, stop_server
 
 FRONT, RED_CROSS = "mttq-hoa-binh", "hctd-hoa-binh"
 NEW_FRONT = "mttq-phu-tho"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import httpx
 import uvicorn
 
 from deploy.local.db_accounts import DatabaseAccounts, generated_passwords, prepare_database
+from deploy.local.processes import free_port
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
 from services.common.db import create_pool
@@ -60,12 +60,6 @@ def session_passwords() -> dict[str, str]:
     if not _PASSWORDS:
         _PASSWORDS.update(generated_passwords())
     return _PASSWORDS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
