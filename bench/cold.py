@@ -36,6 +36,7 @@ from services.agreement.state import AgreementState, evolve
 from services.common.db import create_pool, migrate
 from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
+from services.registry.bootstrap import command_bus
 from services.registry.domain.decide import Known, decide
 from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.migrations import MIGRATIONS
@@ -60,7 +61,7 @@ def _bus(pool: asyncpg.Pool, snapshot_every: int | None) -> CommandBus:
     """A registry's command bus as bootstrap wires it, its repository new (nothing cached)."""
     store = PostgresEventStore(pool)
     agreements = AgreementRepository(store, snapshot_every=snapshot_every)
-    return CommandBus(store, PostgresIdempotencyStore(pool), refusal_status_and_body, agreements=agreements)
+    return command_bus(store, PostgresIdempotencyStore(pool), refusal_status_and_body, agreements=agreements)
 
 
 async def _agreement_of(

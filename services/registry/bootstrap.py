@@ -1,17 +1,21 @@
 """Wires the registry's command side: the service layer on real (PostgreSQL) or in-memory adapters.
 
 Entry points (HTTP routes, benchmarks) and tests take a `Registry` from here and call
-`registry.bus.handle(command, context)` and `registry.agreements`; nothing else builds adapters.
+`registry.bus.handle(command, context, stream_id)` and `registry.agreements`; nothing else builds adapters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+from coordreg_contracts.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
+from coordreg_contracts.parties import RecordSuccession, RegisterParty, RenameParty
 
 from services.common.envelope_signatures import DEV_SIGNER, EnvelopeSigner
+from services.directory.provinces import province_or_none
 from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
 from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
@@ -19,11 +23,30 @@ from services.registry.adapters.postgres_store import PostgresEventStore
 # How a remembered refusal is answered again is the HTTP entry point's business (RFC 9457):
 # wired in here, so that the service layer knows no HTTP.
 from services.registry.entrypoints.errors import refusal_status_and_body
-from services.registry.service_layer.bus import CommandBus, DescribeRefusal, utc_now
+from services.registry.service_layer import handlers
+from services.registry.service_layer.bus import CommandBus, DescribeRefusal, Handler, Services
 from services.registry.service_layer.event_store import EventStore
+from services.registry.service_layer.handlers import DIRECTORY_BUSY
 from services.registry.service_layer.idempotency import IdempotencyRecorder
+from services.registry.service_layer.locks import StreamLocks
 from services.registry.service_layer.repository import AgreementRepository, PartyRepository
+from services.registry.service_layer.retry import RetryPolicy
+from services.registry.service_layer.sealing import utc_now
 from services.registry.service_layer.successions import SuccessionManager
+
+# One handler per command (services/registry/service_layer/handlers.py). A signing opens a new
+# stream, so what it can lose a race on is the directory entries it read.
+COMMAND_HANDLERS: Mapping[type[Any], Handler[Any]] = {
+    SignAgreement: Handler(handlers.sign, busy=DIRECTORY_BUSY),
+    AmendAgreement: Handler(handlers.amend),
+    ReportProgress: Handler(handlers.report_progress),
+    CloseTerm: Handler(handlers.close_term),
+    RegisterParty: Handler(handlers.register_party, busy=DIRECTORY_BUSY),
+    RenameParty: Handler(handlers.rename_party, busy=DIRECTORY_BUSY),
+    RecordSuccession: Handler(handlers.record_succession, busy=DIRECTORY_BUSY),
+}
+# The succession manager's transfers race commands on busy agreements: more tries than a request.
+SUCCESSION_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -33,6 +56,32 @@ class Registry:
     store: EventStore
     parties: PartyRepository
     successions: SuccessionManager
+
+
+def command_bus(
+    store: EventStore,
+    keys: IdempotencyRecorder,
+    describe_refusal: DescribeRefusal = refusal_status_and_body,
+    *,
+    agreements: AgreementRepository | None = None,
+    parties: PartyRepository | None = None,
+    retries: int = 5,
+    clock: Callable[[], str] = utc_now,
+    new_id: Callable[[], str] | None = None,
+    locks: StreamLocks | None = None,
+) -> CommandBus:
+    """The registry's command bus: `COMMAND_HANDLERS` on these ports."""
+    services = Services(
+        store,
+        agreements or AgreementRepository(store),
+        parties or PartyRepository(store),
+        province_or_none,
+        clock,
+        **({} if new_id is None else {"new_id": new_id}),
+    )
+    return CommandBus(
+        COMMAND_HANDLERS, services, keys, describe_refusal, retry=RetryPolicy(retries), locks=locks
+    )
 
 
 def bootstrap(
@@ -46,7 +95,8 @@ def bootstrap(
 ) -> Registry:
     agreements = AgreementRepository(store)
     parties = PartyRepository(store)
-    bus = CommandBus(
+    locks = StreamLocks()  # one per stream, shared by the bus and the succession manager
+    bus = command_bus(
         store,
         keys,
         describe_refusal or refusal_status_and_body,
@@ -54,9 +104,12 @@ def bootstrap(
         parties=parties,
         retries=retries,
         clock=clock,
-        **({} if new_id is None else {"new_id": new_id}),
+        new_id=new_id,
+        locks=locks,
     )
-    successions = SuccessionManager(store, agreements, parties, clock=clock)
+    successions = SuccessionManager(
+        store, agreements, parties, clock=clock, retry=RetryPolicy(SUCCESSION_RETRIES), locks=locks
+    )
     return Registry(bus, agreements, store, parties, successions)
 
 

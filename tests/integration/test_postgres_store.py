@@ -107,7 +107,7 @@ async def _sign_the_way_002_did(pool: asyncpg.Pool, agreement_id: str, signing: 
     # A second event, so that the backfill has to pick the signing out of the agreement's events.
     report = seal_events(
         decide(ReportProgress.model_validate(report_body()), fold_signing(envelopes), Known(agreement_id)),
-        agreement_id=agreement_id,
+        stream_id=agreement_id,
         version=1,
         prevhash=envelopes[-1].hash,
         context=CTX,

@@ -73,7 +73,7 @@ async def load_in_memory() -> LoadedDemo:
         command = COMMANDS[entry["action"]].model_validate(resolve(entry["body"], ids))
         await registry.bus.run(command, DEMO_CONTEXT, ids[entry["agreement"]])
     for body in demo_parties():
-        await registry.bus.run_directory(RegisterParty.model_validate(body), DEMO_CONTEXT)
+        await registry.bus.run_directory(RegisterParty.model_validate(body), DEMO_CONTEXT, body["party_id"])
     for item in demo_successions():
         succession = RecordSuccession.model_validate(item["body"])
         await registry.bus.run_directory(succession, DEMO_CONTEXT, item["party_id"])

@@ -234,7 +234,7 @@ async def generate(
                         events.append(event)
                     envelopes = seal_events(
                         events,
-                        agreement_id=agreement_id,
+                        stream_id=agreement_id,
                         version=version,
                         prevhash=prevhash,
                         context=context,

@@ -6,7 +6,9 @@ handler beforehand and passed in `Known`, so this module never does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from coordreg_contracts.changes import (
     AddObligation,
@@ -42,17 +44,43 @@ class Known:
 
 
 def decide(command: Command, state: AgreementState | None, known: Known) -> list[Event]:
-    if isinstance(command, SignAgreement):
-        return [_sign(command, known)]
+    """The events `command` gives on `state`, by the rule for its type (`DECIDERS`)."""
+    decider = DECIDERS.get(type(command))
+    if decider is None:
+        raise TypeError(f"unknown command {type(command).__name__}")
+    return decider(command, state, known)
+
+
+def _existing(state: AgreementState | None) -> AgreementState:
     if state is None:
         raise Conflict("the agreement does not exist")
-    if isinstance(command, AmendAgreement):
-        return [_amend(command, state)]
-    if isinstance(command, ReportProgress):
-        return [_report(command, state)]
-    if isinstance(command, CloseTerm):
-        return [_close(command, state, known)]
-    raise TypeError(f"unknown command {type(command).__name__}")
+    return state
+
+
+def decide_sign(command: SignAgreement, state: AgreementState | None, known: Known) -> list[Event]:
+    return [_sign(command, known)]
+
+
+def decide_amend(command: AmendAgreement, state: AgreementState | None, known: Known) -> list[Event]:
+    return [_amend(command, _existing(state))]
+
+
+def decide_report(command: ReportProgress, state: AgreementState | None, known: Known) -> list[Event]:
+    return [_report(command, _existing(state))]
+
+
+def decide_close(command: CloseTerm, state: AgreementState | None, known: Known) -> list[Event]:
+    return [_close(command, _existing(state), known)]
+
+
+Decider = Callable[[Any, AgreementState | None, Known], list[Event]]
+# One rule per command type: a new command adds its row.
+DECIDERS: Mapping[type[Command], Decider] = {
+    SignAgreement: decide_sign,
+    AmendAgreement: decide_amend,
+    ReportProgress: decide_report,
+    CloseTerm: decide_close,
+}
 
 
 def _sign(command: SignAgreement, known: Known) -> AgreementSigned:
