@@ -133,24 +133,56 @@ class AgreementState:
 
 def apply_change(state: AgreementState, change: Change) -> AgreementState:
     """One amendment change, without checking it (decide checks before, evolve trusts the log)."""
+    return _CHANGE_STEPS[type(change)](state, change)
+
+
+def _add_obligation(state: AgreementState, change: AddObligation) -> AgreementState:
     obligations = dict(state.obligations)
+    obligations[change.obligation.obligation_id] = ObligationState(change.obligation)
+    return _replace(state, obligations=MappingProxyType(obligations))
+
+
+def _revise_obligation(state: AgreementState, change: ReviseObligation) -> AgreementState:
+    obligations = dict(state.obligations)
+    current = obligations[change.obligation_id]
+    named = change.model_dump(exclude={"op", "obligation_id"}, exclude_none=True)
+    obligations[change.obligation_id] = _replace(
+        current, obligation=current.obligation.model_copy(update=named)
+    )
+    return _replace(state, obligations=MappingProxyType(obligations))
+
+
+def _withdraw_obligation(state: AgreementState, change: WithdrawObligation) -> AgreementState:
+    obligations = dict(state.obligations)
+    obligations[change.obligation_id] = _replace(obligations[change.obligation_id], status="withdrawn")
+    return _replace(state, obligations=MappingProxyType(obligations))
+
+
+def _add_party(state: AgreementState, change: AddParty) -> AgreementState:
     parties = dict(state.parties)
-    if isinstance(change, AddObligation):
-        obligations[change.obligation.obligation_id] = ObligationState(change.obligation)
-    elif isinstance(change, ReviseObligation):
-        current = obligations[change.obligation_id]
-        named = change.model_dump(exclude={"op", "obligation_id"}, exclude_none=True)
-        revised = current.obligation.model_copy(update=named)
-        obligations[change.obligation_id] = _replace(current, obligation=revised)
-    elif isinstance(change, WithdrawObligation):
-        obligations[change.obligation_id] = _replace(obligations[change.obligation_id], status="withdrawn")
-    elif isinstance(change, AddParty):
-        parties[change.party.party_id] = change.party
-    elif isinstance(change, RemoveParty):
-        parties.pop(change.party_id, None)
-    elif isinstance(change, ChangeTerm):
-        return _replace(state, term=change.term)
-    return _replace(state, obligations=MappingProxyType(obligations), parties=MappingProxyType(parties))
+    parties[change.party.party_id] = change.party
+    return _replace(state, parties=MappingProxyType(parties))
+
+
+def _remove_party(state: AgreementState, change: RemoveParty) -> AgreementState:
+    parties = dict(state.parties)
+    parties.pop(change.party_id, None)
+    return _replace(state, parties=MappingProxyType(parties))
+
+
+def _change_term(state: AgreementState, change: ChangeTerm) -> AgreementState:
+    return _replace(state, term=change.term)
+
+
+# One step per kind of change: a new kind adds its row.
+_CHANGE_STEPS: Mapping[type[Any], Callable[[AgreementState, Any], AgreementState]] = {
+    AddObligation: _add_obligation,
+    ReviseObligation: _revise_obligation,
+    WithdrawObligation: _withdraw_obligation,
+    AddParty: _add_party,
+    RemoveParty: _remove_party,
+    ChangeTerm: _change_term,
+}
 
 
 def apply_changes(state: AgreementState, changes: Iterable[Change]) -> AgreementState:

@@ -26,7 +26,7 @@ from coordreg_contracts.parties import PartyEvent, PartyKind, PartyRegistered, P
 
 from services.agreement.state import AgreementState, fold
 from services.registry.bootstrap import command_bus
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext, seal_events, utc_now
@@ -59,7 +59,7 @@ CTX = CommandContext(Caller.in_process("tester"), correlation_id="c", causation_
 
 def envelopes_for(agreement_id: str, version: int, prevhash: str = "", **signing: Any) -> list[Envelope]:
     """The sealed signing of `sign_body(**signing)`."""
-    events = decide(SignAgreement.model_validate(sign_body(**signing)), None, Known(agreement_id))
+    events = decide(SignAgreement.model_validate(sign_body(**signing)), None, StoreFacts(agreement_id))
     return sealed(agreement_id, version, events, prevhash)
 
 
@@ -411,7 +411,7 @@ class EventStoreContract:
             }
         )
         [signing] = await store.load("nm-2")
-        events = decide(amendment, fold_one(signing), Known("nm-2"))
+        events = decide(amendment, fold_one(signing), StoreFacts("nm-2"))
         await store.append("nm-2", 1, sealed("nm-2", 1, events, signing.envelope().hash))
         await store.append("nm-3", 0, envelopes_for("nm-3", 0, **parties_signing("nm-red-cross", "nm-front")))
         # In signing order; the party's own stream is no agreement that names it.

@@ -14,6 +14,7 @@ from typing import Any
 from coordreg_contracts.changes import (
     AddObligation,
     AddParty,
+    ChangeTerm,
     RemoveParty,
     ReviseObligation,
     WithdrawObligation,
@@ -59,18 +60,48 @@ def _signed_summary(event: AgreementSigned, state: AgreementState) -> str:
 def _amended_named(event: AgreementAmended, before: AgreementState | None, after: AgreementState) -> set[str]:
     named: set[str] = set()
     for change in event.changes:
-        if isinstance(change, AddParty):
-            named.add(change.party.party_id)
-        elif isinstance(change, RemoveParty):
-            named.add(change.party_id)
-        elif isinstance(change, AddObligation):
-            named |= {change.obligation.lead_party_id, *change.obligation.supporting_party_ids}
-        elif isinstance(change, ReviseObligation | WithdrawObligation):
-            for state in (before, after):
-                current = state.obligations.get(change.obligation_id) if state else None
-                if current is not None:
-                    named |= {current.obligation.lead_party_id, *current.obligation.supporting_party_ids}
+        named |= _CHANGE_NAMES[type(change)](change, before, after)
     return named
+
+
+def _party_added(change: AddParty, before: AgreementState | None, after: AgreementState) -> set[str]:
+    return {change.party.party_id}
+
+
+def _party_removed(change: RemoveParty, before: AgreementState | None, after: AgreementState) -> set[str]:
+    return {change.party_id}
+
+
+def _obligation_added(
+    change: AddObligation, before: AgreementState | None, after: AgreementState
+) -> set[str]:
+    return {change.obligation.lead_party_id, *change.obligation.supporting_party_ids}
+
+
+def _obligation_changed(
+    change: ReviseObligation | WithdrawObligation, before: AgreementState | None, after: AgreementState
+) -> set[str]:
+    named: set[str] = set()
+    for state in (before, after):
+        current = state.obligations.get(change.obligation_id) if state else None
+        if current is not None:
+            named |= {current.obligation.lead_party_id, *current.obligation.supporting_party_ids}
+    return named
+
+
+def _nobody(change: ChangeTerm, before: AgreementState | None, after: AgreementState) -> set[str]:
+    return set()
+
+
+# The parties each kind of change names.
+_CHANGE_NAMES: Mapping[type[Any], Callable[[Any, AgreementState | None, AgreementState], set[str]]] = {
+    AddParty: _party_added,
+    RemoveParty: _party_removed,
+    AddObligation: _obligation_added,
+    ReviseObligation: _obligation_changed,
+    WithdrawObligation: _obligation_changed,
+    ChangeTerm: _nobody,
+}
 
 
 def _amended_summary(event: AgreementAmended, state: AgreementState) -> str:

@@ -26,7 +26,7 @@ from coordreg_contracts.parties import (
 
 from services.agreement.state import AgreementState, fold
 from services.directory.state import PartyState, fold_party
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.domain.directory import (
     Directory,
     decide_register,
@@ -160,8 +160,8 @@ def _at_expected_version(call: CommandCall, loaded: Loaded) -> AgreementState:
     return state
 
 
-async def _known(call: CommandCall, refs: list[str]) -> Known:
-    return Known(call.stream_id, frozenset(await call.services.store.existing(refs)))
+async def _known(call: CommandCall, refs: list[str]) -> StoreFacts:
+    return StoreFacts(call.stream_id, frozenset(await call.services.store.existing(refs)))
 
 
 async def _append_to_agreement(
