@@ -6,13 +6,10 @@ Entry points (HTTP routes, benchmarks) and tests take a `Registry` from here and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
-from coordreg_contracts.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
-from coordreg_contracts.parties import RecordSuccession, RegisterParty, RenameParty
 
 from services.common.envelope_signatures import DEV_SIGNER, EnvelopeSigner
 from services.directory.provinces import province_or_none
@@ -23,10 +20,9 @@ from services.registry.adapters.postgres_store import PostgresEventStore
 # How a remembered refusal is answered again is the HTTP entry point's business (RFC 9457):
 # wired in here, so that the service layer knows no HTTP.
 from services.registry.entrypoints.errors import refusal_status_and_body
-from services.registry.service_layer import handlers
-from services.registry.service_layer.bus import CommandBus, DescribeRefusal, Handler, Services
+from services.registry.service_layer.bus import CommandBus, DescribeRefusal, Services
 from services.registry.service_layer.event_store import EventStore
-from services.registry.service_layer.handlers import DIRECTORY_BUSY
+from services.registry.service_layer.handlers import COMMAND_HANDLERS
 from services.registry.service_layer.idempotency import IdempotencyRecorder
 from services.registry.service_layer.locks import StreamLocks
 from services.registry.service_layer.repository import AgreementRepository, PartyRepository
@@ -34,17 +30,6 @@ from services.registry.service_layer.retry import RetryPolicy
 from services.registry.service_layer.sealing import utc_now
 from services.registry.service_layer.successions import SuccessionManager
 
-# One handler per command (services/registry/service_layer/handlers.py). A signing opens a new
-# stream, so what it can lose a race on is the directory entries it read.
-COMMAND_HANDLERS: Mapping[type[Any], Handler[Any]] = {
-    SignAgreement: Handler(handlers.sign, busy=DIRECTORY_BUSY),
-    AmendAgreement: Handler(handlers.amend),
-    ReportProgress: Handler(handlers.report_progress),
-    CloseTerm: Handler(handlers.close_term),
-    RegisterParty: Handler(handlers.register_party, busy=DIRECTORY_BUSY),
-    RenameParty: Handler(handlers.rename_party, busy=DIRECTORY_BUSY),
-    RecordSuccession: Handler(handlers.record_succession, busy=DIRECTORY_BUSY),
-}
 # The succession manager's transfers race commands on busy agreements: more tries than a request.
 SUCCESSION_RETRIES = 20
 
@@ -70,7 +55,9 @@ def command_bus(
     new_id: Callable[[], str] | None = None,
     locks: StreamLocks | None = None,
 ) -> CommandBus:
-    """The registry's command bus: `COMMAND_HANDLERS` on these ports."""
+    """The registry's command bus: the handler table (`handlers.COMMAND_HANDLERS`) on these
+    ports, each handler wrapped by the bus in the Idempotency-Key claim, its span, the retry
+    policy and its stream's lock."""
     services = Services(
         store,
         agreements or AgreementRepository(store),

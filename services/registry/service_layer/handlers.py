@@ -2,14 +2,15 @@
 
 Each runs inside what the bus wraps around every handler (the Idempotency-Key claim, the span,
 the retry on a lost race, the stream's lock: `bus.py`), on the stream `call.stream_id`: an
-agreement's id, or a party's directory stream `party/<id>`. `bootstrap.COMMAND_HANDLERS` maps
-each command type to its handler.
+agreement's id, or a party's directory stream `party/<id>`. `COMMAND_HANDLERS`, at the end,
+maps each command type to its handler; `bootstrap` builds the bus on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
 from coordreg_contracts.common import Party
@@ -40,7 +41,7 @@ from services.registry.domain.directory import (
 from services.registry.domain.errors import Conflict, NotFound, PreconditionFailed, Rejected, Violation
 from services.registry.service_layer import binding
 from services.registry.service_layer.binding import PartyNotHeld
-from services.registry.service_layer.bus import CommandCall
+from services.registry.service_layer.bus import CommandCall, Handler
 from services.registry.service_layer.event_store import (
     DirectoryRead,
     DocumentClaim,
@@ -289,3 +290,18 @@ def _party_result_after(party_id: str, state: PartyState | None) -> Callable[[in
         raise ValueError("no events decided")
     status = "ceased" if state.ceased else "active"
     return lambda position: PartyResult(party_id, state.version, position, status)
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+# One handler per command. A signing opens a new stream and a party command acts on a directory
+# entry: what they can lose a race on is the directory.
+COMMAND_HANDLERS: Mapping[type[Any], Handler[Any]] = {
+    SignAgreement: Handler(sign, busy=DIRECTORY_BUSY),
+    AmendAgreement: Handler(amend),
+    ReportProgress: Handler(report_progress),
+    CloseTerm: Handler(close_term),
+    RegisterParty: Handler(register_party, busy=DIRECTORY_BUSY),
+    RenameParty: Handler(rename_party, busy=DIRECTORY_BUSY),
+    RecordSuccession: Handler(record_succession, busy=DIRECTORY_BUSY),
+}
