@@ -173,8 +173,9 @@ class CommandBus:
     async def run(
         self, command: object, context: CommandContext, stream_id: str | None = None
     ) -> CommandResult:
-        """An agreement command without Idempotency-Key (in-process callers: demo data, tests,
-        benchmarks): decided and appended, or refused (raises). No `stream_id`: a new agreement."""
+        """An agreement command from an in-process caller (demo data, tests, benchmarks; a context
+        without Idempotency-Key): decided and appended, or refused (raises). No `stream_id`: a
+        new agreement's."""
         reply = await self.handle(command, context, stream_id or self.new_stream_id())
         if not isinstance(reply, CommandResult):
             raise TypeError(f"{type(command).__name__} is no agreement command")
