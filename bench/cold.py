@@ -36,7 +36,8 @@ from services.agreement.state import AgreementState, evolve
 from services.common.db import create_pool, migrate
 from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
-from services.registry.domain.decide import Known, decide
+from services.registry.bootstrap import command_bus
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.binding import Caller
@@ -60,7 +61,7 @@ def _bus(pool: asyncpg.Pool, snapshot_every: int | None) -> CommandBus:
     """A registry's command bus as bootstrap wires it, its repository new (nothing cached)."""
     store = PostgresEventStore(pool)
     agreements = AgreementRepository(store, snapshot_every=snapshot_every)
-    return CommandBus(store, PostgresIdempotencyStore(pool), refusal_status_and_body, agreements=agreements)
+    return command_bus(store, PostgresIdempotencyStore(pool), refusal_status_and_body, agreements=agreements)
 
 
 async def _agreement_of(
@@ -79,7 +80,7 @@ async def _agreement_of(
     while state.version < size:
         command = ReportProgress.model_validate(report_body(INDEX, reports, rng))
         reports += 1
-        for event in decide(command, state, Known(agreement_id)):
+        for event in decide(command, state, StoreFacts(agreement_id)):
             envelope = seal(
                 event=event,
                 event_id=str(uuid.uuid4()),

@@ -21,7 +21,7 @@ from coordreg_contracts.envelope import Envelope, canonical_json, seal
 from bench.workload import LIFE, amend_body, close_body, report_body, sign_body
 from services.agreement.state import AgreementState, evolve
 from services.registry.adapters.postgres_store import PostgresEventStore
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.service_layer.bus import utc_now
 from services.registry.service_layer.event_store import DocumentClaim
 
@@ -70,7 +70,7 @@ def make_life(index: int, tag: str, life: list[str] = LIFE, actor: str = "bench-
         if isinstance(command, SignAgreement):
             claim = DocumentClaim(command.locality, command.document_number, command.signed_on.year)
         reports += kind == "report"
-        for event in decide(command, state, Known(agreement_id)):
+        for event in decide(command, state, StoreFacts(agreement_id)):
             envelope = seal(
                 event=event,
                 event_id=str(uuid.uuid4()),

@@ -6,7 +6,7 @@ it to build read models; the audit tool folds it to rebuild history as of a date
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -133,24 +133,56 @@ class AgreementState:
 
 def apply_change(state: AgreementState, change: Change) -> AgreementState:
     """One amendment change, without checking it (decide checks before, evolve trusts the log)."""
+    return _CHANGE_STEPS[type(change)](state, change)
+
+
+def _add_obligation(state: AgreementState, change: AddObligation) -> AgreementState:
     obligations = dict(state.obligations)
+    obligations[change.obligation.obligation_id] = ObligationState(change.obligation)
+    return _replace(state, obligations=MappingProxyType(obligations))
+
+
+def _revise_obligation(state: AgreementState, change: ReviseObligation) -> AgreementState:
+    obligations = dict(state.obligations)
+    current = obligations[change.obligation_id]
+    named = change.model_dump(exclude={"op", "obligation_id"}, exclude_none=True)
+    obligations[change.obligation_id] = _replace(
+        current, obligation=current.obligation.model_copy(update=named)
+    )
+    return _replace(state, obligations=MappingProxyType(obligations))
+
+
+def _withdraw_obligation(state: AgreementState, change: WithdrawObligation) -> AgreementState:
+    obligations = dict(state.obligations)
+    obligations[change.obligation_id] = _replace(obligations[change.obligation_id], status="withdrawn")
+    return _replace(state, obligations=MappingProxyType(obligations))
+
+
+def _add_party(state: AgreementState, change: AddParty) -> AgreementState:
     parties = dict(state.parties)
-    if isinstance(change, AddObligation):
-        obligations[change.obligation.obligation_id] = ObligationState(change.obligation)
-    elif isinstance(change, ReviseObligation):
-        current = obligations[change.obligation_id]
-        named = change.model_dump(exclude={"op", "obligation_id"}, exclude_none=True)
-        revised = current.obligation.model_copy(update=named)
-        obligations[change.obligation_id] = _replace(current, obligation=revised)
-    elif isinstance(change, WithdrawObligation):
-        obligations[change.obligation_id] = _replace(obligations[change.obligation_id], status="withdrawn")
-    elif isinstance(change, AddParty):
-        parties[change.party.party_id] = change.party
-    elif isinstance(change, RemoveParty):
-        parties.pop(change.party_id, None)
-    elif isinstance(change, ChangeTerm):
-        return _replace(state, term=change.term)
-    return _replace(state, obligations=MappingProxyType(obligations), parties=MappingProxyType(parties))
+    parties[change.party.party_id] = change.party
+    return _replace(state, parties=MappingProxyType(parties))
+
+
+def _remove_party(state: AgreementState, change: RemoveParty) -> AgreementState:
+    parties = dict(state.parties)
+    parties.pop(change.party_id, None)
+    return _replace(state, parties=MappingProxyType(parties))
+
+
+def _change_term(state: AgreementState, change: ChangeTerm) -> AgreementState:
+    return _replace(state, term=change.term)
+
+
+# One step per kind of change: a new kind adds its row.
+_CHANGE_STEPS: Mapping[type[Any], Callable[[AgreementState, Any], AgreementState]] = {
+    AddObligation: _add_obligation,
+    ReviseObligation: _revise_obligation,
+    WithdrawObligation: _withdraw_obligation,
+    AddParty: _add_party,
+    RemoveParty: _remove_party,
+    ChangeTerm: _change_term,
+}
 
 
 def apply_changes(state: AgreementState, changes: Iterable[Change]) -> AgreementState:
@@ -177,36 +209,63 @@ def signed(event: AgreementSigned) -> AgreementState:
 
 
 def evolve(state: AgreementState | None, event: Event) -> AgreementState:
-    if isinstance(event, AgreementSigned):
-        if state is not None:
-            raise ValueError("AgreementSigned on an agreement that already exists")
-        return signed(event)
-    if state is None:
+    """The state after `event`, by the fold step for its type (`EVOLVERS`)."""
+    step = EVOLVERS.get(type(event))
+    if step is None:
+        raise TypeError(f"unknown event {type(event).__name__}")
+    opens = step is _signed
+    if state is None and not opens:
         raise ValueError(f"{type(event).__name__} before AgreementSigned")
+    if state is not None and opens:
+        raise ValueError("AgreementSigned on an agreement that already exists")
+    return step(state, event)
+
+
+def _signed(state: None, event: AgreementSigned) -> AgreementState:
+    return signed(event)
+
+
+def _amended(state: AgreementState, event: AgreementAmended) -> AgreementState:
+    amended = apply_changes(state, event.changes)
+    return _replace(
+        amended,
+        version=state.version + 1,
+        amendment_documents=(*state.amendment_documents, event.document_number),
+    )
+
+
+def _reported(state: AgreementState, event: ProgressReported) -> AgreementState:
     version = state.version + 1
-    if isinstance(event, AgreementAmended):
-        amended = apply_changes(state, event.changes)
-        return _replace(
-            amended, version=version, amendment_documents=(*state.amendment_documents, event.document_number)
-        )
-    if isinstance(event, ProgressReported):
-        reports = dict(state.reports)
-        reports[(event.obligation_id, event.party_id, event.period)] = Report(
-            obligation_id=event.obligation_id,
-            party_id=event.party_id,
-            period=event.period,
-            status=event.status.value,
-            completion_percent=event.completion_percent,
-            reported_on=event.reported_on,
-            sequence=version,
-        )
-        return _replace(state, version=version, reports=MappingProxyType(reports))
-    if isinstance(event, ObligationsTransferred):
-        return _replace(transfer(state, event), version=version)
-    if isinstance(event, TermClosed):
-        closure = Closure(event.closed_on, event.outcome.value, event.summary, event.successor_agreement_id)
-        return _replace(state, version=version, status="closed", closure=closure)
-    raise TypeError(f"unknown event {type(event).__name__}")
+    reports = dict(state.reports)
+    reports[(event.obligation_id, event.party_id, event.period)] = Report(
+        obligation_id=event.obligation_id,
+        party_id=event.party_id,
+        period=event.period,
+        status=event.status.value,
+        completion_percent=event.completion_percent,
+        reported_on=event.reported_on,
+        sequence=version,
+    )
+    return _replace(state, version=version, reports=MappingProxyType(reports))
+
+
+def _transferred(state: AgreementState, event: ObligationsTransferred) -> AgreementState:
+    return _replace(transfer(state, event), version=state.version + 1)
+
+
+def _closed(state: AgreementState, event: TermClosed) -> AgreementState:
+    closure = Closure(event.closed_on, event.outcome.value, event.summary, event.successor_agreement_id)
+    return _replace(state, version=state.version + 1, status="closed", closure=closure)
+
+
+# One fold step per event type: a new event adds its row.
+EVOLVERS: Mapping[type[Event], Callable[[Any, Any], AgreementState]] = {
+    AgreementSigned: _signed,
+    AgreementAmended: _amended,
+    ProgressReported: _reported,
+    ObligationsTransferred: _transferred,
+    TermClosed: _closed,
+}
 
 
 def _replaced(ids: Iterable[str], old: str, new: str, lead: str) -> list[str]:

@@ -6,9 +6,10 @@ successions, the projections to serve `GET /v1/parties/{id}`, the audit tool to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 from coordreg_contracts.parties import (
     ObligationSuccessor,
@@ -68,37 +69,55 @@ class PartyState:
 
 
 def evolve_party(state: PartyState | None, event: PartyEvent) -> PartyState:
-    if isinstance(event, PartyRegistered):
-        if state is not None:
-            raise ValueError("PartyRegistered on a party that already exists")
-        return PartyState(
-            party_id=event.party_id,
-            version=1,
-            name=event.name,
-            kind=event.kind.value,
-            province=event.province,
-            electronic_id=event.electronic_id,
-            unit_code=event.unit_code,
-            registered_from_agreement_id=event.registered_from_agreement_id,
-            names=(Naming(event.name, None, None),),
-        )
-    if state is None:
+    """The entry after `event`, by the fold step for its type (`PARTY_EVOLVERS`)."""
+    step = PARTY_EVOLVERS.get(type(event))
+    if step is None:
+        raise TypeError(f"unknown party event {type(event).__name__}")
+    opens = step is _registered
+    if state is None and not opens:
         raise ValueError(f"{type(event).__name__} before PartyRegistered")
-    version = state.version + 1
-    if isinstance(event, PartyRenamed):
-        naming = Naming(event.name, event.effective_on, event.legal_basis)
-        return replace(state, version=version, name=event.name, names=(*state.names, naming))
-    if isinstance(event, SuccessionRecorded):
-        if state.succession is not None:
-            raise ValueError("a second SuccessionRecorded for one party")
-        succession = Succession(
-            event.effective_on,
-            event.legal_basis,
-            event.successor_party_id,
-            tuple(event.obligation_successors),
-        )
-        return replace(state, version=version, succession=succession)
-    raise TypeError(f"unknown party event {type(event).__name__}")
+    if state is not None and opens:
+        raise ValueError("PartyRegistered on a party that already exists")
+    return step(state, event)
+
+
+def _registered(state: PartyState | None, event: PartyRegistered) -> PartyState:
+    return PartyState(
+        party_id=event.party_id,
+        version=1,
+        name=event.name,
+        kind=event.kind.value,
+        province=event.province,
+        electronic_id=event.electronic_id,
+        unit_code=event.unit_code,
+        registered_from_agreement_id=event.registered_from_agreement_id,
+        names=(Naming(event.name, None, None),),
+    )
+
+
+def _renamed(state: PartyState, event: PartyRenamed) -> PartyState:
+    naming = Naming(event.name, event.effective_on, event.legal_basis)
+    return replace(state, version=state.version + 1, name=event.name, names=(*state.names, naming))
+
+
+def _succeeded(state: PartyState, event: SuccessionRecorded) -> PartyState:
+    if state.succession is not None:
+        raise ValueError("a second SuccessionRecorded for one party")
+    succession = Succession(
+        event.effective_on,
+        event.legal_basis,
+        event.successor_party_id,
+        tuple(event.obligation_successors),
+    )
+    return replace(state, version=state.version + 1, succession=succession)
+
+
+# One fold step per event type: a new event adds its row.
+PARTY_EVOLVERS: Mapping[type[PartyEvent], Callable[[Any, Any], PartyState]] = {
+    PartyRegistered: _registered,
+    PartyRenamed: _renamed,
+    SuccessionRecorded: _succeeded,
+}
 
 
 def fold_party(events: Iterable[PartyEvent], state: PartyState | None = None) -> PartyState | None:

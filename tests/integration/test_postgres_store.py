@@ -16,7 +16,7 @@ from services.agreement.state import AgreementState, fold
 from services.common.db import create_pool, migrate
 from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.bus import seal_events, utc_now
 from services.registry.service_layer.event_store import DocumentClaim, DuplicateDocument
@@ -106,8 +106,10 @@ async def _sign_the_way_002_did(pool: asyncpg.Pool, agreement_id: str, signing: 
     )
     # A second event, so that the backfill has to pick the signing out of the agreement's events.
     report = seal_events(
-        decide(ReportProgress.model_validate(report_body()), fold_signing(envelopes), Known(agreement_id)),
-        agreement_id=agreement_id,
+        decide(
+            ReportProgress.model_validate(report_body()), fold_signing(envelopes), StoreFacts(agreement_id)
+        ),
+        stream_id=agreement_id,
         version=1,
         prevhash=envelopes[-1].hash,
         context=CTX,

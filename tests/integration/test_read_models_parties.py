@@ -46,7 +46,7 @@ from services.projections.migrations import MIGRATIONS
 from services.projections.readmodel.apply import Applied, ApplyOutcome, FoldedStates, apply_many
 from services.projections.readmodel.document import to_document
 from services.projections.settings import ProjectionSettings
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.domain.directory import Directory, decide_transfer
 from services.registry.migrations import MIGRATIONS as REGISTRY_MIGRATIONS
 from tests.support.builders import report_body, sign_body
@@ -101,7 +101,7 @@ class Log:
 
     def agreement(self, agreement_id: str, command: Any) -> bytes:
         before = self.agreements.get(agreement_id)
-        [event] = decide(command, before, Known(agreement_id))
+        [event] = decide(command, before, StoreFacts(agreement_id))
         self.agreements[agreement_id] = evolve(before, event)
         return self.seal(agreement_id, event)
 
@@ -389,7 +389,7 @@ async def test_party_streams_skip_duplicates_park_gaps_and_refuse_foreign_events
     # An agreement's event on a party stream, a second registration, a registration of
     # another party: each refused on its own (the worker dead-letters them), the rest applied.
     signing = SignAgreement.model_validate(sign_body())
-    [signed] = decide(signing, None, Known("a-1"))
+    [signed] = decide(signing, None, StoreFacts("a-1"))
     foreign = log.seal(party_subject(FRONT), signed)
     other = log.register("mttq-lao-cai", "Ủy ban MTTQ tỉnh Lào Cai")
     wrong_id = log.seal(party_subject("x"), PartyRegistered(party_id="y", name="Y", kind=PartyKind.OTHER))

@@ -13,7 +13,7 @@ from services.agreement.state import AgreementState, evolve
 from services.registry import bootstrap
 from services.registry.adapters.memory_store import InMemoryEventStore
 from services.registry.bootstrap import Registry
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext
 from services.registry.service_layer.successions import Carried
@@ -34,14 +34,14 @@ def demo_states() -> dict[str, AgreementState]:
     states: dict[str, AgreementState] = {}
     for item in demo_agreements():
         agreement_id = f"id-{item['key']}"
-        known = Known(agreement_id, frozenset(ids.values()))
+        known = StoreFacts(agreement_id, frozenset(ids.values()))
         [event] = decide(SignAgreement.model_validate(resolve(item["body"], ids)), None, known)
         ids[item["key"]] = agreement_id
         states[agreement_id] = evolve(None, event)
     for entry in demo_lifecycle():
         agreement_id = ids[entry["agreement"]]
         command = COMMANDS[entry["action"]].model_validate(resolve(entry["body"], ids))
-        for event in decide(command, states[agreement_id], Known(agreement_id, frozenset(ids.values()))):
+        for event in decide(command, states[agreement_id], StoreFacts(agreement_id, frozenset(ids.values()))):
             states[agreement_id] = evolve(states[agreement_id], event)
     return {key: states[agreement_id] for key, agreement_id in ids.items()}
 
@@ -73,7 +73,7 @@ async def load_in_memory() -> LoadedDemo:
         command = COMMANDS[entry["action"]].model_validate(resolve(entry["body"], ids))
         await registry.bus.run(command, DEMO_CONTEXT, ids[entry["agreement"]])
     for body in demo_parties():
-        await registry.bus.run_directory(RegisterParty.model_validate(body), DEMO_CONTEXT)
+        await registry.bus.run_directory(RegisterParty.model_validate(body), DEMO_CONTEXT, body["party_id"])
     for item in demo_successions():
         succession = RecordSuccession.model_validate(item["body"])
         await registry.bus.run_directory(succession, DEMO_CONTEXT, item["party_id"])

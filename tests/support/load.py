@@ -26,7 +26,7 @@ from services.agreement.state import evolve
 from services.registry import bootstrap
 from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext, seal_events, utc_now
 
@@ -229,12 +229,12 @@ async def generate(
                     version = state.version
                     events = []
                     for command in commands[start : start + chunk]:
-                        [event] = decide(command, state, Known(agreement_id))
+                        [event] = decide(command, state, StoreFacts(agreement_id))
                         state = evolve(state, event)
                         events.append(event)
                     envelopes = seal_events(
                         events,
-                        agreement_id=agreement_id,
+                        stream_id=agreement_id,
                         version=version,
                         prevhash=prevhash,
                         context=context,

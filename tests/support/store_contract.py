@@ -25,10 +25,11 @@ from coordreg_contracts.events import Event
 from coordreg_contracts.parties import PartyEvent, PartyKind, PartyRegistered, PartyRenamed, party_subject
 
 from services.agreement.state import AgreementState, fold
-from services.registry.domain.decide import Known, decide
+from services.registry.bootstrap import command_bus
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
-from services.registry.service_layer.bus import CommandBus, CommandContext, seal_events, utc_now
+from services.registry.service_layer.bus import CommandContext, seal_events, utc_now
 from services.registry.service_layer.event_store import (
     ConcurrencyError,
     DirectoryRead,
@@ -58,7 +59,7 @@ CTX = CommandContext(Caller.in_process("tester"), correlation_id="c", causation_
 
 def envelopes_for(agreement_id: str, version: int, prevhash: str = "", **signing: Any) -> list[Envelope]:
     """The sealed signing of `sign_body(**signing)`."""
-    events = decide(SignAgreement.model_validate(sign_body(**signing)), None, Known(agreement_id))
+    events = decide(SignAgreement.model_validate(sign_body(**signing)), None, StoreFacts(agreement_id))
     return sealed(agreement_id, version, events, prevhash)
 
 
@@ -67,7 +68,7 @@ def sealed(
 ) -> list[Envelope]:
     return seal_events(
         events,
-        agreement_id=stream_id,
+        stream_id=stream_id,
         version=version,
         prevhash=prevhash,
         context=CTX,
@@ -122,7 +123,7 @@ def fold_one(stored: StoredEvent) -> AgreementState:
 
 async def reported(store: EventStore, reports: int) -> str:
     """A signed agreement with `reports` progress reports after it: a stream of 1 + `reports`."""
-    bus = CommandBus(store, NO_KEYS, refusal_status_and_body)
+    bus = command_bus(store, NO_KEYS, refusal_status_and_body)
     agreement_id = (await bus.run(SignAgreement.model_validate(sign_body()), CTX)).agreement_id
     for n in range(reports):
         body = report_body(period=str(2023 + n % 3), completion_percent=10 * n)
@@ -161,7 +162,7 @@ NO_KEYS = _NoKeys()
 
 class EventStoreContract:
     async def test_append_then_load_in_sequence_order(self, store: EventStore) -> None:
-        bus = CommandBus(store, NO_KEYS, refusal_status_and_body)
+        bus = command_bus(store, NO_KEYS, refusal_status_and_body)
         result = await bus.run(SignAgreement.model_validate(sign_body()), CTX)
         for period in ("2023", "2024", "2025"):
             await bus.run(
@@ -410,7 +411,7 @@ class EventStoreContract:
             }
         )
         [signing] = await store.load("nm-2")
-        events = decide(amendment, fold_one(signing), Known("nm-2"))
+        events = decide(amendment, fold_one(signing), StoreFacts("nm-2"))
         await store.append("nm-2", 1, sealed("nm-2", 1, events, signing.envelope().hash))
         await store.append("nm-3", 0, envelopes_for("nm-3", 0, **parties_signing("nm-red-cross", "nm-front")))
         # In signing order; the party's own stream is no agreement that names it.

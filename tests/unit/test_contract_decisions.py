@@ -15,7 +15,7 @@ from coordreg_contracts.events import AgreementAmended, Event
 from services.agreement.state import AgreementState, evolve
 from services.projections.readmodel.apply import latest_report
 from services.projections.readmodel.naming import parties_named
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.domain.errors import Rejected
 from tests.support.builders import report_body, sign_body
 
@@ -25,7 +25,7 @@ CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "CONTRACT.md"
 
 
 def signed(body: dict[str, Any] | None = None) -> AgreementState:
-    [event] = decide(SignAgreement.model_validate(body or sign_body()), None, Known(AGREEMENT))
+    [event] = decide(SignAgreement.model_validate(body or sign_body()), None, StoreFacts(AGREEMENT))
     return evolve(None, event)
 
 
@@ -40,8 +40,10 @@ def amendment(*changes: dict[str, Any]) -> AmendAgreement:
     )
 
 
-def step(state: AgreementState, command: Any, known: Known | None = None) -> tuple[Event, AgreementState]:
-    [event] = decide(command, state, known or Known(AGREEMENT))
+def step(
+    state: AgreementState, command: Any, known: StoreFacts | None = None
+) -> tuple[Event, AgreementState]:
+    [event] = decide(command, state, known or StoreFacts(AGREEMENT))
     return event, evolve(state, event)
 
 
@@ -49,9 +51,9 @@ def report(state: AgreementState, **overrides: Any) -> AgreementState:
     return step(state, ReportProgress.model_validate(report_body(**overrides)))[1]
 
 
-def refused_locs(command: Any, state: AgreementState | None, known: Known | None = None) -> list[Any]:
+def refused_locs(command: Any, state: AgreementState | None, known: StoreFacts | None = None) -> list[Any]:
     with pytest.raises(Rejected) as caught:
-        decide(command, state, known or Known(AGREEMENT))
+        decide(command, state, known or StoreFacts(AGREEMENT))
     return [v.loc for v in caught.value.violations]
 
 
@@ -85,7 +87,7 @@ def test_decision_3_a_supporter_listed_twice_is_refused() -> None:
 @pytest.mark.parametrize("outcome", ["completed", "terminated", "expired", "superseded"])
 def test_decision_4_a_successor_is_checked_whatever_the_outcome(outcome: str) -> None:
     state = signed()
-    known = Known(AGREEMENT, frozenset({"a-2"}))
+    known = StoreFacts(AGREEMENT, frozenset({"a-2"}))
 
     def closing(successor: str | None) -> CloseTerm:
         return CloseTerm.model_validate(
@@ -160,7 +162,7 @@ def named(state: AgreementState, *changes: dict[str, Any]) -> tuple[set[str], Ag
 def test_decision_8_signing_reporting_and_closing() -> None:
     body = sign_body()
     body["parties"].append({"party_id": NEWSPAPER, "name": "Báo Hòa Bình", "role": "member"})
-    [signing] = decide(SignAgreement.model_validate(body), None, Known(AGREEMENT))
+    [signing] = decide(SignAgreement.model_validate(body), None, StoreFacts(AGREEMENT))
     state = evolve(None, signing)
     assert parties_named(signing, None, state) == {LEAD, RED_CROSS, NEWSPAPER}
     reported, after = step(state, ReportProgress.model_validate(report_body()))

@@ -64,7 +64,7 @@ async def sign(registry: Registry, **overrides: Any) -> CommandResult:
 
 async def register(registry: Registry, party_id: str, **fields: Any) -> PartyResult:
     body = {"party_id": party_id, "name": f"Đơn vị {party_id}", "kind": "department", **fields}
-    return await registry.bus.run_directory(RegisterParty.model_validate(body), CTX)
+    return await registry.bus.run_directory(RegisterParty.model_validate(body), CTX, party_id)
 
 
 def succession(successor: str = SUCCESSOR, **fields: Any) -> RecordSuccession:

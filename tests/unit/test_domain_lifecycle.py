@@ -8,14 +8,14 @@ import pytest
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, ReportProgress, SignAgreement
 
 from services.agreement.state import AgreementState, evolve
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.domain.errors import Conflict, Rejected
 from tests.support.builders import report_body, sign_body
 
 
 @pytest.fixture
 def signed() -> AgreementState:
-    [event] = decide(SignAgreement.model_validate(sign_body()), None, Known("a-1"))
+    [event] = decide(SignAgreement.model_validate(sign_body()), None, StoreFacts("a-1"))
     return evolve(None, event)
 
 
@@ -28,7 +28,7 @@ def amend(state: AgreementState, *changes: dict[str, Any]) -> AgreementState:
             "changes": changes,
         }
     )
-    for event in decide(command, state, Known("a-1")):
+    for event in decide(command, state, StoreFacts("a-1")):
         state = evolve(state, event)
     return state
 
@@ -105,7 +105,7 @@ def test_withdrawing_every_obligation_is_refused(signed: AgreementState) -> None
 
 
 def report(state: AgreementState, **overrides: Any) -> AgreementState:
-    for event in decide(ReportProgress.model_validate(report_body(**overrides)), state, Known("a-1")):
+    for event in decide(ReportProgress.model_validate(report_body(**overrides)), state, StoreFacts("a-1")):
         state = evolve(state, event)
     return state
 
@@ -144,10 +144,10 @@ def test_withdrawn_obligation_takes_no_reports(signed: AgreementState) -> None:
     )
 
 
-def close(state: AgreementState, known: Known | None = None, **overrides: Any) -> AgreementState:
+def close(state: AgreementState, known: StoreFacts | None = None, **overrides: Any) -> AgreementState:
     body = {"closed_on": "2027-12-31", "outcome": "completed", "summary": "Tổng kết giai đoạn 2023-2027"}
     body.update(overrides)
-    for event in decide(CloseTerm.model_validate(body), state, known or Known("a-1")):
+    for event in decide(CloseTerm.model_validate(body), state, known or StoreFacts("a-1")):
         state = evolve(state, event)
     return state
 
@@ -169,7 +169,7 @@ def test_superseded_names_an_existing_successor(signed: AgreementState) -> None:
     with pytest.raises(Rejected):
         close(signed, outcome="superseded", successor_agreement_id="unknown")
     closed = close(
-        signed, Known("a-1", frozenset({"a-2"})), outcome="superseded", successor_agreement_id="a-2"
+        signed, StoreFacts("a-1", frozenset({"a-2"})), outcome="superseded", successor_agreement_id="a-2"
     )
     assert closed.closure is not None and closed.closure.successor_agreement_id == "a-2"
 

@@ -10,13 +10,13 @@ from coordreg_contracts.events import AgreementSigned
 from pydantic import ValidationError
 
 from services.agreement.state import evolve
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.domain.errors import Rejected
 from tests.support.builders import sign_body
 
 
-def sign(body: dict[str, Any], known: Known | None = None) -> AgreementSigned:
-    events = decide(SignAgreement.model_validate(body), None, known or Known("a-1"))
+def sign(body: dict[str, Any], known: StoreFacts | None = None) -> AgreementSigned:
+    events = decide(SignAgreement.model_validate(body), None, known or StoreFacts("a-1"))
     assert len(events) == 1 and isinstance(events[0], AgreementSigned)
     return events[0]
 
@@ -88,7 +88,7 @@ def test_signed_after_the_term_ended() -> None:
 
 def test_unknown_parent_is_rejected_and_a_known_one_accepted() -> None:
     assert ("parent_agreement_id",) in rejected_locs(sign_body(parent_agreement_id="nope"))
-    event = sign(sign_body(parent_agreement_id="p-1"), Known("a-2", frozenset({"p-1"})))
+    event = sign(sign_body(parent_agreement_id="p-1"), StoreFacts("a-2", frozenset({"p-1"})))
     assert event.parent_agreement_id == "p-1"
 
 

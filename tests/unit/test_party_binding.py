@@ -1,4 +1,4 @@
-"""Party binding is decided on the state the command is decided on (services/registry/service_layer/bus.py).
+"""Party binding is decided on the state the command is decided on (service_layer/handlers.py).
 
 The race of issue 10: a client acting for party P sends an amendment (or a closing) while
 another registry process removes P from the agreement. The removal commits after the

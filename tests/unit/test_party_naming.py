@@ -29,7 +29,7 @@ from services.projections.readmodel.naming import (
     party_summary,
     summary,
 )
-from services.registry.domain.decide import Known, decide
+from services.registry.domain.decide import StoreFacts, decide
 from services.registry.domain.directory import Directory, decide_transfer
 from services.registry.entrypoints.views import agreement_view
 from tests.support.builders import sign_body
@@ -42,7 +42,7 @@ MERGED = date(2025, 7, 1)
 
 
 def signed(**overrides: Any) -> AgreementState:
-    [event] = decide(SignAgreement.model_validate(sign_body(**overrides)), None, Known(AGREEMENT))
+    [event] = decide(SignAgreement.model_validate(sign_body(**overrides)), None, StoreFacts(AGREEMENT))
     return evolve(None, event)
 
 

@@ -1137,8 +1137,10 @@ class RegistryMachine(RuleBasedStateMachine):
         directory = isinstance(command, RegisterParty | RenameParty | RecordSuccession)
         try:
             if isinstance(command, RegisterParty | RenameParty | RecordSuccession):
+                party_id = command.party_id if isinstance(command, RegisterParty) else stream_id
+                assert party_id is not None
                 result = self.loop.run_until_complete(
-                    self.registry.bus.run_directory(command, context, stream_id)
+                    self.registry.bus.run_directory(command, context, party_id)
                 )
             else:
                 result = self.loop.run_until_complete(self.registry.bus.run(command, context, stream_id))

@@ -34,6 +34,7 @@ from services.agreement.state import (
 )
 from services.registry import bootstrap
 from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
+from services.registry.bootstrap import command_bus
 from services.registry.domain.errors import DomainError
 from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
@@ -278,7 +279,7 @@ async def _cold(life: list[Command]) -> InMemoryEventStore:
 
     def fresh_bus() -> CommandBus:
         agreements = AgreementRepository(store, snapshot_every=1)
-        return CommandBus(store, keys, refusal_status_and_body, agreements=agreements, **made)
+        return command_bus(store, keys, refusal_status_and_body, agreements=agreements, **made)
 
     signing = SignAgreement.model_validate(sign_body(document_number="1/CTPH"))
     agreement_id = (await fresh_bus().run(signing, CTX)).agreement_id
@@ -385,7 +386,7 @@ async def test_a_short_stream_leaves_no_snapshot() -> None:
 async def test_a_snapshot_that_cannot_be_saved_fails_no_command() -> None:
     store = CountingStore(refuse_snapshots=True)
     agreement_id = await _signed_and_reported(store, 3)
-    bus = CommandBus(
+    bus = command_bus(
         store,
         InMemoryIdempotencyStore(store),
         refusal_status_and_body,

@@ -44,7 +44,7 @@ async def sign(reg: Registry, **overrides: Any) -> str:
 async def register(reg: Registry, *party_ids: str) -> None:
     for party_id in party_ids:
         body = {"party_id": party_id, "name": f"Đơn vị {party_id}", "kind": "front_committee"}
-        await reg.bus.run_directory(RegisterParty.model_validate(body), ADMIN)
+        await reg.bus.run_directory(RegisterParty.model_validate(body), ADMIN, party_id)
 
 
 async def succeed(

@@ -49,8 +49,11 @@ ProvinceOf = Callable[[str], str | None]
 
 
 def decide_register(
-    command: RegisterParty, state: PartyState | None, province_of: ProvinceOf
+    command: RegisterParty, state: PartyState | None, party_id: str, province_of: ProvinceOf
 ) -> list[PartyEvent]:
+    """`party_id`: the party whose stream the registration opens, the one the command names."""
+    if command.party_id != party_id:
+        raise Rejected([Violation(("party_id",), f"this registration is for {party_id!r}")])
     if state is not None:
         raise Conflict(f"party {command.party_id!r} is already in the directory")
     violations = []

@@ -188,7 +188,7 @@ async def sign(
     body: SignAgreement, request: Request, registry: RegistryDep, client: Signer, key: IdempotencyKey = None
 ) -> JSONResponse:
     context = await command_context(request, client, body, 201, key, None)
-    return reply_response(await registry.bus.handle(body, context), 201, body)
+    return reply_response(await registry.bus.handle(body, context, registry.bus.new_stream_id()), 201, body)
 
 
 @router.post("/agreements/{agreement_id}/amendments", summary="Amend an agreement", responses=AMEND_ERRORS)
@@ -283,7 +283,7 @@ async def register_party(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     context = await command_context(request, client, body, 201, key, None)
-    return reply_response(await registry.bus.handle(body, context), 201, body)
+    return reply_response(await registry.bus.handle(body, context, party_subject(body.party_id)), 201, body)
 
 
 @router.post("/parties/{party_id}/rename", summary="Rename a party", responses=PARTY_ERRORS)
@@ -296,7 +296,7 @@ async def rename_party(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     context = await command_context(request, client, body, 200, key, None)
-    return reply_response(await registry.bus.handle(body, context, party_id), 200, body)
+    return reply_response(await registry.bus.handle(body, context, party_subject(party_id)), 200, body)
 
 
 @router.post(
@@ -313,7 +313,7 @@ async def record_succession(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     context = await command_context(request, client, body, 200, key, None)
-    return reply_response(await registry.bus.handle(body, context, party_id), 200, body)
+    return reply_response(await registry.bus.handle(body, context, party_subject(party_id)), 200, body)
 
 
 @router.get(

@@ -30,7 +30,8 @@ _PREVHASH_KEY = ',"prevhash":'
 
 
 class ConcurrencyError(Exception):
-    """Another writer appended to the agreement since it was read."""
+    """Another writer appended to the stream since it was read, or changed a directory entry the
+    decision read (`DirectoryRead`): a lost race, decided again by `retry.RetryPolicy`."""
 
 
 class DuplicateDocument(Exception):
@@ -138,8 +139,9 @@ class Resumption:
 
 
 class EventStore(Protocol):
-    async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
-        """The agreement's events with a sequence above `after`, in sequence order."""
+    async def load(self, stream_id: str, after: int = 0) -> list[StoredEvent]:
+        """The stream's events (an agreement's, or a party's `party/<id>`) with a sequence above
+        `after`, in sequence order."""
         ...
 
     async def load_page(self, stream_id: str, after: int, limit: int, max_bytes: int) -> list[StoredEvent]:
@@ -151,7 +153,7 @@ class EventStore(Protocol):
 
     async def append(
         self,
-        agreement_id: str,
+        agreement_id: str,  # any stream's id: the stores still name it so
         expected_version: int,
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
@@ -206,11 +208,11 @@ class EventStore(Protocol):
         ...
 
 
-def require_continuation(agreement_id: str, expected_version: int, envelopes: Sequence[Envelope]) -> None:
+def require_continuation(stream_id: str, expected_version: int, envelopes: Sequence[Envelope]) -> None:
     """Every store implementation refuses envelopes that do not follow `expected_version`."""
     for offset, envelope in enumerate(envelopes, start=1):
-        if envelope.sequence != expected_version + offset or envelope.subject != agreement_id:
-            raise ValueError("envelopes must continue the agreement's sequence")
+        if envelope.sequence != expected_version + offset or envelope.subject != stream_id:
+            raise ValueError("envelopes must continue the stream's sequence")
 
 
 def party_marker(party_id: str) -> str:

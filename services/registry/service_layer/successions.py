@@ -24,9 +24,12 @@ import structlog
 
 from services.registry.domain.directory import decide_transfer
 from services.registry.service_layer.binding import Caller
-from services.registry.service_layer.bus import CommandContext, seal_events, utc_now
 from services.registry.service_layer.event_store import ConcurrencyError, DirectoryRead, EventStore
+from services.registry.service_layer.locks import StreamLocks
+from services.registry.service_layer.messages import CommandContext
 from services.registry.service_layer.repository import AgreementRepository, LoadedParty, PartyRepository
+from services.registry.service_layer.retry import RetryPolicy
+from services.registry.service_layer.sealing import seal_events, utc_now
 
 log = structlog.get_logger(__name__)
 # Names the transfer events: one id per (succession, agreement), so that even a transfer decided
@@ -49,13 +52,17 @@ class SuccessionManager:
         parties: PartyRepository,
         *,
         clock: Callable[[], str] = utc_now,
-        retries: int = 20,
+        retry: RetryPolicy | None = None,
+        locks: StreamLocks | None = None,
     ) -> None:
         self.store = store
         self.agreements = agreements
         self.parties = parties
         self.clock = clock
-        self.retries = retries
+        # The command bus's policy on lost races; the bus's locks, so that a transfer queues up
+        # behind the commands on its agreement in this process instead of racing them.
+        self.retry = retry or RetryPolicy(20)
+        self.locks = locks or StreamLocks()
 
     async def run_pending(self) -> list[Carried]:
         """Every queued succession, carried and taken off the queue. A party whose carrying fails
@@ -89,42 +96,49 @@ class SuccessionManager:
         return Carried(party_id, transferred, unchanged)
 
     async def _transfer(self, agreement_id: str, predecessor: LoadedParty, context: CommandContext) -> bool:
+        async def step() -> bool:
+            async with self.locks.of(agreement_id):
+                return await self._transfer_once(agreement_id, predecessor, context)
+
+        return await self.retry.run(
+            step, exhausted=lambda: ConcurrencyError(agreement_id), stream_id=agreement_id
+        )
+
+    async def _transfer_once(
+        self, agreement_id: str, predecessor: LoadedParty, context: CommandContext
+    ) -> bool:
+        """The transfer decided on the agreement's current state and appended, or nothing to do;
+        raises ConcurrencyError when the append lost a race."""
         state = predecessor.state
         assert state is not None and state.succession is not None
         successor_ids = state.succession.successor_ids()
         transfer_id = str(uuid.uuid5(TRANSFER_NAMESPACE, f"{predecessor.succession_event_id}/{agreement_id}"))
-        for _attempt in range(self.retries):
-            loaded = await self.agreements.get(agreement_id)
-            if loaded.state is None:
-                return False
-            directory, versions = await self.parties.chain(successor_ids)
-            events = decide_transfer(loaded.state, state, predecessor.succession_event_id, directory)
-            if not events:
-                return False
-            envelopes = seal_events(
-                events,
-                agreement_id=agreement_id,
-                version=loaded.state.version,
-                prevhash=loaded.last_hash,
-                context=context,
-                recorded_at=self.clock,
-                new_id=functools.partial(str, transfer_id),
-            )
-            # A successor that has ceased since is carried on by its own succession, queued here.
-            ceased = [s for s in successor_ids if (entry := directory.get(s)) is not None and entry.ceased]
-            try:
-                await self.store.append(
-                    agreement_id,
-                    loaded.state.version,
-                    envelopes,
-                    directory=DirectoryRead({s: versions[s] for s in successor_ids}),
-                    queue_successions=ceased,
-                )
-            except ConcurrencyError:
-                await asyncio.sleep(0.001)
-                continue
-            return True
-        raise ConcurrencyError(agreement_id)
+        loaded = await self.agreements.get(agreement_id)
+        if loaded.state is None:
+            return False
+        directory, versions = await self.parties.chain(successor_ids)
+        events = decide_transfer(loaded.state, state, predecessor.succession_event_id, directory)
+        if not events:
+            return False
+        envelopes = seal_events(
+            events,
+            stream_id=agreement_id,
+            version=loaded.state.version,
+            prevhash=loaded.last_hash,
+            context=context,
+            recorded_at=self.clock,
+            new_id=functools.partial(str, transfer_id),
+        )
+        # A successor that has ceased since is carried on by its own succession, queued here.
+        ceased = [s for s in successor_ids if (entry := directory.get(s)) is not None and entry.ceased]
+        await self.store.append(
+            agreement_id,
+            loaded.state.version,
+            envelopes,
+            directory=DirectoryRead({s: versions[s] for s in successor_ids}),
+            queue_successions=ceased,
+        )
+        return True
 
     async def _context(self, party_id: str, succession_event_id: str) -> CommandContext:
         """The transfer is caused by the succession event and correlated with its request; its actor
