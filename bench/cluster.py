@@ -4,8 +4,9 @@ local cluster (deploy/local/cluster.py) instead of one process of each part.
 Every acknowledged command there costs more than on one node: its commit waits for the
 synchronous standby's flush, and its record for two of three brokers. The same compiled load
 generator and the same phases (a warm-up, open loops at the given rates, a closed loop) run
-through HAProxy against two registries; the figures go to `bench/results/cluster.md` and
-`cluster.json` beside the single-node ones of `latest.md`.
+through HAProxy against two registries; the figures replace `bench/results/cluster.md` (and
+`cluster.json`, the measurements, not committed) beside the single-node ones of `latest.md`, and
+what no report there cites is deleted (bench/publish.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import publish
 from bench.cpu import CpuMeter
 from bench.load import Load, PhaseResult
 from bench.report import best_sustained
@@ -119,5 +121,7 @@ def run(args: argparse.Namespace) -> int:
     single = json.loads(latest.read_text()) if latest.exists() else None
     (out / "cluster.md").write_text(render(results, single))
     say(f"wrote {out / 'cluster.md'}")
+    for path in publish.prune(out):
+        say(f"removed {path}: no report cites it")
     print((out / "cluster.md").read_text())
     return 0

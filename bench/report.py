@@ -348,7 +348,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "The profiles behind `what limits it`: `flame-registry-after.svg`, `flame-relay-after.svg` and "
         "`flame-projections-after.svg` beside this file (py-spy under the closed loop, made by "
-        "`python -m bench.flame --tag after`; `-before` are the same before issue 12), the registry's "
+        "`python -m bench.flame --tag after`; `flame-registry-before.svg`, `flame-relay-before.svg` and "
+        "`flame-projections-before.svg` are the same before issue 12), the registry's "
         "cProfile with `--profile`, and `flame-rebuild-after.svg` (py-spy of a whole-store rebuild of "
         "100,000 bench events with its worker processes: `py-spy record --subprocesses -o "
         "flame-rebuild-after.svg -- coordreg-audit rebuild --from store --database-url …`).",

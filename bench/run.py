@@ -2,7 +2,9 @@
 
 Runs on a fresh local PostgreSQL and Kafka under `.local/bench/` (or DATABASE_URL /
 KAFKA_BOOTSTRAP_SERVERS), with the registry, the relay and the projections as separate
-processes, and writes bench/results/latest.json, latest.md and latency.png.
+processes, and replaces bench/results/latest.md and latency.png (the report and its chart) and
+latest.json (the measurements, not committed); then deletes what no report there cites
+(bench/publish.py), so the directory holds the latest report and the profiles it cites.
 
 Phases, all in one run on one machine:
   1-2. HTTP command load at fixed rates (open loop) and flat out (closed loop), with the
@@ -35,7 +37,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import append, ceilings, log_proofs, peer, replay
+from bench import append, ceilings, log_proofs, peer, publish, replay
 from bench.cold import cold_command_costs
 from bench.cpu import CpuMeter, per_unit_ms, usage
 from bench.events import append_lives, make_lives
@@ -78,7 +80,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the HTTP load phases against the local cluster (make cluster's parts) into cluster.md",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json/md and latency.png go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help="where latest.json/md and latency.png go (a directory of the bench's own: files no report cites are deleted)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.rates = [float(r) for r in (args.rates or ("250,500" if quick else "250,500,1000")).split(",")]
@@ -617,11 +624,17 @@ def write_results(results: dict[str, Any], out: Path) -> None:
         [Series("ok/s", ORANGE, [(t, float(n)) for p in phases for t, n, _, _ in p["timeline"]])],
     )
     say(f"wrote {out / 'latest.json'}, {out / 'latest.md'} and {out / 'latency.png'}")
+    for path in publish.prune(out):
+        say(f"removed {path}: no report cites it")
 
 
 def render(out: Path) -> None:
     """Re-renders latest.md and latency.png from latest.json (after a change to the report)."""
-    results = json.loads((out / "latest.json").read_text(encoding="utf-8"))
+    measured = out / "latest.json"
+    if not measured.is_file():
+        # The measurements are not committed (bench/publish.py): only a run on this checkout leaves them.
+        raise SystemExit(f"{measured} is missing: --render re-renders the measurements of a run made here")
+    results = json.loads(measured.read_text(encoding="utf-8"))
     add_ratios(results)
     results["verdicts"] = verdicts(results)
     write_results(results, out)
