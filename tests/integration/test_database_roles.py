@@ -121,14 +121,14 @@ CASES = [
 def _command(stream: str) -> dict[str, Any]:
     """The smallest argument of registry.append_command: one event of a new stream."""
     event = {
-        "a": stream,
-        "s": 1,
-        "e": str(uuid.uuid4()),
-        "t": "AgreementSigned",
-        "r": "2026-01-01T00:00:00Z",
-        "v": "{}",
+        "stream_id": stream,
+        "sequence": 1,
+        "event_id": str(uuid.uuid4()),
+        "type": "AgreementSigned",
+        "recorded_at": "2026-01-01T00:00:00Z",
+        "envelope": "{}",
     }
-    return {"stream": stream, "events": [event]}
+    return {"stream_id": stream, "events": [event]}
 
 
 @pytest.fixture(scope="module")
