@@ -126,7 +126,9 @@ def append_payload(
             "status_code": completion.status_code,
             "response": completion.body(0),
         },
-        "queue_successions": sorted(set(queue_successions)),
+        # In the command's order: the function queues them once each, in id order; the
+        # in-memory store, as the contract model does, in this order.
+        "queue_successions": list(queue_successions),
     }
     if trace:
         payload["trace"] = trace

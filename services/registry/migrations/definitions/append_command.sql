@@ -35,7 +35,7 @@
 --    "parties": [{"party_id": "...", "expected": <version before, 0: new>, "version": <after>}],
 --    "completion": {"client_id": "...", "key": "...", "token": "<uuid>", "status_code": 201,
 --                   "response": {...the response body; "position" is written here...}} | null,
---    "queue_successions": ["<party_id>", ...],
+--    "queue_successions": ["<party_id>", ...  (queued once each, in id order)],
 --    "trace": {"traceparent": "00-...", "tracestate": "..."} | absent}
 --
 -- It returns {"positions": [the positions of the command stream's events]}, or
