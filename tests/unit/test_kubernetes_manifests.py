@@ -54,8 +54,7 @@ from coordreg_contracts.topic import TOPIC
 
 from deploy.checksums import verify_directory
 from deploy.local.db_accounts import LOGIN_ROLES, MIGRATOR
-from services.common.db_roles import DATABASE_URL_SETTINGS
-from services.common.db_roles import GROUP_ROLES
+from services.common.db_roles import DATABASE_URL_SETTINGS, GROUP_ROLES
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import relay_transactional_id
