@@ -37,8 +37,8 @@ from services.common.db import create_pool, migrate
 from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.domain.decide import Known, decide
-from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.migrations import MIGRATIONS
+from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandBus, CommandContext, utc_now
 from services.registry.service_layer.repository import AgreementRepository

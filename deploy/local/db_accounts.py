@@ -19,8 +19,8 @@ from pathlib import Path
 import asyncpg
 
 from services.common.db_roles import DATABASE_URL_SETTINGS, GROUP_ROLES, ensure_group_roles
-from services.common.migrate_main import MigratorSettings
-from services.common.migrate_main import run as migrate_all
+from services.migrate_main import MigratorSettings
+from services.migrate_main import run as migrate_all
 
 MIGRATOR = "coordreg_migrator"
 # The login role of each component (the migrator's is its own: it owns, it needs no group).

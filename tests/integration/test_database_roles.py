@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 
 from deploy.local.db_accounts import LOGIN_ROLES, DatabaseAccounts, ensure_accounts, with_database
-from services.common.migrate_main import MigratorSettings
-from services.common.migrate_main import run as migrate_all
+from services.migrate_main import MigratorSettings
+from services.migrate_main import run as migrate_all
 from tests.support.builders import sign_body
 from tests.support.stack import Stack, session_passwords
 

@@ -26,7 +26,7 @@ from coordreg_contracts.parties import PartyEvent, PartyKind, PartyRegistered, P
 
 from services.agreement.state import AgreementState, fold
 from services.registry.domain.decide import Known, decide
-from services.registry.entrypoints.errors import refusal_status_and_body
+from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandBus, CommandContext, seal_events, utc_now
 from services.registry.service_layer.event_store import (

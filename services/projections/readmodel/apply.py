@@ -50,11 +50,11 @@ from services.agreement.state import AgreementState, Inheritance, ObligationStat
 from services.common.db import Connection
 from services.common.envelope_signatures import EnvelopeVerifier, check_hash, check_link
 from services.common.lru import Lru
+from services.common.search_text import search_key
 from services.directory.state import Naming, PartyState, Succession, evolve_party
 from services.projections.readmodel.document import from_document, to_document
 from services.projections.readmodel.locality import locality_now
 from services.projections.readmodel.naming import parties_named, party_events_named, party_summary, summary
-from services.projections.readmodel.search_text import search_key
 
 
 class ApplyOutcome(StrEnum):
