@@ -30,14 +30,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from coordreg_contracts.envelope import Envelope
 from coordreg_contracts.events import Event, ProgressReported
 from coordreg_contracts.parties import (
-    ObligationSuccessor,
     PartyEvent,
     is_party_subject,
     party_id_of,
@@ -51,7 +50,13 @@ from services.common.db import Connection
 from services.common.envelope_signatures import EnvelopeVerifier, check_hash, check_link
 from services.common.lru import Lru
 from services.common.search_text import search_key
-from services.directory.state import Naming, PartyState, Succession, evolve_party
+from services.directory.codec import (
+    naming_from_json,
+    naming_json,
+    obligation_successors_from_json,
+    obligation_successors_json,
+)
+from services.directory.state import PartyState, Succession, evolve_party
 from services.projections.readmodel.document import from_document, to_document
 from services.projections.readmodel.locality import locality_now
 from services.projections.readmodel.naming import parties_named, party_events_named, party_summary, summary
@@ -517,18 +522,11 @@ def party_row(stream: StreamFold) -> tuple[Any, ...]:
         state.electronic_id,
         state.unit_code,
         state.registered_from_agreement_id,
-        [
-            {
-                "name": n.name,
-                "effective_on": n.effective_on.isoformat() if n.effective_on else None,
-                "legal_basis": n.legal_basis,
-            }
-            for n in state.names
-        ],  # jsonb: the connection's codec encodes it
+        [naming_json(n) for n in state.names],  # jsonb: the connection's codec encodes it
         succession.effective_on if succession else None,
         succession.legal_basis if succession else None,
         succession.successor_party_id if succession else None,
-        [s.model_dump(mode="json") for s in succession.obligation_successors] if succession else [],
+        obligation_successors_json(succession) if succession else [],
     )
 
 
@@ -540,7 +538,7 @@ def _party_state(row: Any) -> PartyState:
             row["ceased_on"],
             row["legal_basis"],
             row["successor_party_id"],
-            tuple(ObligationSuccessor.model_validate(s) for s in row["obligation_successors"]),
+            obligation_successors_from_json(row["obligation_successors"]),
         )
     return PartyState(
         party_id=row["party_id"],
@@ -551,14 +549,7 @@ def _party_state(row: Any) -> PartyState:
         electronic_id=row["electronic_id"],
         unit_code=row["unit_code"],
         registered_from_agreement_id=row["registered_from_agreement_id"],
-        names=tuple(
-            Naming(
-                n["name"],
-                date.fromisoformat(n["effective_on"]) if n["effective_on"] else None,
-                n["legal_basis"],
-            )
-            for n in row["names"]
-        ),
+        names=tuple(naming_from_json(n) for n in row["names"]),
         succession=succession,
     )
 
