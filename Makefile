@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy schemas/coordreg_contracts services deploy tests bench
+	$(VENV)/bin/lint-imports
 
 # Regenerates schemas/jsonschema/*.json and schemas/asyncapi.yaml from the event models.
 schemas: $(STAMP)

@@ -38,8 +38,8 @@ from services.registry.adapters.postgres_idempotency import PostgresIdempotencyS
 from services.registry.adapters.postgres_store import PostgresEventStore
 from services.registry.bootstrap import command_bus
 from services.registry.domain.decide import StoreFacts, decide
-from services.registry.entrypoints.errors import refusal_status_and_body
 from services.registry.migrations import MIGRATIONS
+from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandBus, CommandContext, utc_now
 from services.registry.service_layer.repository import AgreementRepository

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import asyncpg
 
-from services.common.db_roles import GROUP_ROLES, ensure_group_roles
-from services.common.migrate_main import MigratorSettings
-from services.common.migrate_main import run as migrate_all
+from services.common.db_roles import DATABASE_URL_SETTINGS, GROUP_ROLES, ensure_group_roles
+from services.migrate_main import MigratorSettings
+from services.migrate_main import run as migrate_all
 
 MIGRATOR = "coordreg_migrator"
 # The login role of each component (the migrator's is its own: it owns, it needs no group).
@@ -86,17 +86,7 @@ class DatabaseAccounts:
     def env(self, *components: str) -> dict[str, str]:
         """The variables that give these services (all four when none is named) their own accounts,
         and nothing more: a process is not handed another component's password."""
-        return {SERVICE_VARIABLES[c]: self.urls[c] for c in components or SERVICE_VARIABLES}
-
-
-# The variable each service reads its own account from (the registry and the relay both read
-# REGISTRY_*, the query API and the worker PROJECTIONS_*).
-SERVICE_VARIABLES = {
-    "registry": "REGISTRY_DATABASE_URL",
-    "relay": "REGISTRY_RELAY_DATABASE_URL",
-    "query": "PROJECTIONS_DATABASE_URL",
-    "worker": "PROJECTIONS_WORKER_DATABASE_URL",
-}
+        return {DATABASE_URL_SETTINGS[c]: self.urls[c] for c in components or DATABASE_URL_SETTINGS}
 
 
 # A database the services built before they had roles (a `.local` folder of an earlier `make

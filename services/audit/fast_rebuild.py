@@ -4,7 +4,7 @@
 batch reads and rewrites the rows of the streams it touched. A rebuild of everything starts
 from empty read models and sees every stream whole, so here each stream (an agreement's or a
 party's) is folded from its first event to its last by the live applier's own `decode`,
-`_fold` and row functions, and only the rows the batches would have left behind are written:
+`apply_event` and `folded_rows`, and only the rows the batches would have left behind are written:
 an agreement's, its obligations', transfers' and `streams` row, a party's and its successions
 as of its last event (each batch rewrites them whole from the state); each report's latest
 value; a history row and an `applied` row per event; the events still parked at the end. They
@@ -45,18 +45,15 @@ import structlog
 
 from services.agreement.state import AgreementState
 from services.audit.common import INFRASTRUCTURE_ERRORS, ident
+from services.audit.outcomes import STORE_ORIGIN, Counts, Item, count_outcome, dead_letter
 from services.audit.progress import Progress
-from services.audit.rebuild import STORE_ORIGIN, Counts, Item, _count, _dead_letter
-from services.directory.state import PartyState
 from services.projections.readmodel.apply import (
-    _agreement_row,
-    _fold,
-    _obligation_rows,
-    _party_row,
-    _Stream,
-    _transfer_rows,
-    _Writes,
+    COLUMNS,
+    StreamFold,
+    Writes,
+    apply_event,
     decode,
+    folded_rows,
 )
 from services.registry.service_layer.event_store import StoredEvent
 
@@ -74,40 +71,6 @@ YIELD_SECONDS = 0.01
 # Objects allocated between two collections of the youngest generation while folding.
 GC_THRESHOLD = 50_000
 
-# Rows are copied in the columns the live applier writes, in its order.
-COLUMNS: dict[str, list[str]] = {
-    "agreements": [
-        "agreement_id", "version", "first_position", "last_position", "document_number", "kind", "title",
-        "locality", "locality_key", "status", "signed_on", "term_start", "term_end", "party_ids",
-        "search_text", "state", "locality_now", "locality_now_key", "document_type",
-    ],
-    "party_obligations": [
-        "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
-        "role", "cadence", "status", "term_start", "term_end", "latest_report",
-        "inherited_from", "inherited_on", "inherited_legal_basis",
-    ],
-    "party_transfers": [
-        "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
-        "cadence", "status", "term_start", "term_end", "latest_report",
-        "inherited_from", "inherited_on", "transferred_to", "transferred_on", "legal_basis",
-    ],
-    "reports": [
-        "agreement_id", "obligation_id", "party_id", "period", "status", "completion_percent",
-        "reported_on", "sequence",
-    ],
-    "party_history": [
-        "party_id", "position", "event_id", "type", "agreement_id", "sequence", "recorded_at", "summary",
-    ],
-    "applied": ["position", "agreement_id", "sequence"],
-    "streams": ["agreement_id", "last_sequence", "last_position", "last_hash"],
-    "parked": ["agreement_id", "sequence", "position", "message"],
-    "parties": [
-        "party_id", "version", "first_position", "last_position", "name", "kind", "province",
-        "electronic_id", "unit_code", "registered_from_agreement_id", "names", "ceased_on",
-        "legal_basis", "successor_party_id", "obligation_successors",
-    ],
-    "party_successions": ["predecessor_party_id", "successor_party_id", "effective_on", "legal_basis"],
-}  # fmt: skip
 # Loaded tables whose indexes are built after the load. `dead_letters` keeps its key: its
 # rows are few and written with the general path's ON CONFLICT statement.
 LOADED = tuple(COLUMNS)
@@ -141,30 +104,16 @@ class _Rows:
     dead: list[tuple[Item, Exception]] = field(default_factory=list)
     events: int = 0
 
-    def add_stream(self, subject: str, stream: _Stream, writes: _Writes) -> None:
+    def add_stream(self, subject: str, stream: StreamFold, writes: Writes) -> None:
         tables = self.tables
         tables["party_history"] += writes.history
         tables["applied"] += writes.applied
         tables["reports"] += writes.reports.values()
         done = set(writes.parked_done)
         tables["parked"] += [p for p in writes.parked_new if (p[0], p[1]) not in done]
-        state = stream.state
-        if not stream.changed or state is None:
-            return
-        # Only a stream with a state gets a `streams` row, as in `_write`.
-        tables["streams"].append((subject, stream.last_sequence, stream.last_position, stream.last_hash))
-        if isinstance(state, AgreementState):
-            tables["agreements"].append(_agreement_row(stream))
-            tables["party_obligations"] += _obligation_rows(state)
-            tables["party_transfers"] += _transfer_rows(state)
-        elif isinstance(state, PartyState):
-            tables["parties"].append(_party_row(stream))
-            if state.succession is not None:
-                succession = state.succession
-                tables["party_successions"] += [
-                    (state.party_id, successor, succession.effective_on, succession.legal_basis)
-                    for successor in succession.successor_ids()
-                ]
+        # As of the stream's last event: what the live applier's last batch would leave.
+        for table, rows in folded_rows(subject, stream).items():
+            tables[table] += rows
 
     async def flush(self, conn: asyncpg.Connection, schema: str) -> None:
         for table, rows in self.tables.items():
@@ -174,15 +123,15 @@ class _Rows:
                 )
                 rows.clear()
         for item, exc in self.dead:
-            await _dead_letter(conn, item, exc)
+            await dead_letter(conn, item, exc)
         self.dead.clear()
         self.events = 0
 
 
 def fold_stream(rows: Sequence[Any], out: _Rows, counts: Counts) -> None:
     """One stream's stored events (position, agreement_id, sequence, envelope), in any order."""
-    stream = _Stream(0, None)
-    writes = _Writes()
+    stream = StreamFold(0, None)
+    writes = Writes()
     # The obligations last found to name no party twice: states share them until an event
     # changes them (a report does not), and the same (immutable) obligations pass again.
     checked: object = None
@@ -209,12 +158,12 @@ def fold_stream(rows: Sequence[Any], out: _Rows, counts: Counts) -> None:
                 f"event at position {position} of stream {agreement_id!r} has another subject"
             )
         try:
-            applied = _fold(stream, envelope, event, message, writes)
+            applied = apply_event(stream, envelope, event, message, writes)
         except Exception as exc:
             out.dead.append((_item(stored, message), exc))
             counts.dead_lettered += 1
             continue
-        _count(counts, applied.outcome, applied.resumed)
+        count_outcome(counts, applied.outcome, applied.resumed)
         state = stream.state
         if isinstance(state, AgreementState) and state.obligations is not checked:
             if not _keys_unique(state):

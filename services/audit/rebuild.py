@@ -48,31 +48,17 @@ from services.audit.common import (
     utc_stamp,
     write_meta,
 )
+from services.audit.fast_rebuild import FastPathRefused, rebuild_store_fast
 from services.audit.kafkalog import Record, TopicReader
+from services.audit.outcomes import STORE_ORIGIN, Counts, Item, count_outcome, dead_letter
 from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
 from services.common.db import Connection, create_pool, migrate
 from services.projections.migrations import MIGRATIONS
-from services.projections.readmodel.apply import Applied, ApplyOutcome, FoldedStates, apply_many
+from services.projections.readmodel.apply import Applied, FoldedStates, apply_many
 from services.registry.service_layer.event_store import StoredEvent
 
-STORE_ORIGIN = "(event store)"
-
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class Counts:
-    read: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    parked: int = 0
-    dead_lettered: int = 0
-    skipped_after_as_of: int = 0
-
-    def add(self, other: Counts) -> None:
-        for name in vars(self):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass
@@ -129,20 +115,6 @@ class RebuildResult:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class Item:
-    """One message to apply, and where it came from (for a dead letter)."""
-
-    message: bytes
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    # `--as-of` only: the sequence its stream must stand at first (events left out before it).
-    follows: int | None = None
-    subject: str = ""
-
-
 @dataclass
 class Slice:
     items: list[Item] = field(default_factory=list)
@@ -186,29 +158,6 @@ async def _write_offsets(conn: Connection, group: str, topic: str, offsets: dict
            ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
         [(group, topic, partition, offset) for partition, offset in sorted(offsets.items())],
     )
-
-
-async def _dead_letter(conn: Connection, item: Item, exc: Exception) -> None:
-    await conn.execute(
-        """INSERT INTO dead_letters (topic, partition, record_offset, key, reason, message)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
-        item.topic,
-        item.partition,
-        item.offset,
-        item.key.decode("utf-8", "replace") if item.key else None,
-        f"{type(exc).__name__}: {exc}"[:2000],
-        item.message,
-    )
-
-
-def _count(counts: Counts, outcome: ApplyOutcome, resumed: int) -> None:
-    if outcome is ApplyOutcome.APPLIED:
-        counts.applied += 1
-    elif outcome is ApplyOutcome.DUPLICATE:
-        counts.duplicates += 1
-    else:
-        counts.parked += 1
-    counts.applied += resumed
 
 
 async def apply_slice(
@@ -273,10 +222,10 @@ async def _settle(conn: Connection, piece: Slice, results: list[Applied | Except
     counts = Counts()
     for item, result in zip(piece.items, results, strict=True):
         if isinstance(result, Exception):
-            await _dead_letter(conn, item, result)
+            await dead_letter(conn, item, result)
             counts.dead_lettered += 1
         else:
-            _count(counts, result.outcome, result.resumed)
+            count_outcome(counts, result.outcome, result.resumed)
     return counts
 
 
@@ -497,9 +446,6 @@ async def _rebuilt_fast(
     settings: AuditSettings, schema: str, result: RebuildResult, workers: int, started: datetime
 ) -> bool:
     """The fast path; False, with the shadow made empty again, when it refused."""
-    # Imported here: it imports this module's dead-letter and counting helpers.
-    from services.audit.fast_rebuild import FastPathRefused, rebuild_store_fast
-
     conn = await asyncpg.connect(settings.database_url)
     try:
         await write_meta(conn, schema, _meta(result, "building", started))

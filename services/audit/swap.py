@@ -43,8 +43,9 @@ from services.audit.common import (
 )
 from services.audit.diff import DiffReport, compare
 from services.audit.kafkalog import TopicReader
+from services.audit.outcomes import Counts, Item
 from services.audit.progress import Progress
-from services.audit.rebuild import Appliers, Counts, Item, Slice, apply_slice
+from services.audit.rebuild import Appliers, Slice, apply_slice
 from services.audit.settings import AuditSettings
 from services.common.db import Connection, create_pool
 from services.common.db_roles import apply_privileges

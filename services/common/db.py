@@ -95,9 +95,14 @@ async def migrate(
     With `schema`, the files run with that schema first on the search_path (created if
     missing), and are recorded per schema: the same files build any number of copies.
 
+    Then the files of the folder's `definitions/` are run, in name order, after every run (also
+    one that applied nothing): each holds the current definition of an object the migrations
+    made, replaced as a whole (`CREATE OR REPLACE`), so what runs is what that one file says
+    (the registry's append function, docs/adr/0008-append-function-in-one-file.md). A copy of
+    the folder without `definitions/` (a test migrating part way) keeps what its migrations made.
+
     Then, with `privileges` and unless `schema` names a copy, the migrator re-applies every
-    component's grants
-    (services/common/privileges.sql). A component that connects as its own role, not the
+    component's grants (services/common/privileges.sql). A component that connects as its own role, not the
     schema's owner, finds nothing to apply and leaves: its migrations are the migrator's
     (`coordreg-migrate`), and one still pending is an error here.
     """
@@ -124,6 +129,9 @@ async def migrate(
             }
             # A handful of small files read once at start: not worth a thread.
             scripts = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.sql"))}  # noqa: ASYNC240
+            definitions = [
+                p.read_text(encoding="utf-8") for p in sorted((folder / "definitions").glob("*.sql"))
+            ]
             pending = [name for name in scripts if name not in done]
             owner = await conn.fetchval(
                 """SELECT coalesce(pg_has_role(current_user, n.nspowner, 'USAGE'), true)
@@ -151,6 +159,12 @@ async def migrate(
                     )
                 applied.append(name)
                 log.info("migration applied", component=component, migration=name)
+            if definitions:
+                async with conn.transaction():
+                    if schema is not None:
+                        await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                    for sql in definitions:
+                        await conn.execute(sql)
             # Not after a copy's migrations (the audit tool's shadow schemas): those are its own.
             if privileges and schema in (None, base):
                 await apply_privileges(conn, target if base != "registry" else "projections")

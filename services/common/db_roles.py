@@ -29,6 +29,17 @@ GROUP_ROLES = {
     "audit": "coordreg_audit",
 }
 
+# The setting each service reads its own account's URL from, by component: the registry and the
+# relay both read REGISTRY_*, the query API and the worker PROJECTIONS_* (the settings classes'
+# fields `database_url`, `relay_database_url` and `worker_database_url`). The audit tool and the
+# migrator are commands: AUDIT_DATABASE_URL and MIGRATOR_DATABASE_URL.
+DATABASE_URL_SETTINGS = {
+    "registry": "REGISTRY_DATABASE_URL",
+    "relay": "REGISTRY_RELAY_DATABASE_URL",
+    "query": "PROJECTIONS_DATABASE_URL",
+    "worker": "PROJECTIONS_WORKER_DATABASE_URL",
+}
+
 
 class MissingRoles(RuntimeError):
     """Some of the group roles exist and some do not: the grants would be half applied."""

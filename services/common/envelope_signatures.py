@@ -30,10 +30,10 @@ from functools import cached_property
 from typing import Literal
 
 from coordreg_contracts.envelope import Envelope
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.transparency import note
+from services.transparency.keys import read_private_key
 
 SIGNATURE_HEADER = "envelope-signature"
 SIGNED_TEXT_PREFIX = "coordreg envelope\n"
@@ -146,25 +146,6 @@ def check_link(envelope: Envelope, last_hash: str) -> None:
         )
 
 
-def _read_private_key(key_pem: str) -> Ed25519PrivateKey:
-    text = key_pem
-    if not key_pem.lstrip().startswith("-----BEGIN"):
-        try:
-            with open(key_pem, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise EventKeyError(
-                f"REGISTRY_EVENT_SIGNING_KEY: cannot read {key_pem}: {exc.strerror}"
-            ) from None
-    try:
-        loaded = serialization.load_pem_private_key(text.encode(), password=None)
-    except ValueError as exc:
-        raise EventKeyError(f"REGISTRY_EVENT_SIGNING_KEY is not a PEM private key: {exc}") from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise EventKeyError("REGISTRY_EVENT_SIGNING_KEY must be an Ed25519 key")
-    return loaded
-
-
 def load_event_signer(*, environment: str, key_pem: str, key_name: str) -> EnvelopeSigner:
     """The registry's signer as its settings name it: `key_pem` is a PEM Ed25519 private key (its
     text, or a path to it); empty means the development key, which production refuses."""
@@ -174,7 +155,7 @@ def load_event_signer(*, environment: str, key_pem: str, key_name: str) -> Envel
                 "production needs REGISTRY_EVENT_SIGNING_KEY: an Ed25519 private key (PEM) of its own"
             )
         return DEV_SIGNER
-    key = _read_private_key(key_pem)
+    key = read_private_key(key_pem, setting="REGISTRY_EVENT_SIGNING_KEY", error=EventKeyError)
     if (
         environment == "production"
         and key.public_key().public_bytes_raw() == DEV_SIGNER.key.public_key().public_bytes_raw()

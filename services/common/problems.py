@@ -62,6 +62,20 @@ def problem(
     title: str | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    body = problem_body(status, detail, kind=kind, errors=errors, title=title, extensions=extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    errors: Sequence[dict[str, Any]] | None = None,
+    title: str | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The members of an RFC 9457 problem, in the order every answer writes them."""
     body: dict[str, Any] = {
         "type": TYPE_BASE + (kind or TITLES.get(status, "error").lower().replace(" ", "-")),
         "title": title or TITLES.get(status, "Error"),
@@ -71,7 +85,7 @@ def problem(
     if errors is not None:
         body["errors"] = list(errors)
     body.update(extensions or {})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
 
 
 def _field_path(loc: Sequence[Any], union_tags: frozenset[str]) -> list[Any]:

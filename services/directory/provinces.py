@@ -13,7 +13,7 @@ is used only when it belongs to exactly one unit: two names that differ only in 
 each need theirs (none of the 63 do). A name that matches nothing raises `UnknownProvince`.
 
 Pure: the only I/O is reading the packaged JSON, once, through importlib.resources. The
-normalisation reuses `services.projections.readmodel.search_text.search_key`, which imports only
+normalisation reuses `services.common.search_text.search_key` (shared with the read side), which imports only
 functools and unicodedata (its packages' `__init__` files are empty), so that locality searches
 and this lookup fold names the same way.
 """
@@ -29,7 +29,7 @@ from datetime import date
 from importlib import resources
 from typing import Any, Literal, cast
 
-from services.projections.readmodel.search_text import search_key
+from services.common.search_text import search_key
 
 DATA_FILE = "provinces_2025.json"
 _PACKAGE = __name__.rpartition(".")[0]

@@ -17,9 +17,9 @@ from services.registry.adapters.memory_store import InMemoryEventStore, InMemory
 from services.registry.adapters.postgres_idempotency import PostgresIdempotencyStore
 from services.registry.adapters.postgres_store import PostgresEventStore
 
-# How a remembered refusal is answered again is the HTTP entry point's business (RFC 9457):
-# wired in here, so that the service layer knows no HTTP.
-from services.registry.entrypoints.errors import refusal_status_and_body
+# How a remembered refusal is answered again (RFC 9457): wired in here, so that the service
+# layer knows no HTTP.
+from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.bus import CommandBus, DescribeRefusal, Services
 from services.registry.service_layer.event_store import EventStore
 from services.registry.service_layer.handlers import COMMAND_HANDLERS

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.transparency import merkle, note
+from services.transparency.keys import read_private_key
 
 # The development signing key's seed: public on purpose (deploy/dev-keys/README.md).
 DEV_LOG_KEY_SEED = bytes.fromhex("43682d9c04a7bafc3dc41b7d325afc7ec210ddb1077e949083a4c5d429b54377")
@@ -72,19 +73,9 @@ def load_signer(*, environment: str, origin: str, key_pem: str, key_name: str = 
             )
         key = Ed25519PrivateKey.from_private_bytes(DEV_LOG_KEY_SEED)
         return CheckpointSigner(origin or DEV_LOG_ORIGIN, key_name or (origin or DEV_LOG_ORIGIN), key)
-    text = key_pem
-    if not key_pem.lstrip().startswith("-----BEGIN"):
-        try:
-            with open(key_pem, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise LogKeyError(f"REGISTRY_LOG_SIGNING_KEY: cannot read {key_pem}: {exc.strerror}") from None
-    try:
-        loaded = serialization.load_pem_private_key(text.encode(), password=None)
-    except ValueError as exc:
-        raise LogKeyError(f"REGISTRY_LOG_SIGNING_KEY is not a PEM private key: {exc}") from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise LogKeyError("REGISTRY_LOG_SIGNING_KEY must be an Ed25519 key (C2SP signed notes)")
+    loaded = read_private_key(
+        key_pem, setting="REGISTRY_LOG_SIGNING_KEY", error=LogKeyError, why="C2SP signed notes"
+    )
     if environment == "production" and _raw_public(loaded) == DEV_PUBLIC_KEY:
         raise LogKeyError("production refuses the development log key (it is public)")
     if not origin:

@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 
 from deploy.local.db_accounts import LOGIN_ROLES, DatabaseAccounts, ensure_accounts, with_database
-from services.common.migrate_main import MigratorSettings
-from services.common.migrate_main import run as migrate_all
+from services.migrate_main import MigratorSettings
+from services.migrate_main import run as migrate_all
 from tests.support.builders import sign_body
 from tests.support.stack import Stack, session_passwords
 
@@ -121,14 +121,14 @@ CASES = [
 def _command(stream: str) -> dict[str, Any]:
     """The smallest argument of registry.append_command: one event of a new stream."""
     event = {
-        "a": stream,
-        "s": 1,
-        "e": str(uuid.uuid4()),
-        "t": "AgreementSigned",
-        "r": "2026-01-01T00:00:00Z",
-        "v": "{}",
+        "stream_id": stream,
+        "sequence": 1,
+        "event_id": str(uuid.uuid4()),
+        "type": "AgreementSigned",
+        "recorded_at": "2026-01-01T00:00:00Z",
+        "envelope": "{}",
     }
-    return {"stream": stream, "events": [event]}
+    return {"stream_id": stream, "events": [event]}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Group commit (services/registry/adapters/group_commit.py, migration 005): concurrent commands
+"""Group commit (services/registry/adapters/group_commit.py, `registry.append_command`): concurrent commands
 share one transaction, yet each is answered alone, and a batch whose transaction fails leaves
 nothing of any of its commands."""
 

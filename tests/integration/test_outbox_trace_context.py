@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from coordreg_contracts.envelope import canonical_json
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
@@ -83,6 +85,26 @@ async def test_each_outbox_row_keeps_its_own_commands_context_within_one_batch(p
     }
 
 
+async def _append_the_way_005_did(pool: asyncpg.Pool, stream_id: str, context: SpanContext) -> None:
+    """One signing, in the argument shape of migration 005's function (one-letter event keys)."""
+    events = [
+        {
+            "a": stream_id,
+            "s": envelope.sequence,
+            "e": envelope.id,
+            "t": envelope.type,
+            "r": envelope.time,
+            "v": canonical_json(envelope.without_position()).decode("utf-8"),
+        }
+        for envelope in envelopes_for(stream_id, 0)
+    ]
+    command = {"stream": stream_id, "events": events, "trace": {"traceparent": _traceparent(context)}}
+    outcome = await pool.fetchval(
+        "SELECT registry.append_command($1::text::jsonb)::text", json.dumps(command)
+    )
+    assert "positions" in json.loads(outcome)
+
+
 def _before_007(folder: Path) -> Path:
     for script in sorted(MIGRATIONS.glob("*.sql")):
         if script.name < "007":
@@ -95,9 +117,10 @@ async def test_rows_from_before_007_and_rows_with_a_context_are_both_published(
 ) -> None:
     await migrate(pool, "registry", _before_007(tmp_path))
     store = PostgresEventStore(pool)
-    # Queued by 005's function, which knows nothing of trace contexts (the field is ignored).
+    # Queued by 005's function, as a registry of that time called it, which knows nothing of
+    # trace contexts (the field is ignored).
     old = f"agr-{uuid.uuid4().hex[:8]}"
-    await _append(store, old, _span_context())
+    await _append_the_way_005_did(pool, old, _span_context())
     assert (await migrate(pool, "registry", MIGRATIONS))[0] == "007_outbox_trace_context.sql"
     assert (
         await pool.fetchval("SELECT trace_context FROM registry.outbox WHERE agreement_id = $1", old) is None

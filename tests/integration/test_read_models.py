@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from services.common.db import create_pool, migrate
+from services.common.search_text import search_key
 from services.projections.migrations import MIGRATIONS
 from services.projections.readmodel import queries
-from services.projections.readmodel.search_text import search_key
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import Stack
 

@@ -27,7 +27,7 @@ from coordreg_contracts.parties import PartyEvent, PartyKind, PartyRegistered, P
 from services.agreement.state import AgreementState, fold
 from services.registry.bootstrap import command_bus
 from services.registry.domain.decide import StoreFacts, decide
-from services.registry.entrypoints.errors import refusal_status_and_body
+from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandContext, seal_events, utc_now
 from services.registry.service_layer.event_store import (

@@ -10,7 +10,7 @@ from coordreg_contracts.envelope import canonical_json
 
 from bench.events import make_life
 from services.audit.fast_rebuild import FastPathRefused, _range_query, _Rows, fold_stream
-from services.audit.rebuild import Counts
+from services.audit.outcomes import Counts
 
 
 def stored_rows(first_position: int = 1) -> list[tuple[Any, ...]]:

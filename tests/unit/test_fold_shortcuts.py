@@ -29,9 +29,9 @@ from services.agreement import document_numbers, periods
 from services.agreement.state import AgreementState, ObligationState, evolve
 from services.audit.fast_rebuild import GC_THRESHOLD, FastPathRefused, _Rows, fold_stream
 from services.audit.fast_rebuild import _fewer_collections as fewer_collections
-from services.audit.rebuild import Counts
+from services.audit.outcomes import Counts
+from services.common.search_text import search_key
 from services.projections.readmodel.apply import decode
-from services.projections.readmodel.search_text import search_key
 from services.registry.service_layer.event_store import StoredEvent
 
 

@@ -53,8 +53,8 @@ import yaml
 from coordreg_contracts.topic import CHECKPOINT_TOPIC, TOPIC
 
 from deploy.checksums import verify_directory
-from deploy.local.db_accounts import LOGIN_ROLES, MIGRATOR, SERVICE_VARIABLES
-from services.common.db_roles import GROUP_ROLES
+from deploy.local.db_accounts import LOGIN_ROLES, MIGRATOR
+from services.common.db_roles import DATABASE_URL_SETTINGS, GROUP_ROLES
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import relay_transactional_id
@@ -721,14 +721,14 @@ def test_each_component_signs_in_to_postgres_as_its_own_role(
     for deployment in named(resources, "Deployment"):
         name = deployment["metadata"]["name"]
         component, variable = DATABASE_ROLES[name]
-        assert SERVICE_VARIABLES[component] == variable, name
+        assert DATABASE_URL_SETTINGS[component] == variable, name
         for container in _containers(deployment):
             env = {e["name"]: e for e in container.get("env", [])}
             secret = f"coordreg-pg-{component}"
             assert env["PGUSER"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "username"}, name
             assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}, name
             # Nothing but its own role: no other component's URL variable, no credentials in the URL.
-            assert set(env) & set(SERVICE_VARIABLES.values()) == {variable}, name
+            assert set(env) & set(DATABASE_URL_SETTINGS.values()) == {variable}, name
             assert env[variable]["value"] == "postgresql://coordreg-pg-rw:5432/coordreg", name
 
     # Only the migration Job holds the owner's Secret.

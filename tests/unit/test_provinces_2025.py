@@ -199,11 +199,11 @@ def test_the_lookup_is_pure() -> None:
     """Read from its source: it imports computing modules only, the search-key module does too,
     and the packages on the way to it import nothing."""
     module = Path(provinces.__file__)
-    search_text = module.parents[1] / "projections" / "readmodel" / "search_text.py"
+    search_text = module.parents[1] / "common" / "search_text.py"
     assert _imports(module) == {
         "__future__", "functools", "json", "unicodedata", "collections.abc", "dataclasses", "datetime",
-        "importlib", "typing", "services.projections.readmodel.search_text",
+        "importlib", "typing", "services.common.search_text",
     }  # fmt: skip
     assert _imports(search_text) == {"__future__", "functools", "unicodedata"}
-    for package in (module.parent, module.parents[1] / "projections", search_text.parent):
+    for package in (module.parent, search_text.parent):
         assert _imports(package / "__init__.py") == set()

@@ -36,7 +36,7 @@ from services.registry import bootstrap
 from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
 from services.registry.bootstrap import command_bus
 from services.registry.domain.errors import DomainError
-from services.registry.entrypoints.errors import refusal_status_and_body
+from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import CommandBus, CommandContext
 from services.registry.service_layer.event_store import Resumption, Snapshot

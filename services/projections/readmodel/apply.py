@@ -30,14 +30,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from coordreg_contracts.envelope import Envelope
 from coordreg_contracts.events import Event, ProgressReported
 from coordreg_contracts.parties import (
-    ObligationSuccessor,
     PartyEvent,
     is_party_subject,
     party_id_of,
@@ -50,11 +49,17 @@ from services.agreement.state import AgreementState, Inheritance, ObligationStat
 from services.common.db import Connection
 from services.common.envelope_signatures import EnvelopeVerifier, check_hash, check_link
 from services.common.lru import Lru
-from services.directory.state import Naming, PartyState, Succession, evolve_party
+from services.common.search_text import search_key
+from services.directory.codec import (
+    naming_from_json,
+    naming_json,
+    obligation_successors_from_json,
+    obligation_successors_json,
+)
+from services.directory.state import PartyState, Succession, evolve_party
 from services.projections.readmodel.document import from_document, to_document
 from services.projections.readmodel.locality import locality_now
 from services.projections.readmodel.naming import parties_named, party_events_named, party_summary, summary
-from services.projections.readmodel.search_text import search_key
 
 
 class ApplyOutcome(StrEnum):
@@ -85,7 +90,7 @@ Decoded = Event | PartyEvent
 
 
 @dataclass
-class _Stream:
+class StreamFold:
     """One stream (an agreement's or a party's) as the batch sees it."""
 
     last_sequence: int
@@ -98,7 +103,7 @@ class _Stream:
 
 
 @dataclass
-class _Writes:
+class Writes:
     history: list[tuple[Any, ...]] = field(default_factory=list)
     applied: list[tuple[int, str, int]] = field(default_factory=list)
     reports: dict[tuple[str, str, str, str], tuple[Any, ...]] = field(default_factory=dict)
@@ -180,7 +185,7 @@ async def apply_many(
             decoded.append(exc)
     ids = sorted({item[0].subject for item in decoded if not isinstance(item, Exception)})
     streams = await _load(conn, ids, cache)
-    writes = _Writes()
+    writes = Writes()
     for message, item in zip(messages, decoded, strict=True):
         if isinstance(item, Exception):
             results.append(item)
@@ -188,7 +193,7 @@ async def apply_many(
         envelope, event = item
         stream = streams[envelope.subject]
         try:
-            results.append(_fold(stream, envelope, event, _text(message), writes, verifier is not None))
+            results.append(apply_event(stream, envelope, event, _text(message), writes, verifier is not None))
         except Exception as exc:
             results.append(exc)
     await _write(conn, streams, writes)
@@ -199,7 +204,7 @@ async def apply_many(
     return results
 
 
-async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) -> dict[str, _Stream]:
+async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) -> dict[str, StreamFold]:
     if not ids:
         return {}
     # Locked in subject order, so that two appliers sharing streams cannot deadlock.
@@ -208,7 +213,7 @@ async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) ->
            WHERE agreement_id = ANY($1::text[]) ORDER BY agreement_id FOR UPDATE""",
         ids,
     )
-    streams = {subject: _Stream(0, None) for subject in ids}
+    streams = {subject: StreamFold(0, None) for subject in ids}
     missing: list[str] = []
     missing_parties: list[str] = []
     for row in rows:
@@ -222,7 +227,7 @@ async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) ->
             state = cache.get(subject, row["last_sequence"]) if cache else None
             if state is None:
                 missing.append(subject)
-        streams[subject] = _Stream(
+        streams[subject] = StreamFold(
             row["last_sequence"], state, last_position=row["last_position"], last_hash=row["last_hash"]
         )
     if missing:
@@ -243,8 +248,13 @@ async def _load(conn: Connection, ids: list[str], cache: FoldedStates | None) ->
     return streams
 
 
-def _fold(
-    stream: _Stream, envelope: Envelope, event: Decoded, message: str, writes: _Writes, chained: bool = False
+def apply_event(
+    stream: StreamFold,
+    envelope: Envelope,
+    event: Decoded,
+    message: str,
+    writes: Writes,
+    chained: bool = False,
 ) -> Applied:
     if envelope.sequence <= stream.last_sequence:
         return _applied(ApplyOutcome.DUPLICATE, envelope)
@@ -253,12 +263,12 @@ def _fold(
             stream.parked[envelope.sequence] = message
             writes.parked_new.append((envelope.subject, envelope.sequence, envelope.position or 0, message))
         return _applied(ApplyOutcome.PARKED, envelope)
-    _evolve(stream, envelope, event, writes, chained)
+    _record_event(stream, envelope, event, writes, chained)
     resumed = 0
     while stream.last_sequence + 1 in stream.parked:
         following = stream.last_sequence + 1
         try:
-            _evolve(stream, *decode(stream.parked[following]), writes, chained)
+            _record_event(stream, *decode(stream.parked[following]), writes, chained)
         except Exception:
             break  # it stays parked, and visible as such, rather than lost
         del stream.parked[following]
@@ -267,14 +277,14 @@ def _fold(
     return _applied(ApplyOutcome.APPLIED, envelope, resumed)
 
 
-def _evolve(
-    stream: _Stream, envelope: Envelope, event: Decoded, writes: _Writes, chained: bool = False
+def _record_event(
+    stream: StreamFold, envelope: Envelope, event: Decoded, writes: Writes, chained: bool = False
 ) -> None:
     if chained:
         # Before anything is recorded: a record that does not chain leaves the stream where it was.
         check_link(envelope, stream.last_hash)
     if is_party_subject(envelope.subject):
-        _evolve_party(stream, envelope, event, writes)
+        _record_party_event(stream, envelope, event, writes)
         return
     before = stream.state
     # decode() gave an agreement's subject an agreement's event, and _load its state.
@@ -310,7 +320,7 @@ def _evolve(
         )
 
 
-def _advance(stream: _Stream, envelope: Envelope, after: State) -> int:
+def _advance(stream: StreamFold, envelope: Envelope, after: State) -> int:
     position = envelope.position or 0
     stream.state, stream.changed = after, True
     stream.last_sequence, stream.last_position, stream.last_hash = envelope.sequence, position, envelope.hash
@@ -319,7 +329,7 @@ def _advance(stream: _Stream, envelope: Envelope, after: State) -> int:
     return position
 
 
-def _evolve_party(stream: _Stream, envelope: Envelope, event: Decoded, writes: _Writes) -> None:
+def _record_party_event(stream: StreamFold, envelope: Envelope, event: Decoded, writes: Writes) -> None:
     """A directory event: into the history of every party it names (a succession: the party
     that ceased and each successor), with no agreement."""
     before = stream.state
@@ -339,75 +349,84 @@ def _evolve_party(stream: _Stream, envelope: Envelope, event: Decoded, writes: _
     writes.applied.append((position, envelope.subject, envelope.sequence))
 
 
-async def _write(conn: Connection, streams: dict[str, _Stream], writes: _Writes) -> None:
-    changed_streams = {subject: s for subject, s in streams.items() if s.changed and s.state is not None}
-    changed = {a: s for a, s in changed_streams.items() if isinstance(s.state, AgreementState)}
-    parties = {a: s for a, s in changed_streams.items() if isinstance(s.state, PartyState)}
-    if writes.parked_new:
-        await conn.executemany(
-            """INSERT INTO parked (agreement_id, sequence, position, message)
-               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
-            writes.parked_new,
-        )
-    if writes.parked_done:
-        await conn.execute(
-            """DELETE FROM parked p USING unnest($1::text[], $2::int[]) AS d(agreement_id, sequence)
-               WHERE p.agreement_id = d.agreement_id AND p.sequence = d.sequence""",
-            [a for a, _ in writes.parked_done],
-            [s for _, s in writes.parked_done],
-        )
-    if not changed_streams:
-        return
-    if changed:
-        await _write_agreements(conn, changed)
-    if parties:
-        await _write_parties(conn, parties)
-    if writes.reports:
-        await conn.executemany(
-            """INSERT INTO reports (agreement_id, obligation_id, party_id, period, status,
-                                    completion_percent, reported_on, sequence)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-               ON CONFLICT (agreement_id, obligation_id, party_id, period) DO UPDATE SET
-                   status = EXCLUDED.status, completion_percent = EXCLUDED.completion_percent,
-                   reported_on = EXCLUDED.reported_on, sequence = EXCLUDED.sequence""",
-            list(writes.reports.values()),
-        )
-    if writes.history:
-        await conn.copy_records_to_table(
-            "party_history",
-            records=writes.history,
-            columns=[
-                "party_id",
-                "position",
-                "event_id",
-                "type",
-                "agreement_id",
-                "sequence",
-                "recorded_at",
-                "summary",
-            ],
-        )
-    await conn.copy_records_to_table(
-        "applied", records=writes.applied, columns=["position", "agreement_id", "sequence"]
-    )
-    await conn.executemany(
-        """INSERT INTO streams (agreement_id, last_sequence, last_position, last_hash)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (agreement_id) DO UPDATE
-           SET last_sequence = EXCLUDED.last_sequence, last_position = EXCLUDED.last_position,
-               last_hash = EXCLUDED.last_hash""",
-        [(a, s.last_sequence, s.last_position, s.last_hash) for a, s in changed_streams.items()],
-    )
+# The read models' columns, per table, in the order every row function of this module gives
+# them: the live applier's statements and the audit tool's fast rebuild (COPY) both use them.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "agreements": (
+        "agreement_id", "version", "first_position", "last_position", "document_number", "kind", "title",
+        "locality", "locality_key", "status", "signed_on", "term_start", "term_end", "party_ids",
+        "search_text", "state", "locality_now", "locality_now_key", "document_type",
+    ),
+    "party_obligations": (
+        "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
+        "role", "cadence", "status", "term_start", "term_end", "latest_report",
+        "inherited_from", "inherited_on", "inherited_legal_basis",
+    ),
+    "party_transfers": (
+        "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
+        "cadence", "status", "term_start", "term_end", "latest_report",
+        "inherited_from", "inherited_on", "transferred_to", "transferred_on", "legal_basis",
+    ),
+    "reports": (
+        "agreement_id", "obligation_id", "party_id", "period", "status", "completion_percent",
+        "reported_on", "sequence",
+    ),
+    "party_history": (
+        "party_id", "position", "event_id", "type", "agreement_id", "sequence", "recorded_at", "summary",
+    ),
+    "applied": ("position", "agreement_id", "sequence"),
+    "streams": ("agreement_id", "last_sequence", "last_position", "last_hash"),
+    "parked": ("agreement_id", "sequence", "position", "message"),
+    "parties": (
+        "party_id", "version", "first_position", "last_position", "name", "kind", "province",
+        "electronic_id", "unit_code", "registered_from_agreement_id", "names", "ceased_on",
+        "legal_basis", "successor_party_id", "obligation_successors",
+    ),
+    "party_successions": ("predecessor_party_id", "successor_party_id", "effective_on", "legal_basis"),
+}  # fmt: skip
 
 
-async def _write_agreements(conn: Connection, changed: dict[str, _Stream]) -> None:
-    await conn.executemany(
-        """INSERT INTO agreements
-               (agreement_id, version, first_position, last_position, document_number, kind, title,
-                locality, locality_key, status, signed_on, term_start, term_end, party_ids, search_text, state,
-                locality_now, locality_now_key, document_type)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::text::jsonb,
-                   $17, $18, $19)
+def folded_rows(subject: str, stream: StreamFold) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows a folded stream's state stands for, as of its last event, by table: its
+    `streams` row, and an agreement's row, obligation and transfer rows, or a party's row and
+    succession rows. None for a stream that did not change or has no state.
+
+    The live applier rewrites these whole at every batch; the audit tool's fast rebuild folds a
+    stream once and writes them once. The rows of each event (history, `applied`, reports,
+    parked) are in the fold's `Writes`."""
+    state = stream.state
+    if not stream.changed or state is None:
+        return {}
+    rows: dict[str, list[tuple[Any, ...]]] = {
+        "streams": [(subject, stream.last_sequence, stream.last_position, stream.last_hash)]
+    }
+    if isinstance(state, AgreementState):
+        rows["agreements"] = [agreement_row(stream)]
+        rows["party_obligations"] = obligation_rows(state)
+        rows["party_transfers"] = transfer_rows(state)
+    else:
+        rows["parties"] = [party_row(stream)]
+        succession = state.succession
+        rows["party_successions"] = (
+            []
+            if succession is None
+            else [
+                (state.party_id, successor, succession.effective_on, succession.legal_basis)
+                for successor in succession.successor_ids()
+            ]
+        )
+    return rows
+
+
+def _insert(table: str) -> str:
+    columns = COLUMNS[table]
+    values = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+
+
+_UPSERT_AGREEMENT = (
+    _insert("agreements").replace("$16", "$16::text::jsonb")
+    + """
            ON CONFLICT (agreement_id) DO UPDATE SET
                version = EXCLUDED.version, last_position = EXCLUDED.last_position,
                title = EXCLUDED.title, status = EXCLUDED.status,
@@ -417,72 +436,78 @@ async def _write_agreements(conn: Connection, changed: dict[str, _Stream]) -> No
                -- Derived from what never changes, but written again so that a row migrated
                -- with placeholders (migration 004) is right from its agreement's next event.
                locality_now = EXCLUDED.locality_now, locality_now_key = EXCLUDED.locality_now_key,
-               document_type = EXCLUDED.document_type""",
-        [_agreement_row(s) for s in changed.values()],
-    )
-    states = [s.state for s in changed.values() if isinstance(s.state, AgreementState)]
-    # An agreement's obligation rows are rewritten whole: a moved lead leaves one party's
-    # list and joins another's, a transfer moves an obligation from the party that ceased.
-    await conn.execute("DELETE FROM party_obligations WHERE agreement_id = ANY($1::text[])", list(changed))
-    await conn.execute("DELETE FROM party_transfers WHERE agreement_id = ANY($1::text[])", list(changed))
-    obligations = [row for state in states for row in _obligation_rows(state)]
-    if obligations:
-        await conn.copy_records_to_table(
-            "party_obligations",
-            records=obligations,
-            columns=[
-                "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
-                "role", "cadence", "status", "term_start", "term_end", "latest_report",
-                "inherited_from", "inherited_on", "inherited_legal_basis",
-            ],
-        )  # fmt: skip
-    transfers = [row for state in states for row in _transfer_rows(state)]
-    if transfers:
-        await conn.copy_records_to_table(
-            "party_transfers",
-            records=transfers,
-            columns=[
-                "party_id", "agreement_id", "obligation_id", "document_number", "agreement_title", "title",
-                "cadence", "status", "term_start", "term_end", "latest_report",
-                "inherited_from", "inherited_on", "transferred_to", "transferred_on", "legal_basis",
-            ],
-        )  # fmt: skip
-
-
-async def _write_parties(conn: Connection, changed: dict[str, _Stream]) -> None:
-    rows = [_party_row(s) for s in changed.values()]
-    await conn.executemany(
-        """INSERT INTO parties
-               (party_id, version, first_position, last_position, name, kind, province, electronic_id,
-                unit_code, registered_from_agreement_id, names, ceased_on, legal_basis, successor_party_id,
-                obligation_successors)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+               document_type = EXCLUDED.document_type"""
+)
+_UPSERT_PARTY = (
+    _insert("parties")
+    + """
            ON CONFLICT (party_id) DO UPDATE SET
                version = EXCLUDED.version, last_position = EXCLUDED.last_position, name = EXCLUDED.name,
                kind = EXCLUDED.kind, province = EXCLUDED.province, electronic_id = EXCLUDED.electronic_id,
                unit_code = EXCLUDED.unit_code, names = EXCLUDED.names, ceased_on = EXCLUDED.ceased_on,
                legal_basis = EXCLUDED.legal_basis, successor_party_id = EXCLUDED.successor_party_id,
-               obligation_successors = EXCLUDED.obligation_successors""",
-        rows,
-    )
-    # A party's successions, one row per successor, rewritten from its entry like its row.
-    ids = [row[0] for row in rows]
-    await conn.execute("DELETE FROM party_successions WHERE predecessor_party_id = ANY($1::text[])", ids)
-    edges = [
-        (state.party_id, successor, state.succession.effective_on, state.succession.legal_basis)
-        for s in changed.values()
-        if isinstance(state := s.state, PartyState) and state.succession is not None
-        for successor in state.succession.successor_ids()
-    ]
-    if edges:
-        await conn.copy_records_to_table(
-            "party_successions",
-            records=edges,
-            columns=["predecessor_party_id", "successor_party_id", "effective_on", "legal_basis"],
+               obligation_successors = EXCLUDED.obligation_successors"""
+)
+_UPSERT_REPORT = (
+    _insert("reports")
+    + """
+           ON CONFLICT (agreement_id, obligation_id, party_id, period) DO UPDATE SET
+               status = EXCLUDED.status, completion_percent = EXCLUDED.completion_percent,
+               reported_on = EXCLUDED.reported_on, sequence = EXCLUDED.sequence"""
+)
+_UPSERT_STREAM = (
+    _insert("streams")
+    + """
+           ON CONFLICT (agreement_id) DO UPDATE
+           SET last_sequence = EXCLUDED.last_sequence, last_position = EXCLUDED.last_position,
+               last_hash = EXCLUDED.last_hash"""
+)
+
+
+async def _copy(conn: Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        await conn.copy_records_to_table(table, records=rows, columns=COLUMNS[table])
+
+
+async def _write(conn: Connection, streams: dict[str, StreamFold], writes: Writes) -> None:
+    if writes.parked_new:
+        await conn.executemany(_insert("parked") + " ON CONFLICT DO NOTHING", writes.parked_new)
+    if writes.parked_done:
+        await conn.execute(
+            """DELETE FROM parked p USING unnest($1::text[], $2::int[]) AS d(agreement_id, sequence)
+               WHERE p.agreement_id = d.agreement_id AND p.sequence = d.sequence""",
+            [a for a, _ in writes.parked_done],
+            [s for _, s in writes.parked_done],
         )
+    rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in COLUMNS}
+    for subject, stream in streams.items():
+        for table, more in folded_rows(subject, stream).items():
+            rows[table] += more
+    if not rows["streams"]:
+        return
+    if rows["agreements"]:
+        await conn.executemany(_UPSERT_AGREEMENT, rows["agreements"])
+        # An agreement's obligation rows are rewritten whole: a moved lead leaves one party's
+        # list and joins another's, a transfer moves an obligation from the party that ceased.
+        changed = [row[0] for row in rows["agreements"]]
+        await conn.execute("DELETE FROM party_obligations WHERE agreement_id = ANY($1::text[])", changed)
+        await conn.execute("DELETE FROM party_transfers WHERE agreement_id = ANY($1::text[])", changed)
+        await _copy(conn, "party_obligations", rows["party_obligations"])
+        await _copy(conn, "party_transfers", rows["party_transfers"])
+    if rows["parties"]:
+        await conn.executemany(_UPSERT_PARTY, rows["parties"])
+        # A party's successions, one row per successor, rewritten from its entry like its row.
+        ids = [row[0] for row in rows["parties"]]
+        await conn.execute("DELETE FROM party_successions WHERE predecessor_party_id = ANY($1::text[])", ids)
+        await _copy(conn, "party_successions", rows["party_successions"])
+    if writes.reports:
+        await conn.executemany(_UPSERT_REPORT, list(writes.reports.values()))
+    await _copy(conn, "party_history", writes.history)
+    await _copy(conn, "applied", writes.applied)
+    await conn.executemany(_UPSERT_STREAM, rows["streams"])
 
 
-def _party_row(stream: _Stream) -> tuple[Any, ...]:
+def party_row(stream: StreamFold) -> tuple[Any, ...]:
     state = stream.state
     assert isinstance(state, PartyState)
     succession = state.succession
@@ -497,30 +522,23 @@ def _party_row(stream: _Stream) -> tuple[Any, ...]:
         state.electronic_id,
         state.unit_code,
         state.registered_from_agreement_id,
-        [
-            {
-                "name": n.name,
-                "effective_on": n.effective_on.isoformat() if n.effective_on else None,
-                "legal_basis": n.legal_basis,
-            }
-            for n in state.names
-        ],  # jsonb: the connection's codec encodes it
+        [naming_json(n) for n in state.names],  # jsonb: the connection's codec encodes it
         succession.effective_on if succession else None,
         succession.legal_basis if succession else None,
         succession.successor_party_id if succession else None,
-        [s.model_dump(mode="json") for s in succession.obligation_successors] if succession else [],
+        obligation_successors_json(succession) if succession else [],
     )
 
 
 def _party_state(row: Any) -> PartyState:
-    """A party's entry read back from its `parties` row (the inverse of `_party_row`)."""
+    """A party's entry read back from its `parties` row (the inverse of `party_row`)."""
     succession = None
     if row["ceased_on"] is not None:
         succession = Succession(
             row["ceased_on"],
             row["legal_basis"],
             row["successor_party_id"],
-            tuple(ObligationSuccessor.model_validate(s) for s in row["obligation_successors"]),
+            obligation_successors_from_json(row["obligation_successors"]),
         )
     return PartyState(
         party_id=row["party_id"],
@@ -531,19 +549,12 @@ def _party_state(row: Any) -> PartyState:
         electronic_id=row["electronic_id"],
         unit_code=row["unit_code"],
         registered_from_agreement_id=row["registered_from_agreement_id"],
-        names=tuple(
-            Naming(
-                n["name"],
-                date.fromisoformat(n["effective_on"]) if n["effective_on"] else None,
-                n["legal_basis"],
-            )
-            for n in row["names"]
-        ),
+        names=tuple(naming_from_json(n) for n in row["names"]),
         succession=succession,
     )
 
 
-def _agreement_row(stream: _Stream) -> tuple[Any, ...]:
+def agreement_row(stream: StreamFold) -> tuple[Any, ...]:
     state = stream.state
     assert isinstance(state, AgreementState)
     now = locality_now(state.locality)
@@ -591,7 +602,7 @@ def inherited_by(item: ObligationState, party_id: str) -> Inheritance | None:
     return next((i for i in reversed(item.inherited) if i.to_party_id == party_id), None)
 
 
-def _obligation_rows(state: AgreementState) -> list[tuple[Any, ...]]:
+def obligation_rows(state: AgreementState) -> list[tuple[Any, ...]]:
     rows = []
     for item in state.obligations.values():
         ob = item.obligation
@@ -622,7 +633,7 @@ def _obligation_rows(state: AgreementState) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _transfer_rows(state: AgreementState) -> list[tuple[Any, ...]]:
+def transfer_rows(state: AgreementState) -> list[tuple[Any, ...]]:
     """What each party that ceased passed on: one row per (party, obligation) it ceded."""
     rows = []
     for item in state.obligations.values():

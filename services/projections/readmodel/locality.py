@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import functools
 
+from services.common.search_text import search_key
 from services.directory.provinces import UnknownProvince, current_province, province_map, province_or_none
-from services.projections.readmodel.search_text import search_key
 
 
 @functools.lru_cache(maxsize=4096)  # a handful of localities, on every event of every agreement

@@ -11,8 +11,8 @@ import asyncpg
 from coordreg_contracts.common import Cadence
 
 from services.agreement import periods
+from services.common.search_text import search_key
 from services.projections.readmodel.locality import locality_keys, locality_now
-from services.projections.readmodel.search_text import search_key
 
 
 def _iso(value: date | None) -> str | None:

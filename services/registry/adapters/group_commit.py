@@ -1,6 +1,7 @@
 """Group commit: concurrent commands' appends share one transaction, and so one WAL flush.
 
-Each append is one call of `registry.append_command` (migration 005), which does the whole
+Each append is one call of `registry.append_command`
+(services/registry/migrations/definitions/append_command.sql), which does the whole
 command's write in its own subtransaction and answers it alone: its positions, or the race it
 lost. The writer sends every call waiting at that moment as one statement in one transaction
 (at most `max_batch`), and while that batch is in flight the next one gathers: under load the

@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coordreg_contracts.envelope import Envelope, canonical_json
+from coordreg_contracts.envelope import Envelope
 from coordreg_contracts.parties import is_party_subject, party_subject
 
 from services.common.envelope_signatures import DEV_SIGNER, EnvelopeSigner
+from services.registry.adapters.append_payload import AppendPayload, append_payload
 from services.registry.service_layer.event_store import (
     ConcurrencyError,
     DirectoryRead,
@@ -94,50 +95,64 @@ class InMemoryEventStore:
         appends = [StreamAppend(agreement_id, expected_version, envelopes), *also]
         for append in appends:
             require_continuation(append.stream_id, append.expected_version, append.envelopes)
-        # Signed before the lock: a signature costs tens of microseconds and needs no state.
-        signatures = {
-            e.id: self.signer.sign(e.hash) if self.signer else None for a in appends for e in a.envelopes
-        }
+        # The argument the PostgreSQL store sends `registry.append_command`, signed before the
+        # lock (a signature costs tens of microseconds and needs no state).
+        payload = append_payload(
+            agreement_id, appends, claim, completion, directory, queue_successions, signer=self.signer
+        )
         async with self._lock:
-            # Every check before any write: a refused append stores nothing, as a rolled-back
-            # transaction would.
-            for append in appends:
-                if len(self.streams.get(append.stream_id, [])) != append.expected_version:
-                    raise ConcurrencyError(append.stream_id)
-            if directory is not None:
-                for party_id, version in directory.versions.items():
-                    if len(self.streams.get(party_subject(party_id), [])) != version:
-                        raise ConcurrencyError(party_subject(party_id))
-            if claim is not None and claim.key() in self._documents:
-                raise DuplicateDocument(self._documents[claim.key()])
-            if completion is not None and not self._holds(completion.claim):
-                raise ClaimLost(completion.claim.key)
-            if claim is not None:
-                self._documents[claim.key()] = agreement_id
-            positions = []
-            for append in appends:
-                stream = self.streams.setdefault(append.stream_id, [])
-                for envelope in append.envelopes:
-                    self._position += 1
-                    text = canonical_json(envelope.without_position()).decode("utf-8")
-                    stream.append(
-                        StoredEvent(
-                            self._position,
-                            append.stream_id,
-                            envelope.sequence,
-                            text,
-                            signature=signatures[envelope.id],
-                        )
-                    )
-                    if append.stream_id == agreement_id:
-                        positions.append(self._position)
-            for party_id in queue_successions:
-                self._request += 1
-                self._successions[party_id] = self._request
-            if completion is not None:
-                record = self._keys[(completion.claim.client_id, completion.claim.key)]
-                record.response = StoredResponse(completion.status_code, completion.body(positions[-1]))
-            return positions
+            return self._append_command(payload)
+
+    def _append_command(self, payload: AppendPayload) -> list[int]:
+        """`registry.append_command` in Python, on the same argument
+        (services/registry/migrations/definitions/append_command.sql): every check before any
+        write, so a refused append stores nothing, as the function's rolled-back subtransaction."""
+        stream_id = payload["stream_id"]
+        for party_id, version in (payload["directory"] or {}).items():
+            if len(self.streams.get(party_subject(party_id), [])) != version:
+                raise ConcurrencyError(party_subject(party_id))
+        claim = payload["claim"]
+        document = None if claim is None else (claim["locality"], claim["year"], claim["document_number"])
+        if document is not None and document in self._documents:
+            raise DuplicateDocument(self._documents[document])
+        # The events' primary key (stream, sequence); party streams' directory rows are their
+        # streams' lengths here, so `parties` moves along with their events.
+        length = {
+            event["stream_id"]: len(self.streams.get(event["stream_id"], [])) for event in payload["events"]
+        }
+        for event in payload["events"]:
+            if event["sequence"] != length[event["stream_id"]] + 1:
+                raise ConcurrencyError(event["stream_id"])
+            length[event["stream_id"]] += 1
+        completion = payload["completion"]
+        if completion is not None and not self._holds(
+            Claim(completion["client_id"], completion["key"], completion["token"])
+        ):
+            raise ClaimLost(completion["key"])
+        if document is not None:
+            self._documents[document] = stream_id
+        positions = []
+        for event in payload["events"]:
+            self._position += 1
+            self.streams.setdefault(event["stream_id"], []).append(
+                StoredEvent(
+                    self._position,
+                    event["stream_id"],
+                    event["sequence"],
+                    event["envelope"],
+                    signature=event.get("signature"),
+                )
+            )
+            if event["stream_id"] == stream_id:
+                positions.append(self._position)
+        for party_id in payload["queue_successions"]:
+            self._request += 1
+            self._successions[party_id] = self._request
+        if completion is not None:
+            record = self._keys[(completion["client_id"], completion["key"])]
+            response = {**completion["response"], "position": positions[-1]}
+            record.response = StoredResponse(completion["status_code"], response)
+        return positions
 
     async def directory_versions(self, party_ids: Sequence[str]) -> dict[str, int]:
         return {

@@ -3,7 +3,8 @@
 `append` writes the events, their outbox rows, the document-number claim of a signing and the
 Idempotency-Key response in ONE transaction, so an event is either stored, queued for Kafka and
 answered, or none of these: one call of the server-side function `registry.append_command`
-(migration 005), one round trip, sent with the other commands waiting at that moment in one
+(defined in services/registry/migrations/definitions/append_command.sql; its argument is
+`append_payload.AppendPayload`), one round trip, sent with the other commands waiting at that moment in one
 transaction (group commit, `services/registry/adapters/group_commit.py`). Triggers refuse UPDATE, DELETE and TRUNCATE of registry.events
 (migrations/001_event_store.sql); the primary key (agreement_id, sequence) decides races.
 """
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
-from coordreg_contracts.envelope import Envelope, canonical_json
-from coordreg_contracts.parties import is_party_subject, party_id_of
+from coordreg_contracts.envelope import Envelope
 
 from services.common.envelope_signatures import DEV_SIGNER, EnvelopeSigner
-from services.common.trace_context import Carrier, carrier_of
+from services.common.trace_context import carrier_of
+from services.registry.adapters.append_payload import append_payload
 from services.registry.adapters.group_commit import GroupCommitWriter
 from services.registry.service_layer.event_store import (
     ConcurrencyError,
@@ -111,18 +111,10 @@ class PostgresEventStore:
             require_continuation(append.stream_id, append.expected_version, append.envelopes)
         # The command's span is current here, in the caller's task (the writer's batch runs in
         # its own): its trace context goes into the command's outbox rows.
-        outcome = await self.writer.submit(
-            _append_command(
-                agreement_id,
-                appends,
-                claim,
-                completion,
-                directory,
-                queue_successions,
-                carrier_of(),
-                self.signer,
-            )
+        payload = append_payload(
+            agreement_id, appends, claim, completion, directory, queue_successions, carrier_of(), self.signer
         )
+        outcome = await self.writer.submit(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
         error = outcome.get("error")
         if error is None:
             return [int(p) for p in outcome["positions"]]
@@ -225,63 +217,3 @@ class PostgresEventStore:
             snapshot.last_hash,
             snapshot.state,
         )
-
-
-def _append_command(
-    stream_id: str,
-    appends: Sequence[StreamAppend],
-    claim: DocumentClaim | None,
-    completion: Completion | None,
-    directory: DirectoryRead | None,
-    queue_successions: Sequence[str],
-    trace: Carrier | None = None,
-    signer: EnvelopeSigner | None = None,
-) -> str:
-    """The argument of `registry.append_command` (migrations 005 and 007) for one command's append."""
-    command: dict[str, Any] = {
-        "stream": stream_id,
-        "events": [
-            {
-                "a": append.stream_id,
-                "s": envelope.sequence,
-                "e": envelope.id,
-                "t": envelope.type,
-                "r": envelope.time,
-                "v": canonical_json(envelope.without_position()).decode("utf-8"),
-                # Signed here, once per event and outside any lock: in the caller's task, before
-                # the group commit queues the command (migration 009 stores it beside the event).
-                **({"g": signer.sign(envelope.hash)} if signer is not None else {}),
-            }
-            for append in appends
-            for envelope in append.envelopes
-        ],
-        # Party streams move their directory row along (expected 0: a new party inserts it).
-        "parties": [
-            {
-                "party_id": party_id_of(append.stream_id),
-                "expected": append.expected_version,
-                "version": append.envelopes[-1].sequence,
-            }
-            for append in appends
-            if is_party_subject(append.stream_id) and append.envelopes
-        ],
-        "directory": dict(directory.versions) if directory is not None and directory.versions else None,
-        "claim": None
-        if claim is None
-        else dict(zip(("locality", "year", "document_number"), claim.key(), strict=True)),
-        "completion": None
-        if completion is None
-        else {
-            "client_id": completion.claim.client_id,
-            "key": completion.claim.key,
-            "token": completion.claim.token,
-            "status_code": completion.status_code,
-            # The database writes the position of the command's last event into it.
-            "response": completion.body(0),
-        },
-        "queue": sorted(set(queue_successions)),
-    }
-    if trace:
-        # The W3C trace context of the command's span, kept with each of its outbox rows (007).
-        command["trace"] = trace
-    return json.dumps(command, ensure_ascii=False, separators=(",", ":"))

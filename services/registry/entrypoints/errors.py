@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
-
 from coordreg_contracts.changes import CHANGE_OPS
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common import problems
 from services.common.problems import problem
-from services.registry.domain.errors import Conflict, DomainError, NotFound, PreconditionFailed, Rejected
+from services.registry.domain.errors import DomainError
+from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.binding import PartyNotHeld
 from services.registry.service_layer.idempotency import KeyInFlight, KeyReused
 
@@ -26,21 +23,8 @@ class BadIfMatch(Exception):
 
 
 def domain_problem(exc: DomainError) -> JSONResponse:
-    if isinstance(exc, Rejected):
-        errors = [{"loc": ["body", *v.loc], "msg": v.msg} for v in exc.violations]
-        return problem(422, exc.detail, kind="rule-violated", errors=errors)
-    status = {NotFound: 404, Conflict: 409, PreconditionFailed: 412}.get(type(exc), 409)
-    extensions = None
-    if isinstance(exc, Conflict) and exc.existing_agreement_id:
-        # RFC 9457 extension member: lets a caller retrying a signing find its agreement.
-        extensions = {"existing_agreement_id": exc.existing_agreement_id}
-    return problem(status, exc.detail, extensions=extensions)
-
-
-def refusal_status_and_body(exc: DomainError) -> tuple[int, Mapping[str, Any]]:
-    """The answer a refusal is remembered with for its Idempotency-Key: exactly what it answers."""
-    response = domain_problem(exc)
-    return response.status_code, json.loads(bytes(response.body))
+    status, body = refusal_status_and_body(exc)
+    return JSONResponse(body, status_code=status, media_type=problems.PROBLEM_JSON)
 
 
 def install_errors(app: FastAPI) -> None:

@@ -1,5 +1,8 @@
 """Agreement states as snapshot text, and the model version a snapshot was folded by.
 
+The snapshot's shape is its own (mappings as [key, value] pairs, in the fold's order), built
+from the parts the contract's shape is built from (services/agreement/codec.py).
+
 A snapshot is only as good as the fold that made it: a reader whose fold, state shape or
 reading of stored events differs must not resume from it. So the model version is a digest
 of the source of every module that decides what folding a stream gives (`FOLD_MODULES`, this
@@ -21,14 +24,15 @@ from typing import Any
 
 from coordreg_contracts.common import LegalBasis, Obligation, Party, Term
 
-from services.agreement.state import (
-    AgreementState,
-    Closure,
-    FormerParty,
-    Inheritance,
-    ObligationState,
-    Report,
+from services.agreement.codec import (
+    closure_from_json,
+    closure_json,
+    inheritance_from_json,
+    inherited_json,
+    report_from_json,
+    report_json,
 )
+from services.agreement.state import AgreementState, FormerParty, ObligationState
 
 # Bumped by hand only to orphan every snapshot without a change of the modules below.
 FORMAT = 1
@@ -37,6 +41,7 @@ FORMAT = 1
 # and this codec. Every first-party module the state module imports is among them.
 FOLD_MODULES = (
     "services.agreement.state",
+    "services.agreement.codec",
     "services.registry.service_layer.snapshots",
     "coordreg_contracts",
     "coordreg_contracts.changes",
@@ -79,8 +84,8 @@ def encode_state(state: AgreementState) -> str:
         "obligations": [[k, _obligation_state(o)] for k, o in state.obligations.items()],
         "parent_agreement_id": state.parent_agreement_id,
         "status": state.status,
-        "closure": None if state.closure is None else _closure(state.closure),
-        "reports": [[list(k), _report(r)] for k, r in state.reports.items()],
+        "closure": None if state.closure is None else closure_json(state.closure),
+        "reports": [[list(k), report_json(r)] for k, r in state.reports.items()],
         "amendment_documents": list(state.amendment_documents),
         "former_parties": [[k, _former_party(f)] for k, f in state.former_parties.items()],
     }
@@ -106,8 +111,8 @@ def decode_state(text: str) -> AgreementState:
         obligations=MappingProxyType({k: _to_obligation_state(o) for k, o in d["obligations"]}),
         parent_agreement_id=d["parent_agreement_id"],
         status=d["status"],
-        closure=None if closure is None else _to_closure(closure),
-        reports=MappingProxyType({_key(k): _to_report(r) for k, r in d["reports"]}),
+        closure=None if closure is None else closure_from_json(closure),
+        reports=MappingProxyType({_key(k): report_from_json(r) for k, r in d["reports"]}),
         amendment_documents=tuple(d["amendment_documents"]),
         former_parties=MappingProxyType({k: _to_former_party(f) for k, f in d["former_parties"]}),
     )
@@ -118,26 +123,13 @@ def _key(key: list[str]) -> tuple[str, str, str]:
     return obligation_id, party_id, period
 
 
-def _inheritance(i: Inheritance) -> dict[str, Any]:
-    return {
-        "from_party_id": i.from_party_id,
-        "to_party_id": i.to_party_id,
-        "effective_on": i.effective_on.isoformat(),
-        "legal_basis": i.legal_basis,
-    }
-
-
-def _to_inheritance(d: dict[str, Any]) -> Inheritance:
-    return Inheritance(
-        d["from_party_id"], d["to_party_id"], date.fromisoformat(d["effective_on"]), d["legal_basis"]
-    )
-
-
+# The snapshot's own shapes of an obligation and a former party (nested, unlike the contract's
+# flattened ones), built from the shared parts of services/agreement/codec.py.
 def _obligation_state(o: ObligationState) -> dict[str, Any]:
     return {
         "obligation": o.obligation.model_dump(mode="json"),
         "status": o.status,
-        "inherited": [_inheritance(i) for i in o.inherited],
+        "inherited": inherited_json(o),
     }
 
 
@@ -145,37 +137,8 @@ def _to_obligation_state(d: dict[str, Any]) -> ObligationState:
     return ObligationState(
         Obligation.model_validate(d["obligation"]),
         d["status"],
-        tuple(_to_inheritance(i) for i in d["inherited"]),
+        tuple(inheritance_from_json(i) for i in d["inherited"]),
     )
-
-
-def _report(r: Report) -> dict[str, Any]:
-    return {
-        "obligation_id": r.obligation_id,
-        "party_id": r.party_id,
-        "period": r.period,
-        "status": r.status,
-        "completion_percent": r.completion_percent,
-        "reported_on": r.reported_on.isoformat(),
-        "sequence": r.sequence,
-    }
-
-
-def _to_report(d: dict[str, Any]) -> Report:
-    return Report(**{**d, "reported_on": date.fromisoformat(d["reported_on"])})
-
-
-def _closure(c: Closure) -> dict[str, Any]:
-    return {
-        "closed_on": c.closed_on.isoformat(),
-        "outcome": c.outcome,
-        "summary": c.summary,
-        "successor_agreement_id": c.successor_agreement_id,
-    }
-
-
-def _to_closure(d: dict[str, Any]) -> Closure:
-    return Closure(**{**d, "closed_on": date.fromisoformat(d["closed_on"])})
 
 
 def _former_party(f: FormerParty) -> dict[str, Any]:

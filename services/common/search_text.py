@@ -1,4 +1,7 @@
-"""Search text: case and Vietnamese diacritics folded away, so `chuyen doi so` finds `Chuyển đổi số`."""
+"""Search text: case and Vietnamese diacritics folded away, so `chuyen doi so` finds `Chuyển đổi số`.
+
+Pure, and shared: the read side's searches and the directory's province lookup fold names alike.
+"""
 
 from __future__ import annotations
 
