@@ -20,7 +20,7 @@ REPORTS = ("latest.md", "cluster.md")
 # measurements, .gitignore).
 PUBLISHED = frozenset({".md", ".png", ".svg"})
 # A file name in a report's text: `flame-relay-after.svg`, [latest.md](latest.md), latency.png.
-_NAME = re.compile(r"(?<![\w.-])[A-Za-z0-9][A-Za-z0-9._-]*\.(?:md|png|svg)(?!\.?[\w-])")
+_NAME = re.compile(r"(?<![A-Za-z0-9_.-])[A-Za-z0-9][A-Za-z0-9._-]*\.(?:md|png|svg)(?!\.?[A-Za-z0-9_-])")
 
 
 def cited(text: str) -> set[str]:

@@ -14,7 +14,7 @@ from coordreg_contracts.parties import PartyKind, PartyRegistered, party_id_of
 
 from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
 from services.registry.domain.errors import Conflict, Rejected, Violation
-from services.registry.entrypoints.errors import refusal_status_and_body
+from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import (
     CommandBus,
