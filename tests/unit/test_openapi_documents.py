@@ -5,7 +5,8 @@ What an operation can answer is derived from what its route is made of, not read
 
 - a `require(scope)` dependency: 401 (no or bad token), 403 (scope), 429 (the client's rate limit);
 - the body limit (`BodySizeLimit`, on every request whatever its method): 413;
-- any parameter or body: 422 (validation); a body: also 400 (bytes that are not text: FastAPI's
+- any parameter or body: 422 (validation); a body (read by FastAPI, or by the route's
+  `command_body` dependency, which answers as FastAPI did): also 400 (bytes that are not text:
   "error parsing the body");
 - a path parameter: 404 (a value holding "/" matches no route);
 - `If-Match`: 400 (not a version) and 412; `cursor`: 400; `Idempotency-Key`: 409 (still in flight);
@@ -90,7 +91,8 @@ def possible_statuses(app: FastAPI, route: RouteContext) -> set[int]:
     headers = {p.alias.lower() for d in parts for p in d.header_params}
     queries = {p.alias for d in parts for p in d.query_params}
     has_path = any(d.path_params for d in parts)
-    has_body = any(d.body_params for d in parts)
+    # A body FastAPI reads, or one a route reads itself (services/registry/entrypoints/bodies.py).
+    has_body = any(d.body_params for d in parts) or any(hasattr(call, "reads_json_body") for call in calls)
     statuses: set[int] = set()
     if authenticate in calls:
         statuses |= {401, 429}
