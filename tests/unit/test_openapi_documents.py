@@ -22,6 +22,7 @@ not there).
 from __future__ import annotations
 
 import copy
+import re
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -254,3 +255,89 @@ async def test_both_services_are_ready_only_while_their_database_answers() -> No
                 await pool.close()
                 del app.state.pool
             assert answer.status_code == 503, f"{name}: ready while its database is unreachable"
+
+
+# --- a typed contract (issue 21): named answers, stable operation ids, tags -----------------------
+
+CAMEL_CASE = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+")
+
+
+def untyped(document: dict[str, Any]) -> list[str]:
+    """Every way an operation falls short of a typed contract: a 2xx answer without a `$ref` to a
+    named component (in each of its media types), an operationId that is not camelCase or not
+    unique, no tag, an error that is not a Problem."""
+    found = []
+    schemas = document["components"]["schemas"]
+    seen: dict[str, str] = {}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            name = f"{method.upper()} {path}"
+            operation_id = operation.get("operationId", "")
+            if CAMEL_CASE.fullmatch(operation_id) is None:
+                found.append(f"{name}: operationId {operation_id!r} is not camelCase")
+            if operation_id in seen:
+                found.append(f"{name}: operationId {operation_id!r} is also {seen[operation_id]}'s")
+            seen[operation_id] = name
+            if not operation.get("tags"):
+                found.append(f"{name}: no tag")
+            successes = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
+            if not successes:
+                found.append(f"{name}: no 2xx answer")
+            for status, response in successes.items():
+                content = response.get("content", {})
+                if not content:
+                    found.append(f"{name} {status}: no content")
+                for media_type, body in content.items():
+                    target = body.get("schema", {}).get("$ref", "")
+                    if target.removeprefix("#/components/schemas/") not in schemas:
+                        found.append(f"{name} {status} {media_type}: not a named schema ({target!r})")
+            for status, response in operation["responses"].items():
+                if int(status) >= 400 and response.get("content", {}).get("application/problem+json", {}).get(
+                    "schema"
+                ) != {"$ref": "#/components/schemas/Problem"}:
+                    found.append(f"{name} {status}: not a Problem")
+    return found
+
+
+@pytest.mark.parametrize("service", ["registry", "projections"])
+def test_every_operation_is_typed_named_and_tagged(service: str) -> None:
+    assert untyped(apps()[service].openapi()) == []
+
+
+def test_an_untyped_operation_is_caught() -> None:
+    document = copy.deepcopy(apps()["registry"].openapi())
+    operation = document["paths"]["/v1/agreements"]["post"]
+    operation["operationId"] = "sign_v1_agreements_post"
+    operation["responses"]["201"]["content"]["application/json"]["schema"] = {}
+    del operation["tags"]
+    document["paths"]["/v1/agreements/{agreement_id}"]["get"]["operationId"] = "amendAgreement"
+    assert untyped(document) == [
+        "POST /v1/agreements: operationId 'sign_v1_agreements_post' is not camelCase",
+        "POST /v1/agreements: no tag",
+        "POST /v1/agreements 201 application/json: not a named schema ('')",
+        "GET /v1/agreements/{agreement_id}: operationId 'amendAgreement' is also "
+        "POST /v1/agreements/{agreement_id}/amendments's",
+    ]
+
+
+# The operationIds clients generate their method names from: stable (docs/CONTRACT.md).
+OPERATION_IDS = {
+    "registry": {
+        "signAgreement", "amendAgreement", "reportProgress", "closeTerm", "getAgreement",
+        "listAgreementEvents", "registerParty", "renameParty", "recordSuccession", "getParty",
+        "listPartyEvents", "getCheckpoint", "getCheckpointOfSize", "signCheckpoint",
+        "getInclusionProof", "getConsistencyProof", "listLeaves", "getLogKeys", "addCosignature",
+        "getEventKeys",
+    },
+    "projections": {
+        "getParty", "listPartyObligations", "listPartyHistory", "listAgreements", "getAgreement",
+        "listOverdueObligations", "getProjectionStatus",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("service", ["registry", "projections"])
+def test_the_operation_ids_are_the_published_ones(service: str) -> None:
+    document = apps()[service].openapi()
+    ids = {operation["operationId"] for item in document["paths"].values() for operation in item.values()}
+    assert ids == OPERATION_IDS[service]
