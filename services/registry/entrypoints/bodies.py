@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import pydantic_core
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException  # what FastAPI caught and raised reading a body
 
 from services.common.text_input import refuse_unstorable_body
 

@@ -1,10 +1,14 @@
-"""The registry's HTTP API (docs/CONTRACT.md, command side). Routes are thin: parse, hand on, answer.
+"""The registry's HTTP API (docs/CONTRACT.md, command side). A route is parse, hand on, answer.
 
-Each command route builds the command and its context and calls `bus.handle`; the command bus
+Each command route has one declaration, a `CommandRoute`: the command it reads, its OpenAPI
+operation (id, tag, answer model, errors) and its answer (status, `Location` template; the
+`ETag` is the stream's version). Its body is read once, before the token is checked, by the
+dependency the declaration gives (services/registry/entrypoints/bodies.py); the route then calls
+`bus.handle` with the command and its context. The command bus
 (services/registry/service_layer/bus.py) owns the rest: Idempotency-Key, party binding, the
 decision and the append. Every route needs a bearer token with its scope
 (`services.common.auth`); the token's `sub` is the event's `actor` and the scope of
-Idempotency-Key records.
+Idempotency-Key records. Answers are response models (views.py) written by pydantic-core.
 """
 
 from __future__ import annotations
