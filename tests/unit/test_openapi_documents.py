@@ -5,7 +5,8 @@ What an operation can answer is derived from what its route is made of, not read
 
 - a `require(scope)` dependency: 401 (no or bad token), 403 (scope), 429 (the client's rate limit);
 - the body limit (`BodySizeLimit`, on every request whatever its method): 413;
-- any parameter or body: 422 (validation); a body: also 400 (bytes that are not text: FastAPI's
+- any parameter or body: 422 (validation); a body (read by FastAPI, or by the route's
+  `command_body` dependency, which answers as FastAPI did): also 400 (bytes that are not text:
   "error parsing the body");
 - a path parameter: 404 (a value holding "/" matches no route);
 - `If-Match`: 400 (not a version) and 412; `cursor`: 400; `Idempotency-Key`: 409 (still in flight);
@@ -21,6 +22,7 @@ not there).
 from __future__ import annotations
 
 import copy
+import re
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -90,7 +92,8 @@ def possible_statuses(app: FastAPI, route: RouteContext) -> set[int]:
     headers = {p.alias.lower() for d in parts for p in d.header_params}
     queries = {p.alias for d in parts for p in d.query_params}
     has_path = any(d.path_params for d in parts)
-    has_body = any(d.body_params for d in parts)
+    # A body FastAPI reads, or one a route reads itself (services/registry/entrypoints/bodies.py).
+    has_body = any(d.body_params for d in parts) or any(hasattr(call, "reads_json_body") for call in calls)
     statuses: set[int] = set()
     if authenticate in calls:
         statuses |= {401, 429}
@@ -252,3 +255,89 @@ async def test_both_services_are_ready_only_while_their_database_answers() -> No
                 await pool.close()
                 del app.state.pool
             assert answer.status_code == 503, f"{name}: ready while its database is unreachable"
+
+
+# --- a typed contract (issue 21): named answers, stable operation ids, tags -----------------------
+
+CAMEL_CASE = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+")
+
+
+def untyped(document: dict[str, Any]) -> list[str]:
+    """Every way an operation falls short of a typed contract: a 2xx answer without a `$ref` to a
+    named component (in each of its media types), an operationId that is not camelCase or not
+    unique, no tag, an error that is not a Problem."""
+    found = []
+    schemas = document["components"]["schemas"]
+    seen: dict[str, str] = {}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            name = f"{method.upper()} {path}"
+            operation_id = operation.get("operationId", "")
+            if CAMEL_CASE.fullmatch(operation_id) is None:
+                found.append(f"{name}: operationId {operation_id!r} is not camelCase")
+            if operation_id in seen:
+                found.append(f"{name}: operationId {operation_id!r} is also {seen[operation_id]}'s")
+            seen[operation_id] = name
+            if not operation.get("tags"):
+                found.append(f"{name}: no tag")
+            successes = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
+            if not successes:
+                found.append(f"{name}: no 2xx answer")
+            for status, response in successes.items():
+                content = response.get("content", {})
+                if not content:
+                    found.append(f"{name} {status}: no content")
+                for media_type, body in content.items():
+                    target = body.get("schema", {}).get("$ref", "")
+                    if target.removeprefix("#/components/schemas/") not in schemas:
+                        found.append(f"{name} {status} {media_type}: not a named schema ({target!r})")
+            for status, response in operation["responses"].items():
+                if int(status) >= 400 and response.get("content", {}).get("application/problem+json", {}).get(
+                    "schema"
+                ) != {"$ref": "#/components/schemas/Problem"}:
+                    found.append(f"{name} {status}: not a Problem")
+    return found
+
+
+@pytest.mark.parametrize("service", ["registry", "projections"])
+def test_every_operation_is_typed_named_and_tagged(service: str) -> None:
+    assert untyped(apps()[service].openapi()) == []
+
+
+def test_an_untyped_operation_is_caught() -> None:
+    document = copy.deepcopy(apps()["registry"].openapi())
+    operation = document["paths"]["/v1/agreements"]["post"]
+    operation["operationId"] = "sign_v1_agreements_post"
+    operation["responses"]["201"]["content"]["application/json"]["schema"] = {}
+    del operation["tags"]
+    document["paths"]["/v1/agreements/{agreement_id}"]["get"]["operationId"] = "amendAgreement"
+    assert untyped(document) == [
+        "POST /v1/agreements: operationId 'sign_v1_agreements_post' is not camelCase",
+        "POST /v1/agreements: no tag",
+        "POST /v1/agreements 201 application/json: not a named schema ('')",
+        "GET /v1/agreements/{agreement_id}: operationId 'amendAgreement' is also "
+        "POST /v1/agreements/{agreement_id}/amendments's",
+    ]
+
+
+# The operationIds clients generate their method names from: stable (docs/CONTRACT.md).
+OPERATION_IDS = {
+    "registry": {
+        "signAgreement", "amendAgreement", "reportProgress", "closeTerm", "getAgreement",
+        "listAgreementEvents", "registerParty", "renameParty", "recordSuccession", "getParty",
+        "listPartyEvents", "getCheckpoint", "getCheckpointOfSize", "signCheckpoint",
+        "getInclusionProof", "getConsistencyProof", "listLeaves", "getLogKeys", "addCosignature",
+        "getEventKeys",
+    },
+    "projections": {
+        "getParty", "listPartyObligations", "listPartyHistory", "listAgreements", "getAgreement",
+        "listOverdueObligations", "getProjectionStatus",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("service", ["registry", "projections"])
+def test_the_operation_ids_are_the_published_ones(service: str) -> None:
+    document = apps()[service].openapi()
+    ids = {operation["operationId"] for item in document["paths"].values() for operation in item.values()}
+    assert ids == OPERATION_IDS[service]

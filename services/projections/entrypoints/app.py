@@ -78,6 +78,7 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
         version="1.0.0",
         description="Read models built from the agreements event stream: each party's obligations and history.",
         lifespan=lifespan,
+        separate_input_output_schemas=False,  # one schema per model (as the registry's)
     )
 
     return service_app.finish(app, "projections", settings, verifier, install_errors, router)

@@ -13,18 +13,29 @@ import json
 import re
 import struct
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import asyncpg
 from coordreg_contracts.common import PERIOD_PATTERN
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from services.agreement.document_numbers import DocumentType
 from services.common import auth, problems
 from services.common.auth.dependencies import require
 from services.common.patterns import CURSOR, MAX_POSITION, RANKED_CURSOR, SLUG, full_match
 from services.common.problems import documented_errors
+from services.projections.entrypoints.answers import (
+    AgreementDocument,
+    AgreementList,
+    OverdueReport,
+    PartyEntry,
+    PartyHistory,
+    PartyObligations,
+    ProjectionStatus,
+    encoded,
+)
 from services.projections.readmodel import queries
 from services.projections.settings import ProjectionSettings
 
@@ -109,16 +120,35 @@ Pool = Annotated[asyncpg.Pool, Depends(pool_of)]
 Consistent = Depends(read_your_writes)
 
 
-@router.get("/parties/{party_id}", dependencies=[Consistent], responses=BY_PATH)
-async def get_party(party_id: PartyId, pool: Pool) -> JSONResponse:
+def answer(model: BaseModel, headers: dict[str, str] | None = None) -> Response:
+    """A response model written by pydantic-core (`encoded`), as `JSONResponse` wrote its dict before."""
+    return Response(encoded(model), 200, headers, "application/json")
+
+
+@router.get(
+    "/parties/{party_id}",
+    operation_id="getParty",
+    tags=["parties"],
+    response_model=PartyEntry,
+    dependencies=[Consistent],
+    responses=BY_PATH,
+)
+async def get_party(party_id: PartyId, pool: Pool) -> Response:
     """The party's directory entry, with the parties it succeeded and that succeeded it."""
     entry = await queries.party(pool, party_id)
     if entry is None:
         raise HTTPException(404, f"no party {party_id!r} in the read model's directory")
-    return JSONResponse(entry, headers={"ETag": f'"{entry["version"]}"'})
+    return answer(PartyEntry.model_validate(entry), {"ETag": f'"{entry["version"]}"'})
 
 
-@router.get("/parties/{party_id}/obligations", dependencies=[Consistent], responses=PAGED_BY_PATH)
+@router.get(
+    "/parties/{party_id}/obligations",
+    operation_id="listPartyObligations",
+    tags=["parties"],
+    response_model=PartyObligations,
+    dependencies=[Consistent],
+    responses=PAGED_BY_PATH,
+)
 async def party_obligations(
     party_id: PartyId,
     pool: Pool,
@@ -131,35 +161,51 @@ async def party_obligations(
     ] = "active",
     limit: KeyedLimit = MAX_KEYED_PAGE,
     cursor: KeyedCursor = None,
-) -> dict[str, Any]:
+) -> Response:
     after = _decode_key_cursor(cursor, 3)
     obligations = await queries.party_obligations(pool, party_id, status, _as_obligation_key(after), limit)
     next_cursor = (
         _encode_key_cursor(queries.obligation_key(obligations[-1])) if len(obligations) == limit else None
     )
-    return {
+    page = {
         "party_id": party_id,
         "obligations": obligations,
         "succeeded_by": await queries.succeeded_by(pool, party_id),
-        "position": await _position(pool),
+        "position": await queries.applied_position(pool),
         "next_cursor": next_cursor,
     }
+    return answer(PartyObligations.model_validate(page))
 
 
-@router.get("/parties/{party_id}/history", dependencies=[Consistent], responses=PAGED_BY_PATH)
+@router.get(
+    "/parties/{party_id}/history",
+    operation_id="listPartyHistory",
+    tags=["parties"],
+    response_model=PartyHistory,
+    dependencies=[Consistent],
+    responses=PAGED_BY_PATH,
+)
 async def party_history(
     party_id: PartyId,
     pool: Pool,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
-) -> dict[str, Any]:
+) -> Response:
     after = _decode_cursor(cursor)
     events = await queries.party_history(pool, party_id, after, limit)
     next_cursor = str(events[-1]["position"]) if len(events) == limit else None
-    return {"party_id": party_id, "events": events, "next_cursor": next_cursor}
+    page = {"party_id": party_id, "events": events, "next_cursor": next_cursor}
+    return answer(PartyHistory.model_validate(page))
 
 
-@router.get("/agreements", dependencies=[Consistent], responses=PAGED)
+@router.get(
+    "/agreements",
+    operation_id="listAgreements",
+    tags=["agreements"],
+    response_model=AgreementList,
+    dependencies=[Consistent],
+    responses=PAGED,
+)
 async def list_agreements(
     pool: Pool,
     party_id: Annotated[str | None, Query(pattern=SLUG)] = None,
@@ -174,7 +220,7 @@ async def list_agreements(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
-) -> dict[str, Any]:
+) -> Response:
     words = queries.search_words(q) if q else []
     if words:
         found = await queries.search_agreements(
@@ -188,7 +234,8 @@ async def list_agreements(
             document_type=document_type,
         )
         ranked_cursor = _encode_ranked_cursor(found[-1][0]) if len(found) == limit else None
-        return {"agreements": [r for _, r in found], "next_cursor": ranked_cursor}
+        page = {"agreements": [r for _, r in found], "next_cursor": ranked_cursor}
+        return answer(AgreementList.model_validate(page))
     # No word to look for (no `q`, or one of spaces and marks only): the listing, as before.
     rows = await queries.agreements(
         pool,
@@ -200,45 +247,62 @@ async def list_agreements(
         document_type=document_type,
     )
     next_cursor = str(rows[-1][0]) if len(rows) == limit else None
-    return {"agreements": [r for _, r in rows], "next_cursor": next_cursor}
+    return answer(
+        AgreementList.model_validate({"agreements": [r for _, r in rows], "next_cursor": next_cursor})
+    )
 
 
-@router.get("/agreements/{agreement_id}", dependencies=[Consistent], responses=BY_PATH)
-async def get_agreement(agreement_id: Annotated[str, Path(max_length=64)], pool: Pool) -> JSONResponse:
-    doc = await queries.agreement(pool, agreement_id)
-    if doc is None:
+@router.get(
+    "/agreements/{agreement_id}",
+    operation_id="getAgreement",
+    tags=["agreements"],
+    response_model=AgreementDocument,
+    dependencies=[Consistent],
+    responses=BY_PATH,
+)
+async def get_agreement(agreement_id: Annotated[str, Path(max_length=64)], pool: Pool) -> Response:
+    """The agreement as the read model holds it (validated from its jsonb's text, read once)."""
+    text = await queries.agreement_json(pool, agreement_id)
+    if text is None:
         raise HTTPException(404, f"no agreement {agreement_id!r} in the read model")
-    return JSONResponse(doc, headers={"ETag": f'"{doc["version"]}"'})
+    doc = AgreementDocument.model_validate_json(text)
+    return answer(doc, {"ETag": f'"{doc.version}"'})
 
 
-@router.get("/reports/overdue", dependencies=[Consistent], responses=PAGED)
+@router.get(
+    "/reports/overdue",
+    operation_id="listOverdueObligations",
+    tags=["reports"],
+    response_model=OverdueReport,
+    dependencies=[Consistent],
+    responses=PAGED,
+)
 async def overdue(
     period: Period, pool: Pool, limit: KeyedLimit = MAX_KEYED_PAGE, cursor: KeyedCursor = None
-) -> dict[str, Any]:
+) -> Response:
     after = _decode_key_cursor(cursor, 4)
     key = (after[0], after[1], after[2], after[3]) if after is not None else None
     obligations = await queries.overdue(pool, period, key, limit)
     next_cursor = (
         _encode_key_cursor(queries.overdue_key(obligations[-1])) if len(obligations) == limit else None
     )
-    return {"period": period, "obligations": obligations, "next_cursor": next_cursor}
+    page = {"period": period, "obligations": obligations, "next_cursor": next_cursor}
+    return answer(OverdueReport.model_validate(page))
 
 
-@router.get("/projections/status")
-async def projection_status(request: Request, pool: Pool) -> dict[str, Any]:
+@router.get(
+    "/projections/status",
+    operation_id="getProjectionStatus",
+    tags=["status"],
+    response_model=ProjectionStatus,
+)
+async def projection_status(request: Request, pool: Pool) -> Response:
     settings: ProjectionSettings = request.app.state.settings
     status = await queries.status(pool, settings.consumer_group)
     worker = getattr(request.app.state, "worker", None)
     lag = await worker.lag() if worker is not None else None
-    return {
-        "projections": [
-            {"name": "read_models", "consumer_group": settings.consumer_group, **status, "lag_events": lag}
-        ]
-    }
-
-
-async def _position(pool: asyncpg.Pool) -> int:
-    return int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM applied"))
+    state = {"name": "read_models", "consumer_group": settings.consumer_group, **status, "lag_events": lag}
+    return answer(ProjectionStatus.model_validate({"projections": [state]}))
 
 
 def _decode_cursor(cursor: str | None) -> int:

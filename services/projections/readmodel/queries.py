@@ -311,9 +311,17 @@ def search_query(
     return sql, args
 
 
-async def agreement(pool: asyncpg.Pool, agreement_id: str) -> dict[str, Any] | None:
-    state = await pool.fetchval("SELECT state::text FROM agreements WHERE agreement_id = $1", agreement_id)
-    return json.loads(state) if state else None
+async def agreement_json(pool: asyncpg.Pool, agreement_id: str) -> str | None:
+    """The agreement's document as the JSON text of its jsonb (members in jsonb's order)."""
+    state: str | None = await pool.fetchval(
+        "SELECT state::text FROM agreements WHERE agreement_id = $1", agreement_id
+    )
+    return state
+
+
+async def applied_position(pool: asyncpg.Pool) -> int:
+    """The last position the read models have applied (0 before the first)."""
+    return int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM applied"))
 
 
 async def overdue(

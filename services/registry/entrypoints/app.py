@@ -13,12 +13,14 @@ from fastapi import FastAPI
 from services.common import auth, service_app
 from services.common.db import create_pool, migrate
 from services.common.envelope_signatures import EnvelopeSigner, EnvelopeVerifier, load_event_signer
+from services.common.openapi import add_schemas
 from services.registry import bootstrap
 from services.registry.adapters.postgres_store import SUCCESSION_CHANNEL
 from services.registry.entrypoints.errors import install_errors
 from services.registry.entrypoints.event_key_routes import router as event_key_router
+from services.registry.entrypoints.log_routes import SignedNote
 from services.registry.entrypoints.log_routes import router as log_router
-from services.registry.entrypoints.routes import router
+from services.registry.entrypoints.routes import COMMAND_ROUTES, router
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.successions import run_forever
 from services.registry.settings import RegistrySettings
@@ -109,10 +111,16 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         version="1.0.0",
         description="Sign, amend, report on and close coordination agreements. Every act is an immutable event.",
         lifespan=lifespan,
+        # One schema per model, as a request validates it: a response model that shares a model
+        # with a request body (Party, Term...) names the same component, not Party-Output.
+        separate_input_output_schemas=False,
     )
 
     app.state.max_page_bytes = settings.max_page_bytes
     # The commands and reads first (most requests), then the transparency log's routes (B11).
-    return service_app.finish(
+    service_app.finish(
         app, "registry", settings, verifier, install_errors, router, log_router, event_key_router
     )
+    # The request bodies the command routes read themselves, and the log's signed notes (text).
+    add_schemas(app, [*(route.command for route in COMMAND_ROUTES), SignedNote])
+    return app

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from services.common import auth
@@ -15,6 +14,7 @@ from services.common.auth import Client
 from services.common.auth.dependencies import require
 from services.common.envelope_signatures import SIGNATURE_HEADER, EnvelopeSigner
 from services.common.problems import documented_errors
+from services.registry.entrypoints.routes import json_answer
 
 router = APIRouter(prefix="/v1", tags=["events"])
 Reader = Annotated[Client, Depends(require(auth.READ))]
@@ -31,14 +31,15 @@ class EventKeys(BaseModel):
 @router.get(
     "/event-keys",
     summary="The keys that sign every event (the envelope-signature record header)",
+    operation_id="getEventKeys",
     response_model=EventKeys,
     responses=documented_errors(401, 403, 413, 429),
 )
-async def event_keys(request: Request, client: Reader) -> JSONResponse:
+async def event_keys(request: Request, client: Reader) -> Response:
     signer: EnvelopeSigner = request.app.state.event_signer
     body = EventKeys(
         verifier_key=signer.verifier_key,
         retired_verifier_keys=list(request.app.state.event_retired_keys),
         header=SIGNATURE_HEADER,
     )
-    return JSONResponse(body.model_dump())
+    return json_answer(body)

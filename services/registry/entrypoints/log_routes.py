@@ -3,7 +3,8 @@ cosignatures. Reads need `agreements:read`; signing a checkpoint on demand and h
 cosignature need `log:witness`.
 
 Hashes travel as standard base64 (as in the checkpoint's root line); proofs are in RFC 9162's
-order, as Go's golang.org/x/mod/sumdb/tlog checks them.
+order, as Go's golang.org/x/mod/sumdb/tlog checks them. The SQL is in
+services/registry/adapters/log_reads.py and tree_integrator.py.
 """
 
 from __future__ import annotations
@@ -14,21 +15,26 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from services.common import auth
 from services.common.auth import Client
 from services.common.auth.dependencies import require
-from services.common.paging import json_with_list, render, within_bytes
+from services.common.openapi import ref
+from services.common.paging import json_with_list, within_bytes
 from services.common.patterns import MAX_POSITION
 from services.common.problems import documented_errors, problem
+from services.registry.adapters import log_reads
 from services.registry.adapters.tree_integrator import sign_checkpoint, with_hashes
 from services.registry.adapters.tree_integrator import tree_size as size_now
+from services.registry.entrypoints.routes import json_answer
 from services.registry.service_layer.event_store import StoredEvent
 from services.transparency import merkle, note
 from services.transparency.log import CheckpointSigner
 
 router = APIRouter(prefix="/v1/log", tags=["transparency log"])
+TAG = "transparency log"
 Reader = Depends(require(auth.READ))
 Witness = Annotated[Client, Depends(require(auth.WITNESS))]
 Size = Annotated[int, Query(ge=0, le=2**62, description="A tree size: the leaves counted from 0")]
@@ -36,6 +42,59 @@ MAX_LEAVES = 1000
 NOTE = "text/plain; charset=utf-8"
 # Every status each operation can answer (tests/unit/test_openapi_documents.py derives them).
 _AUTH = (401, 403, 413, 429)
+
+
+class LogAnswer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+
+class SignedNote(RootModel[str]):
+    """A C2SP signed note (text/plain): a checkpoint of the tree, signed by the log, and by the
+    witnesses that cosigned it."""
+
+
+class InclusionProof(LogAnswer):
+    tree_size: int
+    leaf_index: int
+    position: int
+    event_id: str
+    leaf_hash: str = Field(description="Base64 of SHA-256(0x00 || record)")
+    hashes: list[str] = Field(description="Base64 hashes, in RFC 9162's order")
+
+
+class ConsistencyProof(LogAnswer):
+    from_: int = Field(alias="from")
+    to: int
+    hashes: list[str]
+
+
+class Leaf(LogAnswer):
+    leaf_index: int
+    position: int
+    event_id: str
+    leaf_hash: str
+    record: str = Field(description="The event's Kafka record: SHA-256(0x00 || its bytes) is leaf_hash")
+
+
+class LeafPage(LogAnswer):
+    leaves: list[Leaf]
+    next_start: int | None = Field(description="The first leaf left out, when the bytes ended the page early")
+
+
+class LogKeys(LogAnswer):
+    origin: str
+    verifier_key: str
+    retired_verifier_keys: list[str]
+    witness_verifier_keys: list[str]
+
+
+class Cosigned(LogAnswer):
+    tree_size: int
+    witnesses: list[str]
+
+
+def _note_answer(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    return {status: {"description": description, "content": {"text/plain": {"schema": ref(SignedNote)}}}}
 
 
 def _b64(data: bytes) -> str:
@@ -55,13 +114,6 @@ def _signer(request: Request) -> CheckpointSigner:
     return signer
 
 
-async def _with_cosignatures(conn: Any, size: int, text: str) -> str:
-    lines = await conn.fetch(
-        "SELECT signature FROM registry.cosignatures WHERE tree_size = $1 ORDER BY witness", size
-    )
-    return text + "".join(str(r["signature"]) for r in lines)
-
-
 async def _beyond_the_tree(conn: Any, size: int) -> Response | None:
     """The 422 for a size the tree has not reached yet, or None."""
     current = await size_now(conn)
@@ -76,16 +128,14 @@ async def _beyond_the_tree(conn: Any, size: int) -> Response | None:
     "/checkpoint",
     response_class=PlainTextResponse,
     summary="The latest signed checkpoint (a C2SP signed note)",
-    responses=documented_errors(*_AUTH, 404, 503),
+    operation_id="getCheckpoint",
+    responses={**_note_answer(200, "The latest checkpoint"), **documented_errors(*_AUTH, 404, 503)},
 )
 async def latest_checkpoint(pool: Pool, client: Annotated[Client, Reader]) -> Response:
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT tree_size, note FROM registry.checkpoints ORDER BY tree_size DESC LIMIT 1"
-        )
-        if row is None:
-            return problem(404, "no checkpoint has been signed yet; POST /v1/log/checkpoints signs one")
-        text = await _with_cosignatures(conn, row["tree_size"], row["note"])
+        text = await log_reads.latest_checkpoint(conn)
+    if text is None:
+        return problem(404, "no checkpoint has been signed yet; POST /v1/log/checkpoints signs one")
     return Response(text, media_type=NOTE)
 
 
@@ -93,16 +143,16 @@ async def latest_checkpoint(pool: Pool, client: Annotated[Client, Reader]) -> Re
     "/checkpoints/{tree_size}",
     response_class=PlainTextResponse,
     summary="The checkpoint of one tree size",
-    responses=documented_errors(*_AUTH, 404, 422, 503),
+    operation_id="getCheckpointOfSize",
+    responses={**_note_answer(200, "The checkpoint"), **documented_errors(*_AUTH, 404, 422, 503)},
 )
 async def checkpoint_of(
     pool: Pool, tree_size: Annotated[int, Path(ge=0, le=2**62)], client: Annotated[Client, Reader]
 ) -> Response:
     async with pool.acquire() as conn:
-        text = await conn.fetchval("SELECT note FROM registry.checkpoints WHERE tree_size = $1", tree_size)
-        if text is None:
-            return problem(404, f"no checkpoint of tree size {tree_size} was signed")
-        text = await _with_cosignatures(conn, tree_size, text)
+        text = await log_reads.checkpoint(conn, tree_size)
+    if text is None:
+        return problem(404, f"no checkpoint of tree size {tree_size} was signed")
     return Response(text, media_type=NOTE)
 
 
@@ -111,7 +161,8 @@ async def checkpoint_of(
     response_class=PlainTextResponse,
     status_code=201,
     summary="Sign a checkpoint of the tree now",
-    responses=documented_errors(*_AUTH, 503),
+    operation_id="signCheckpoint",
+    responses={**_note_answer(201, "The checkpoint, signed"), **documented_errors(*_AUTH, 503)},
 )
 async def checkpoint_now(request: Request, pool: Pool, client: Witness) -> Response:
     async with pool.acquire() as conn:
@@ -122,6 +173,8 @@ async def checkpoint_now(request: Request, pool: Pool, client: Witness) -> Respo
 @router.get(
     "/proofs/inclusion",
     summary="An event's inclusion proof against a tree size",
+    operation_id="getInclusionProof",
+    response_model=InclusionProof,
     responses=documented_errors(*_AUTH, 404, 422, 503),
 )
 async def inclusion(
@@ -136,13 +189,7 @@ async def inclusion(
     async with pool.acquire() as conn:
         if (refused := await _beyond_the_tree(conn, tree_size)) is not None:
             return refused
-        row = await conn.fetchrow(
-            """SELECT l.leaf_index, l.leaf_hash, e.position, e.event_id FROM registry.events e
-               LEFT JOIN registry.tree_leaves l ON l.position = e.position
-               WHERE e.event_id = $1 OR e.position = $2""",
-            event_id,
-            position,
-        )
+        row = await log_reads.event_leaf(conn, event_id, position)
         if row is None:
             return problem(404, f"no event {event_id or position}")
         if row["leaf_index"] is None:
@@ -159,20 +206,22 @@ async def inclusion(
                 extensions={"leaf_index": index, "tree_size": tree_size},
             )
         hashes = await with_hashes(conn, lambda read: merkle.inclusion_proof(tree_size, index, read))
-    body = {
-        "tree_size": tree_size,
-        "leaf_index": index,
-        "position": int(row["position"]),
-        "event_id": str(row["event_id"]),
-        "leaf_hash": _b64(bytes(row["leaf_hash"])),
-        "hashes": [_b64(h) for h in hashes],
-    }
-    return _json(body)
+    proof = InclusionProof.model_construct(
+        tree_size=tree_size,
+        leaf_index=index,
+        position=int(row["position"]),
+        event_id=str(row["event_id"]),
+        leaf_hash=_b64(bytes(row["leaf_hash"])),
+        hashes=[_b64(h) for h in hashes],
+    )
+    return json_answer(proof)
 
 
 @router.get(
     "/proofs/consistency",
     summary="A consistency proof between two tree sizes",
+    operation_id="getConsistencyProof",
+    response_model=ConsistencyProof,
     responses=documented_errors(*_AUTH, 422, 503),
 )
 async def consistency(
@@ -187,12 +236,16 @@ async def consistency(
         if (refused := await _beyond_the_tree(conn, new_size)) is not None:
             return refused
         hashes = await with_hashes(conn, lambda read: merkle.consistency_proof(new_size, old_size, read))
-    return _json({"from": old_size, "to": new_size, "hashes": [_b64(h) for h in hashes]})
+    return json_answer(
+        ConsistencyProof.model_construct(from_=old_size, to=new_size, hashes=[_b64(h) for h in hashes])
+    )
 
 
 @router.get(
     "/leaves",
     summary="A range of leaves, each with its event's Kafka record",
+    operation_id="listLeaves",
+    response_model=LeafPage,
     description=f"At most {MAX_LEAVES} leaves and `REGISTRY_MAX_PAGE_BYTES` of them (the first always): "
     "when the bytes end the answer early, `next_start` is the first leaf left out; ask again from there.",
     responses=documented_errors(*_AUTH, 422, 503),
@@ -212,35 +265,18 @@ async def leaves(
             return refused
         # The running total of the envelopes' bytes stops the rows in the database, so a range
         # of large events is never all fetched (ADR 0005); the cut below is on the exact bytes.
-        rows = await conn.fetch(
-            """SELECT leaf_index, leaf_hash, position, agreement_id, sequence, event_id, envelope FROM (
-                   SELECT l.leaf_index, l.leaf_hash, e.position, e.agreement_id, e.sequence, e.event_id,
-                          e.envelope,
-                          coalesce(sum(octet_length(e.envelope)) OVER (
-                              ORDER BY l.leaf_index ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-                              AS before
-                   FROM registry.tree_leaves l JOIN registry.events e ON e.position = l.position
-                   WHERE l.leaf_index >= $1 AND l.leaf_index < $2
-               ) range
-               WHERE before < $3 OR before = 0
-               ORDER BY leaf_index""",
-            start,
-            end,
-            budget,
-        )
+        rows = await log_reads.leaves(conn, start, end, budget)
     rendered = (
-        render(
-            {
-                "leaf_index": int(r["leaf_index"]),
-                "position": int(r["position"]),
-                "event_id": str(r["event_id"]),
-                "leaf_hash": _b64(bytes(r["leaf_hash"])),
-                # The leaf's data: SHA-256(0x00 || these bytes) is leaf_hash.
-                "record": StoredEvent(
-                    r["position"], r["agreement_id"], r["sequence"], r["envelope"]
-                ).message_text(),
-            }
+        Leaf.model_construct(
+            leaf_index=int(r["leaf_index"]),
+            position=int(r["position"]),
+            event_id=str(r["event_id"]),
+            leaf_hash=_b64(bytes(r["leaf_hash"])),
+            # The leaf's data: SHA-256(0x00 || these bytes) is leaf_hash.
+            record=StoredEvent(r["position"], r["agreement_id"], r["sequence"], r["envelope"]).message_text(),
         )
+        .model_dump_json()
+        .encode()
         for r in rows
     )
     taken, _ = within_bytes(rendered, budget)
@@ -252,18 +288,20 @@ async def leaves(
 @router.get(
     "/keys",
     summary="The keys that sign checkpoints, and the witnesses accepted",
+    operation_id="getLogKeys",
+    response_model=LogKeys,
     responses=documented_errors(*_AUTH),
 )
 async def keys(request: Request, client: Annotated[Client, Reader]) -> Response:
     signer = _signer(request)
     state = request.app.state
-    return _json(
-        {
-            "origin": signer.origin,
-            "verifier_key": signer.verifier_key,
-            "retired_verifier_keys": list(state.log_retired_keys),
-            "witness_verifier_keys": [w.key() for w in state.log_witnesses],
-        }
+    return json_answer(
+        LogKeys.model_construct(
+            origin=signer.origin,
+            verifier_key=signer.verifier_key,
+            retired_verifier_keys=list(state.log_retired_keys),
+            witness_verifier_keys=[w.key() for w in state.log_witnesses],
+        )
     )
 
 
@@ -271,6 +309,8 @@ async def keys(request: Request, client: Annotated[Client, Reader]) -> Response:
     "/cosignatures",
     status_code=201,
     summary="Hand in a witness's cosignature of a checkpoint",
+    operation_id="addCosignature",
+    response_model=Cosigned,
     responses=documented_errors(*_AUTH, 400, 409, 422, 503),
     openapi_extra={
         "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}, "required": True}
@@ -294,25 +334,13 @@ async def cosign(
     if not cosigners:
         return problem(422, "no signature of a known witness verifies on this note", kind="bad-cosignature")
     async with pool.acquire() as conn, conn.transaction():
-        stored = await conn.fetchval(
-            "SELECT note FROM registry.checkpoints WHERE tree_size = $1", checkpoint.size
-        )
+        stored = await log_reads.checkpoint_note(conn, checkpoint.size)
         if stored is None or note.open_note(stored, [log_verifier])[0].body != opened.body:
             return problem(
                 409,
                 f"this log signed no such checkpoint of tree size {checkpoint.size}",
                 kind="unknown-checkpoint",
             )
-        for signature in cosigners:
-            await conn.execute(
-                """INSERT INTO registry.cosignatures (tree_size, witness, signature) VALUES ($1, $2, $3)
-                   ON CONFLICT (tree_size, witness) DO NOTHING""",
-                checkpoint.size,
-                signature.name,
-                signature.line(),
-            )
-    return _json({"tree_size": checkpoint.size, "witnesses": sorted(s.name for s in cosigners)}, 201)
-
-
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return JSONResponse(body, status_code=status)
+        await log_reads.add_cosignatures(conn, checkpoint.size, [(s.name, s.line()) for s in cosigners])
+    cosigned = sorted(signature.name for signature in cosigners)
+    return json_answer(Cosigned.model_construct(tree_size=checkpoint.size, witnesses=cosigned), 201)

@@ -1,19 +1,24 @@
-"""The registry's HTTP API (docs/CONTRACT.md, command side). Routes are thin: parse, hand on, answer.
+"""The registry's HTTP API (docs/CONTRACT.md, command side). A route is parse, hand on, answer.
 
-Each command route builds the command and its context and calls `bus.handle`; the command bus
+Each command route has one declaration, a `CommandRoute`: the command it reads, its OpenAPI
+operation (id, tag, answer model, errors) and its answer (status, `Location` template; the
+`ETag` is the stream's version). Its body is read once, before the token is checked, by the
+dependency the declaration gives (services/registry/entrypoints/bodies.py); the route then calls
+`bus.handle` with the command and its context. The command bus
 (services/registry/service_layer/bus.py) owns the rest: Idempotency-Key, party binding, the
 decision and the append. Every route needs a bearer token with its scope
 (`services.common.auth`); the token's `sub` is the event's `actor` and the scope of
-Idempotency-Key records.
+Idempotency-Key records. Answers are response models (views.py) written by pydantic-core.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
 from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, ReportProgress, SignAgreement
 from coordreg_contracts.envelope import canonical_json
@@ -25,27 +30,29 @@ from coordreg_contracts.parties import (
     party_subject,
 )
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from services.common import auth, paging, problems
 from services.common.auth import Client
 from services.common.auth.dependencies import require
 from services.common.patterns import SLUG, VERSION, full_match
 from services.common.problems import documented_errors
-from services.common.text_input import refuse_unstorable_body
 from services.registry.bootstrap import Registry
 from services.registry.domain.errors import NotFound
+from services.registry.entrypoints.bodies import CommandBody, command_body
 from services.registry.entrypoints.errors import BadIfMatch
-from services.registry.entrypoints.views import agreement_view, party_view
-from services.registry.service_layer.binding import Caller
-from services.registry.service_layer.bus import (
-    CommandContext,
-    CommandResult,
-    IdempotentRequest,
-    PartyResult,
-    Reply,
+from services.registry.entrypoints.views import (
+    Agreement,
+    AgreementCommandResult,
+    DirectoryEntry,
+    EventPage,
+    PartyCommandResult,
+    agreement_view,
+    party_view,
 )
-from services.registry.service_layer.idempotency import MAX_KEY_LENGTH
+from services.registry.service_layer.binding import Caller
+from services.registry.service_layer.bus import CommandContext, IdempotentRequest, Replayed, Reply
+from services.registry.service_layer.idempotency import MAX_KEY_LENGTH, StoredResponse
 from services.registry.service_layer.repository import event_page, stream_exists
 
 router = APIRouter(prefix="/v1")
@@ -126,121 +133,205 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 def fingerprint(method: str, path: str, if_match: str | None, body: Any) -> str:
-    """What makes two requests "the same request" for an Idempotency-Key."""
+    """What makes two requests "the same request" for an Idempotency-Key: the hash of the JSON
+    value the client sent (not of the command it validates to)."""
     digest = hashlib.sha256()
     digest.update(f"{method} {path} {if_match or ''}\n".encode())
     digest.update(canonical_json(body))
     return digest.hexdigest()
 
 
-async def command_context(
-    request: Request,
-    client: Client,
-    command: Command | PartyCommand,
-    status_code: int,
-    key: str | None,
-    if_match: str | None,
-) -> CommandContext:
-    refuse_unstorable_body(command.model_dump())
-    idempotency = None
-    if key is not None:
-        body = json.loads(await request.body())
-        idempotency = IdempotentRequest(
-            key, fingerprint(request.method, request.url.path, if_match, body), status_code
+C = TypeVar("C", bound=Command | PartyCommand)
+CommandAnswer = type[AgreementCommandResult] | type[PartyCommandResult]
+
+
+@dataclass(frozen=True)
+class CommandRoute(Generic[C]):
+    """A command route's one declaration: what it reads, how it appears in the OpenAPI document,
+    and how it answers: `status`, and `Location` (a template on the answer's fields) when it
+    creates a stream. Every command answer carries the stream's version as its `ETag`."""
+
+    command: type[C]
+    operation_id: str
+    summary: str
+    tag: str
+    status: int
+    answer: CommandAnswer
+    errors: dict[int | str, dict[str, Any]]
+    location: str | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The path operation's arguments: the decorator states nothing of its own."""
+        body = {"$ref": f"#/components/schemas/{self.command.__name__}"}
+        return {
+            "status_code": self.status,
+            "summary": self.summary,
+            "operation_id": self.operation_id,
+            "tags": [self.tag],
+            "response_model": self.answer,
+            "responses": self.errors,
+            "openapi_extra": {
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}}
+            },
+        }
+
+    def body(self) -> Any:
+        """The route's first parameter: the body, read and parsed before the token is checked."""
+        return Depends(command_body(self.command))
+
+    def headers(self, answer: Mapping[str, Any]) -> dict[str, str]:
+        headers = {"ETag": f'"{answer["version"]}"'}
+        if self.location is not None:
+            headers["Location"] = self.location.format_map(answer)
+        return headers
+
+    def respond(self, reply: Reply) -> Response:
+        if isinstance(reply, Replayed):
+            return self._replayed(reply.response)
+        fields = reply.body()
+        return json_answer(self.answer.model_construct(**fields), self.status, self.headers(fields))
+
+    def _replayed(self, stored: StoredResponse) -> Response:
+        """The first request's answer again, as it was recorded (its members in their stored order)."""
+        body = dict(stored.body)
+        if stored.status_code >= 400:
+            media_type, headers = problems.PROBLEM_JSON, {}
+        else:
+            media_type, headers = "application/json", self.headers(body)
+        headers["Idempotent-Replayed"] = "true"
+        return Response(paging.render(body), stored.status_code, headers, media_type)
+
+    async def handle(
+        self,
+        body: CommandBody[C],
+        request: Request,
+        registry: Registry,
+        client: Client,
+        key: str | None,
+        stream_id: str | Callable[[C], str],
+        if_match: str | None = None,
+    ) -> Response:
+        """Parse, hand on, answer."""
+        command = body.valid()
+        idempotency = None
+        if key is not None:
+            method, path = request.method, request.url.path
+            idempotency = IdempotentRequest(key, fingerprint(method, path, if_match, body.value), self.status)
+        correlation_id = getattr(request.state, "correlation_id", None)
+        context = CommandContext(
+            caller=Caller(client.client_id, client.party_ids),
+            correlation_id=correlation_id if correlation_id is not None else str(uuid.uuid4()),
+            causation_id=str(uuid.uuid4()),
+            expected_version=parse_if_match(if_match),
+            idempotency=idempotency,
         )
-    return CommandContext(
-        caller=Caller(client.client_id, client.party_ids),
-        correlation_id=getattr(request.state, "correlation_id", str(uuid.uuid4())),
-        causation_id=str(uuid.uuid4()),
-        expected_version=parse_if_match(if_match),
-        idempotency=idempotency,
-    )
+        stream = stream_id(command) if callable(stream_id) else stream_id
+        return self.respond(await registry.bus.handle(command, context, stream))
 
 
-def reply_response(reply: Reply, status_code: int, command: Command | PartyCommand) -> JSONResponse:
-    location = isinstance(command, SignAgreement | RegisterParty)
-    if isinstance(reply, CommandResult | PartyResult):
-        return _result_response(reply.body(), status_code, location)
-    stored = reply.response
-    if stored.status_code >= 400:
-        return JSONResponse(
-            dict(stored.body),
-            status_code=stored.status_code,
-            media_type=problems.PROBLEM_JSON,
-            headers={"Idempotent-Replayed": "true"},
-        )
-    response = _result_response(dict(stored.body), stored.status_code, location)
-    response.headers["Idempotent-Replayed"] = "true"
-    return response
+def _party_stream(command: RegisterParty) -> str:
+    """A party's registration names its stream in the body."""
+    return party_subject(command.party_id)
 
 
-def _result_response(body: dict[str, Any], status_code: int, location: bool) -> JSONResponse:
-    headers = {"ETag": f'"{body["version"]}"'}
-    if location and "agreement_id" in body:
-        headers["Location"] = f"/v1/agreements/{body['agreement_id']}"
-    elif location:
-        headers["Location"] = f"/v1/parties/{body['party_id']}"
-    return JSONResponse(body, status_code=status_code, headers=headers)
+def json_answer(model: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A response model written by pydantic-core, as `JSONResponse` wrote its dict before."""
+    return Response(model.model_dump_json(), status, headers, "application/json")
 
 
-@router.post("/agreements", status_code=201, summary="Sign an agreement", responses=SIGN_ERRORS)
+SIGN = CommandRoute(
+    SignAgreement,
+    "signAgreement",
+    "Sign an agreement",
+    "agreements",
+    201,
+    AgreementCommandResult,
+    SIGN_ERRORS,
+    location="/v1/agreements/{agreement_id}",
+)
+AMEND = CommandRoute(
+    AmendAgreement,
+    "amendAgreement",
+    "Amend an agreement",
+    "agreements",
+    200,
+    AgreementCommandResult,
+    AMEND_ERRORS,
+)
+REPORT = CommandRoute(
+    ReportProgress,
+    "reportProgress",
+    "Report progress",
+    "agreements",
+    201,
+    AgreementCommandResult,
+    COMMAND_ERRORS,
+)
+CLOSE = CommandRoute(
+    CloseTerm,
+    "closeTerm",
+    "Close an agreement's term",
+    "agreements",
+    200,
+    AgreementCommandResult,
+    COMMAND_ERRORS,
+)
+
+
+@router.post("/agreements", **SIGN.openapi())
 async def sign(
-    body: SignAgreement, request: Request, registry: RegistryDep, client: Signer, key: IdempotencyKey = None
-) -> JSONResponse:
-    context = await command_context(request, client, body, 201, key, None)
-    return reply_response(await registry.bus.handle(body, context, registry.bus.new_stream_id()), 201, body)
+    body: Annotated[CommandBody[SignAgreement], SIGN.body()],
+    request: Request,
+    registry: RegistryDep,
+    client: Signer,
+    key: IdempotencyKey = None,
+) -> Response:
+    return await SIGN.handle(body, request, registry, client, key, registry.bus.new_stream_id())
 
 
-@router.post("/agreements/{agreement_id}/amendments", summary="Amend an agreement", responses=AMEND_ERRORS)
+@router.post("/agreements/{agreement_id}/amendments", **AMEND.openapi())
 async def amend(
+    body: Annotated[CommandBody[AmendAgreement], AMEND.body()],
     agreement_id: AgreementId,
-    body: AmendAgreement,
     request: Request,
     registry: RegistryDep,
     client: Amender,
     key: IdempotencyKey = None,
     if_match: IfMatch = None,
-) -> JSONResponse:
-    context = await command_context(request, client, body, 200, key, if_match)
-    return reply_response(await registry.bus.handle(body, context, agreement_id), 200, body)
+) -> Response:
+    return await AMEND.handle(body, request, registry, client, key, agreement_id, if_match)
 
 
-@router.post(
-    "/agreements/{agreement_id}/progress-reports",
-    status_code=201,
-    summary="Report progress",
-    responses=COMMAND_ERRORS,
-)
+@router.post("/agreements/{agreement_id}/progress-reports", **REPORT.openapi())
 async def report(
+    body: Annotated[CommandBody[ReportProgress], REPORT.body()],
     agreement_id: AgreementId,
-    body: ReportProgress,
     request: Request,
     registry: RegistryDep,
     client: Reporter,
     key: IdempotencyKey = None,
-) -> JSONResponse:
-    context = await command_context(request, client, body, 201, key, None)
-    return reply_response(await registry.bus.handle(body, context, agreement_id), 201, body)
+) -> Response:
+    return await REPORT.handle(body, request, registry, client, key, stream_id=agreement_id)
 
 
-@router.post(
-    "/agreements/{agreement_id}/close", summary="Close an agreement's term", responses=COMMAND_ERRORS
-)
+@router.post("/agreements/{agreement_id}/close", **CLOSE.openapi())
 async def close(
+    body: Annotated[CommandBody[CloseTerm], CLOSE.body()],
     agreement_id: AgreementId,
-    body: CloseTerm,
     request: Request,
     registry: RegistryDep,
     client: Closer,
     key: IdempotencyKey = None,
-) -> JSONResponse:
-    context = await command_context(request, client, body, 200, key, None)
-    return reply_response(await registry.bus.handle(body, context, agreement_id), 200, body)
+) -> Response:
+    return await CLOSE.handle(body, request, registry, client, key, stream_id=agreement_id)
 
 
 @router.get(
     "/agreements/{agreement_id}",
     summary="Current state, from the event store",
+    operation_id="getAgreement",
+    tags=["agreements"],
+    response_model=Agreement,
     dependencies=[Reader],
     responses=READ_ERRORS,
 )
@@ -248,12 +339,15 @@ async def get_agreement(agreement_id: AgreementId, registry: RegistryDep) -> Res
     loaded = await registry.agreements.get(agreement_id)
     if loaded.state is None:
         raise NotFound(f"no agreement {agreement_id!r}")
-    return JSONResponse(agreement_view(loaded.state), headers={"ETag": f'"{loaded.state.version}"'})
+    return json_answer(agreement_view(loaded.state), headers={"ETag": f'"{loaded.state.version}"'})
 
 
 @router.get(
     "/agreements/{agreement_id}/events",
     summary="The agreement's events, in sequence order",
+    operation_id="listAgreementEvents",
+    tags=["agreements"],
+    response_model=EventPage,
     dependencies=[Reader],
     responses=EVENTS_ERRORS,
 )
@@ -270,55 +364,73 @@ async def get_events(
 # --- the party directory (decisions 15-18) ------------------------------------------------------
 DIRECTORY_ERRORS = documented_errors(400, 401, 403, 409, 413, 422, 429, 503, described=_COMMAND_TEXT)
 PARTY_ERRORS = documented_errors(400, 401, 403, 404, 409, 413, 422, 429, 503, described=_COMMAND_TEXT)
-
-
-@router.post(
-    "/parties", status_code=201, summary="Register a party in the directory", responses=DIRECTORY_ERRORS
+REGISTER = CommandRoute(
+    RegisterParty,
+    "registerParty",
+    "Register a party in the directory",
+    "parties",
+    201,
+    PartyCommandResult,
+    DIRECTORY_ERRORS,
+    location="/v1/parties/{party_id}",
 )
+RENAME = CommandRoute(
+    RenameParty, "renameParty", "Rename a party", "parties", 200, PartyCommandResult, PARTY_ERRORS
+)
+SUCCESSION = CommandRoute(
+    RecordSuccession,
+    "recordSuccession",
+    "Record that a party ceased and who took over its functions",
+    "parties",
+    200,
+    PartyCommandResult,
+    PARTY_ERRORS,
+)
+# Every command route's declaration, by operation (and so the request bodies the document names).
+COMMAND_ROUTES = (SIGN, AMEND, REPORT, CLOSE, REGISTER, RENAME, SUCCESSION)
+
+
+@router.post("/parties", **REGISTER.openapi())
 async def register_party(
-    body: RegisterParty,
+    body: Annotated[CommandBody[RegisterParty], REGISTER.body()],
     request: Request,
     registry: RegistryDep,
     client: Administrator,
     key: IdempotencyKey = None,
-) -> JSONResponse:
-    context = await command_context(request, client, body, 201, key, None)
-    return reply_response(await registry.bus.handle(body, context, party_subject(body.party_id)), 201, body)
+) -> Response:
+    return await REGISTER.handle(body, request, registry, client, key, stream_id=_party_stream)
 
 
-@router.post("/parties/{party_id}/rename", summary="Rename a party", responses=PARTY_ERRORS)
+@router.post("/parties/{party_id}/rename", **RENAME.openapi())
 async def rename_party(
+    body: Annotated[CommandBody[RenameParty], RENAME.body()],
     party_id: PartyId,
-    body: RenameParty,
     request: Request,
     registry: RegistryDep,
     client: Administrator,
     key: IdempotencyKey = None,
-) -> JSONResponse:
-    context = await command_context(request, client, body, 200, key, None)
-    return reply_response(await registry.bus.handle(body, context, party_subject(party_id)), 200, body)
+) -> Response:
+    return await RENAME.handle(body, request, registry, client, key, stream_id=party_subject(party_id))
 
 
-@router.post(
-    "/parties/{party_id}/succession",
-    summary="Record that a party ceased and who took over its functions",
-    responses=PARTY_ERRORS,
-)
+@router.post("/parties/{party_id}/succession", **SUCCESSION.openapi())
 async def record_succession(
+    body: Annotated[CommandBody[RecordSuccession], SUCCESSION.body()],
     party_id: PartyId,
-    body: RecordSuccession,
     request: Request,
     registry: RegistryDep,
     client: Administrator,
     key: IdempotencyKey = None,
-) -> JSONResponse:
-    context = await command_context(request, client, body, 200, key, None)
-    return reply_response(await registry.bus.handle(body, context, party_subject(party_id)), 200, body)
+) -> Response:
+    return await SUCCESSION.handle(body, request, registry, client, key, stream_id=party_subject(party_id))
 
 
 @router.get(
     "/parties/{party_id}",
     summary="A party's directory entry, from the event store",
+    operation_id="getParty",
+    tags=["parties"],
+    response_model=DirectoryEntry,
     dependencies=[Reader],
     responses=READ_ERRORS,
 )
@@ -327,15 +439,17 @@ async def get_party(party_id: PartyId, registry: RegistryDep) -> Response:
     if loaded.state is None:
         raise NotFound(f"no party {party_id!r} in the directory")
     pending = await registry.store.succession_pending(party_id)
-    return JSONResponse(
-        party_view(loaded.state, transfers_pending=pending),
-        headers={"ETag": f'"{loaded.state.version}"'},
+    return json_answer(
+        party_view(loaded.state, transfers_pending=pending), headers={"ETag": f'"{loaded.state.version}"'}
     )
 
 
 @router.get(
     "/parties/{party_id}/events",
     summary="The party's directory events, in sequence order",
+    operation_id="listPartyEvents",
+    tags=["parties"],
+    response_model=EventPage,
     dependencies=[Reader],
     responses=EVENTS_ERRORS,
 )
