@@ -27,6 +27,7 @@ from typing import IO
 
 from coordreg_contracts.topic import TOPIC
 
+from deploy.local.db_accounts import DatabaseAccounts, load_passwords, prepare_database
 from deploy.local.haproxy import Frontend, LocalHaproxy
 from deploy.local.kafka_cluster import LocalKafkaCluster
 from deploy.local.kafka_principals import PROJECTIONS, RELAY, provision
@@ -141,6 +142,15 @@ class Process:
             self._handle = None
 
 
+# The database roles each kind of process signs in as (the API instances run no consumer).
+COMPONENTS = {
+    "registry": ("registry",),
+    "relay": ("relay",),
+    "projections": ("query",),
+    "worker": ("worker",),
+}
+
+
 @dataclass
 class LocalCluster:
     data_dir: Path
@@ -149,6 +159,7 @@ class LocalCluster:
     topic: str = TOPIC
     consumer_group: str = "projections"
     processes: dict[str, Process] = field(default_factory=dict)
+    accounts: DatabaseAccounts | None = None
 
     def __post_init__(self) -> None:
         self.postgres = LocalPostgresPair(self.data_dir / "postgres", self.ports.postgres)
@@ -182,6 +193,12 @@ class LocalCluster:
     def start_servers(self) -> None:
         """PostgreSQL, Kafka and the topic (the services come with start_services)."""
         self.postgres.start()
+        # Each service signs in as its own role, built and granted by the migrator first, as in
+        # `make run` and Kubernetes (docs/adr/0002-database-roles.md); `database_url` (the
+        # administrator's) stays the operator's and the tests' own view.
+        self.accounts = asyncio.run(
+            prepare_database(self.database_url, load_passwords(self.data_dir / "postgres-accounts.json"))
+        )
         self.kafka.start()
         asyncio.run(
             # The checkpoints topic too, with the events topic's replication (three).
@@ -191,9 +208,12 @@ class LocalCluster:
         )
 
     def service_env(self, name: str) -> dict[str, str]:
+        if self.accounts is None:
+            raise RuntimeError("start_servers() first: the services' database roles are made there")
+        # application_name: who holds the relay's lock, in pg_stat_activity.
+        roles = self.accounts.env(*COMPONENTS[name.rpartition("-")[0]])
         return {
-            # application_name: who holds the relay's lock, in pg_stat_activity.
-            "DATABASE_URL": f"{self.database_url}&application_name={name}",
+            **{variable: f"{url}&application_name={name}" for variable, url in roles.items()},
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "REGISTRY_TOPIC": self.topic,
             "PROJECTIONS_TOPIC": self.topic,

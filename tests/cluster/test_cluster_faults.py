@@ -11,7 +11,8 @@ import time
 import asyncpg
 import httpx
 
-from deploy.local.cluster import LocalCluster
+from deploy.local.cluster import COMPONENTS, LocalCluster
+from deploy.local.db_accounts import LOGIN_ROLES
 from deploy.local.kafka_cluster import busiest_leader, in_sync_replicas, partition_leaders
 from deploy.local.kafka_principals import AUDIT
 from tests.cluster.clients import HttpLoad, effects
@@ -74,6 +75,21 @@ async def _recovered(
     assert not load.capped
 
 
+async def _sessions_not_as_their_role(pool: asyncpg.Pool) -> int:
+    """The services' sessions (named by process in application_name) signed in as any role but
+    their component's (docs/adr/0002-database-roles.md)."""
+    sessions = await pool.fetch(
+        "SELECT application_name, usename FROM pg_stat_activity WHERE application_name ~ $1",
+        "^(registry|relay|projections|worker)-[0-9]+$",
+    )
+    assert sessions, "no service session to check"
+    return sum(
+        1
+        for s in sessions
+        if s["usename"] not in {LOGIN_ROLES[c] for c in COMPONENTS[s["application_name"].rpartition("-")[0]]}
+    )
+
+
 async def _all_in_sync(cluster: LocalCluster, replicas: int = 3) -> bool:
     try:
         isr = await in_sync_replicas(cluster.kafka.connection(AUDIT), cluster.topic)
@@ -92,6 +108,7 @@ async def _verify(scenario: str, cluster: LocalCluster, pool: asyncpg.Pool, load
     chains = await broken_chains(pool)
     in_tree = await wait_until(lambda: tree_complete(pool), 120)
     leaf_problems = await tree_leaf_problems(pool)
+    strangers = await _sessions_not_as_their_role(pool)
     rate = found.acknowledged / load.seconds if load.seconds else 0
     record(scenario, "commands acknowledged (2xx)", f"{found.acknowledged} of {load.issued} ({rate:.0f}/s)")
     record(scenario, "requests retried with the same Idempotency-Key", load.retries)
@@ -113,6 +130,8 @@ async def _verify(scenario: str, cluster: LocalCluster, pool: asyncpg.Pool, load
     assert topic.lost == 0 and topic.out_of_order == 0 and topic.foreign == 0
     assert differences == 0 and chains == []
     assert leaf_problems == 0
+    record(scenario, "service sessions not signed in as their own role", strangers, "0")
+    assert strangers == 0
 
 
 async def test_broker_leading_most_partitions_killed(cluster: LocalCluster, pool: asyncpg.Pool) -> None:
