@@ -149,21 +149,7 @@ class Bench:
     # -- CPU accounting ----------------------------------------------------------------
 
     def track(self) -> None:
-        meter = self.meter
-        meter.single = {"bench client": os.getpid()}
-        meter.trees = {}
-        for name in ("relay", "projections"):
-            pid = self.stack.pid(name)
-            if pid is not None:
-                meter.single[name] = pid
-        registry = self.stack.pid("registry")
-        if registry is not None:
-            # With several workers the registry is a supervisor and its worker processes.
-            meter.trees["registry"] = registry
-        if self.stack.kafka is not None and self.stack.kafka.pid is not None:
-            meter.single["kafka"] = self.stack.kafka.pid
-        if self.stack.postgres is not None and self.stack.postgres.pid is not None:
-            meter.trees["postgres"] = self.stack.postgres.pid
+        self.stack.watch(self.meter, os.getpid())
 
     def measured(self, name: str, cpu: dict[str, float]) -> None:
         self.results["cpu_by_phase"][name] = cpu

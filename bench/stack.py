@@ -23,6 +23,7 @@ from typing import IO
 import asyncpg
 from coordreg_contracts.topic import TOPIC
 
+from bench.cpu import CpuMeter
 from deploy.local.kafka import KAFKA_VERSION, LocalKafka
 from deploy.local.kafka_principals import ADMIN, AUDIT, PROJECTIONS, RELAY, provision
 from deploy.local.postgres import LocalPostgres
@@ -53,6 +54,8 @@ class Stack:
     profile: bool = False
     # The registry's worker processes (REGISTRY_WORKERS); one when profiled under cProfile.
     registry_workers: int = 1
+    # Server settings of the fresh PostgreSQL (bench/hot.py loads pg_stat_statements).
+    postgres_settings: dict[str, str] = field(default_factory=dict)
     database_url: str = ""
     bootstrap: str = ""
     registry_url: str = ""
@@ -72,7 +75,7 @@ class Stack:
         if not self.database_url:
             shutil.rmtree(BENCH_LOCAL / "postgres", ignore_errors=True)
             started = time.monotonic()
-            self.postgres = LocalPostgres(BENCH_LOCAL / "postgres")
+            self.postgres = LocalPostgres(BENCH_LOCAL / "postgres", settings=self.postgres_settings)
             self.database_url = self.postgres.start()
             say(f"fresh PostgreSQL at {self.database_url} in {time.monotonic() - started:.1f}s")
         else:
@@ -163,6 +166,24 @@ class Stack:
     def pid(self, name: str) -> int | None:
         process = self.processes.get(name)
         return process.pid if process is not None and process.poll() is None else None
+
+    def watch(self, meter: CpuMeter, client: int) -> None:
+        """Point `meter` at the running processes: the bench client, each service (the registry
+        with its worker processes), Kafka, and PostgreSQL with its backends."""
+        meter.single = {"bench client": client}
+        meter.trees = {}
+        for name in ("relay", "projections"):
+            pid = self.pid(name)
+            if pid is not None:
+                meter.single[name] = pid
+        registry = self.pid("registry")
+        if registry is not None:
+            # With several workers the registry is a supervisor and its worker processes.
+            meter.trees["registry"] = registry
+        if self.kafka is not None and self.kafka.pid is not None:
+            meter.single["kafka"] = self.kafka.pid
+        if self.postgres is not None and self.postgres.pid is not None:
+            meter.trees["postgres"] = self.postgres.pid
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
