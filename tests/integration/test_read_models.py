@@ -389,3 +389,31 @@ async def test_decision_14_each_word_is_looked_up_in_the_trigram_index(stack: St
         "SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pg_trgm'"
     )
     assert [r["schema"] for r in extensions] == ["public"]
+
+
+async def test_a_report_rewrites_only_the_obligation_row_it_changes(stack: Stack) -> None:
+    """The projection writes the obligation rows that differ from the stored ones, not the whole
+    agreement's: after a report, every other row of the agreement is the same tuple (ctid)."""
+    signed = await stack.sign(sign_body())
+    agreement = signed["agreement_id"]
+    await obligations(stack, "hctd-hoa-binh", signed["position"])
+
+    async def rows() -> dict[tuple[str, str], tuple[str, Any]]:
+        found = await stack.pool.fetch(
+            """SELECT party_id, obligation_id, ctid::text AS ctid, latest_report
+               FROM projections.party_obligations WHERE agreement_id = $1""",
+            agreement,
+        )
+        return {(r["party_id"], r["obligation_id"]): (r["ctid"], r["latest_report"]) for r in found}
+
+    before = await rows()
+    assert len(before) >= 3
+    reported = await post(
+        stack, f"/v1/agreements/{agreement}/progress-reports", report_body(period="2024", completion_percent=40)
+    )
+    await obligations(stack, "hctd-hoa-binh", reported["position"])
+    after = await rows()
+    assert after.keys() == before.keys()
+    moved = {key for key in after if after[key][0] != before[key][0]}
+    assert moved == {("hctd-hoa-binh", "nhan-dao")}, (before, after)
+    assert after[("hctd-hoa-binh", "nhan-dao")][1] is not None

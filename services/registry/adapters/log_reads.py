@@ -67,7 +67,12 @@ async def leaves(conn: Connection, start: int, end: int, budget: int) -> Sequenc
                       coalesce(sum(octet_length(e.envelope)) OVER (
                           ORDER BY l.leaf_index ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
                           AS before
-               FROM registry.tree_leaves l JOIN registry.events e ON e.position = l.position
+               FROM registry.tree_leaves l
+               -- A lookup by position per leaf (OFFSET 0: not a hash of the whole log).
+               CROSS JOIN LATERAL (
+                   SELECT position, agreement_id, sequence, event_id, envelope FROM registry.events
+                   WHERE position = l.position OFFSET 0
+               ) e
                WHERE l.leaf_index >= $1 AND l.leaf_index < $2
            ) range
            WHERE before < $3 OR before = 0

@@ -234,12 +234,16 @@ class OutboxRelay:
         # The batch's outbox rows first, then their events by position: with the LIMIT outside
         # the join the planner may walk the events' position index from the start of the log
         # (a published prefix that only grows) on every batch; a drain of 100,000 rows behind
-        # 100,000 published took 25.6 s that way and 0.5 s this way.
+        # 100,000 published took 25.6 s that way and 0.5 s this way. LATERAL ... OFFSET 0 keeps
+        # each event a lookup by position: a plain join let the planner hash the whole log.
         rows = await conn.fetch(
             """SELECT o.position, o.agreement_id, o.sequence, e.envelope, e.signature, o.trace_context
                FROM (SELECT position, agreement_id, sequence, trace_context FROM registry.outbox
                      ORDER BY position LIMIT $1) AS o
-               JOIN registry.events e USING (position)
+               CROSS JOIN LATERAL (
+                   SELECT envelope, signature FROM registry.events
+                   WHERE position = o.position OFFSET 0
+               ) e
                ORDER BY o.position""",
             self.batch_size,
         )

@@ -97,10 +97,16 @@ async def integrate_batch(conn: Connection, limit: int, lock: int | None = TREE_
             raise NotLeader("the tree's lock is no longer held by this session")
         size = await tree_size(conn)
         rows = await conn.fetch(
-            """SELECT e.position, e.agreement_id, e.sequence, e.envelope
+            # Each queued event by its position (LATERAL ... OFFSET 0: a nested loop on the
+            # events' position index; a plain join let the planner hash the whole log on every
+            # batch, 14 ms per batch at 8,000 events in bench/hot.py's pg_stat_statements).
+            """SELECT p.position, e.agreement_id, e.sequence, e.envelope
                FROM (SELECT position FROM registry.tree_pending ORDER BY position LIMIT $1) p
-               JOIN registry.events e ON e.position = p.position
-               ORDER BY e.position""",
+               CROSS JOIN LATERAL (
+                   SELECT agreement_id, sequence, envelope FROM registry.events
+                   WHERE position = p.position OFFSET 0
+               ) e
+               ORDER BY p.position""",
             limit,
         )
         if not rows:
