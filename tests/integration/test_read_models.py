@@ -409,7 +409,9 @@ async def test_a_report_rewrites_only_the_obligation_row_it_changes(stack: Stack
     before = await rows()
     assert len(before) >= 3
     reported = await post(
-        stack, f"/v1/agreements/{agreement}/progress-reports", report_body(period="2024", completion_percent=40)
+        stack,
+        f"/v1/agreements/{agreement}/progress-reports",
+        report_body(period="2024", completion_percent=40),
     )
     await obligations(stack, "hctd-hoa-binh", reported["position"])
     after = await rows()
