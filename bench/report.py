@@ -113,9 +113,160 @@ TARGETS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+# Issue 21's table (the command path): `today` is what the issue measured before it (the run of
+# 2026-12-06, commit 332aa64, and the runs before it where it gives a range).
+COMMAND_PATH_TARGETS: dict[str, tuple[str, str, str, str]] = {
+    "registry_cpu": (
+        "registry CPU per command over HTTP, closed loop",
+        "≤ 0.8 ms",
+        "≤ 0.4 ms",
+        "1.71 ms",
+    ),
+    "http_vs_inprocess": (
+        "HTTP commands/s ÷ in-process appends/s, same run",
+        "≥ 0.6",
+        "≥ 0.8",
+        "0.29",
+    ),
+    "http_vs_asyncpg": (
+        "HTTP commands/s ÷ raw asyncpg ceiling, same run",
+        "≥ 0.2",
+        "≥ 0.35",
+        "0.09–0.12",
+    ),
+    "postgres_cpu": (
+        "PostgreSQL CPU per command (closed loop)",
+        "≤ 0.5 ms",
+        "≤ 0.3 ms",
+        "0.93 ms",
+    ),
+    "p99": (
+        "p99 at 500 commands/s, open loop",
+        "≤ 50 ms",
+        "≤ 20 ms",
+        "101–810 ms",
+    ),
+    "lag": (
+        "projection lag p99 at 500 commands/s",
+        "≤ 100 ms",
+        "≤ 50 ms",
+        "218–1,022 ms",
+    ),
+}
+ISSUE_12 = "issue 12"
+COMMAND_PATH = "issue 21"
+TABLES = {
+    COMMAND_PATH: "Issue 21's targets (the command path); `today` is what the issue measured before it "
+    "(2026-12-06, commit 332aa64, and earlier runs where it gives a range).",
+    ISSUE_12: "Issue 12's targets; `today` is the run before it (2026-11-22, commit 7eaf353).",
+}
+
+COMMAND_PATH_NOTE = (
+    "The profiles behind issue 21's rows, each under `python -m bench.hot --svg <tag>` (the closed "
+    "loop alone, py-spy at 100 Hz over the whole process tree, and `pg_stat_statements`): "
+    "`flame-registry-i21-before.svg`, `flame-projections-i21-before.svg` and "
+    "`flame-relay-i21-before.svg` before the issue's speed work; `flame-registry-i21-after.svg`, "
+    "`flame-projections-i21-after.svg` and `flame-relay-i21-after.svg` after it. What they show, and "
+    'what was changed because of them, is in bench/README.md, "Issue 21: the command path".'
+)
+
+
+def _command_path_row(key: str, measured: str, met: bool | None, limit: str) -> dict[str, Any]:
+    target, goal, moonshot, today = COMMAND_PATH_TARGETS[key]
+    return {
+        "table": COMMAND_PATH,
+        "target": target,
+        "today": today,
+        "goal": goal,
+        "moonshot": moonshot,
+        "measured": measured,
+        "met": met,
+        "limit": limit,
+    }
+
+
+def command_path_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 21's figures: CPU per command of the registry and PostgreSQL in the closed loop, HTTP
+    against the in-process append and the raw asyncpg ceiling, latency and lag at 500/s."""
+    rows: list[dict[str, Any]] = []
+    closed = _phase(results, "closed")
+    names = ("registry", "postgres", "projections", "kafka", "relay", "bench client")
+    per_command = (closed or {}).get("cpu_ms_per_command", {})
+    profiles = "profiles: `flame-registry-i21-after.svg` (py-spy; before: `flame-registry-i21-before.svg`)"
+    for key, process, goal in (("registry_cpu", "registry", 0.8), ("postgres_cpu", "postgres", 0.5)):
+        value = per_command.get(process)
+        rows.append(
+            _command_path_row(
+                key,
+                "not run"
+                if value is None or closed is None
+                else f"{value:.2f} ms ({closed['sustained']:,.0f}/s closed loop)",
+                None if value is None else value <= goal,
+                (
+                    capacity_text(per_command, names)
+                    + (f"; {profiles}" if process == "registry" else "; statements: `python -m bench.hot`")
+                )
+                if value is not None
+                else "",
+            )
+        )
+    best, name, _ = best_sustained(results)
+    ours = results.get("append", {}).get("ours")
+    if ours and ours.get("per_second") and best:
+        ratio = best / ours["per_second"]
+        rows.append(
+            _command_path_row(
+                "http_vs_inprocess",
+                f"{ratio:.2f} ({best:,.0f}/s {name} vs {ours['per_second']:,.0f}/s in-process)",
+                ratio >= 0.6,
+                "the HTTP path's own CPU (registry ms per command above) on top of the append's: " + profiles,
+            )
+        )
+    else:
+        rows.append(_command_path_row("http_vs_inprocess", "not measured", None, ""))
+    ratio_pg = _ceiling(results, "HTTP commands/s (best clean phase)", "raw asyncpg")
+    rows.append(
+        _command_path_row(
+            "http_vs_asyncpg",
+            "not measured" if ratio_pg is None else f"{ratio_pg:.2f} ({best:,.0f}/s, {name})",
+            None if ratio_pg is None else ratio_pg >= 0.2,
+            limit_text(closed["cpu"]) if closed else "",
+        )
+    )
+    at500 = _phase(results, "open", 500.0)
+    if at500 is None:
+        rows.append(_command_path_row("p99", "not run", None, ""))
+        rows.append(_command_path_row("lag", "not run", None, ""))
+        return rows
+    p99 = at500["latency"]["p99"]
+    rows.append(
+        _command_path_row(
+            "p99",
+            f"{p99:,.1f} ms (p50 {at500['latency']['p50']:.1f} ms; {at500['sustained']:,.0f}/s achieved)",
+            p99 <= 50 and kept_up(at500),
+            limit_text(at500["cpu"]) + f"; service p99 {at500['service']['p99']:.1f} ms",
+        )
+    )
+    http = at500["lag_http"]
+    rows.append(
+        _command_path_row(
+            "lag",
+            f"{http['p99']:.0f} ms via min_position (p50 {http['p50']:.0f}); {http['count']} samples",
+            http["count"] > 0 and http["p99"] <= 100 and at500["lag_missing"] == 0,
+            "relay/Kafka/projection path: "
+            + ", ".join(
+                f"{k} {v:.0f}%" for k, v in at500["cpu"].items() if k in ("relay", "projections", "kafka")
+            )
+            + f"; overall {limit_text(at500['cpu'])}",
+        )
+    )
+    return rows
+
+
 def _row(key: str, measured: str, met: bool | None, limit: str) -> dict[str, Any]:
     target, goal, moonshot, today = TARGETS[key]
     return {
+        "table": ISSUE_12,
         "target": target,
         "today": today,
         "goal": goal,
@@ -134,6 +285,11 @@ def _ceiling(results: dict[str, Any], figure: str, ceiling: str) -> float | None
 
 
 def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target row: issue 21's (the command path) first, then issue 12's."""
+    return command_path_verdicts(results) + issue_12_verdicts(results)
+
+
+def issue_12_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     commit_ms = results.get("ceilings", {}).get("postgres", {}).get("single_client_commit_ms", {}).get("p50")
     names = ("registry", "postgres", "projections", "kafka", "relay", "bench client")
@@ -331,18 +487,25 @@ def markdown(results: dict[str, Any]) -> str:
         "used by programs that are not part of the run (noise).",
         "",
         "## Targets",
-        "",
-        "Issue 12's targets; `today` is the run before it (2026-11-22, commit 7eaf353).",
-        "",
-        "| figure | today | target | moonshot | this run | verdict | what limits it |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for row in results["verdicts"]:
-        lines.append(
-            f"| {row['target']} | {_cell(row.get('today', ''))} | {_cell(row.get('goal', ''))} "
-            f"| {_cell(row.get('moonshot', ''))} | {_cell(row['measured'])} | {_verdict(row['met'])} "
-            f"| {_cell(row['limit'])} |"
-        )
+    for table, caption in TABLES.items():
+        lines += [
+            "",
+            caption,
+            "",
+            "| figure | today | target | moonshot | this run | verdict | what limits it |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in results["verdicts"]:
+            if row.get("table", ISSUE_12) != table:
+                continue
+            lines.append(
+                f"| {row['target']} | {_cell(row.get('today', ''))} | {_cell(row.get('goal', ''))} "
+                f"| {_cell(row.get('moonshot', ''))} | {_cell(row['measured'])} | {_verdict(row['met'])} "
+                f"| {_cell(row['limit'])} |"
+            )
+        if table == COMMAND_PATH:
+            lines += ["", COMMAND_PATH_NOTE]
 
     lines += [
         "",
