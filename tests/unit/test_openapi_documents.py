@@ -36,7 +36,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from openapi_spec_validator import validate
 
 from deploy.tokens import mint
-from services.common.auth.dependencies import authenticate, require
+from services.common.auth.dependencies import BearerScope, authenticate
 from services.common.limits import BodySizeLimit
 from services.projections.entrypoints.app import create_app as create_projections
 from services.projections.entrypoints.routes import pool_of, read_your_writes
@@ -49,7 +49,6 @@ from services.registry.settings import RegistrySettings
 SMALL_BODY_LIMIT = 1024
 # Dependencies that hand a route the database (directly, or the registry built on its pool).
 DATABASE = {pool_of, registry_of, log_pool}
-SCOPED = require("agreements:read").__qualname__  # the closures `require(scope)` makes
 
 # What the domain refuses, beyond what the route's parts give (services/registry/service_layer/bus.py,
 # services/registry/domain/decide.py; projections: services/projections/entrypoints/routes.py).
@@ -95,9 +94,10 @@ def possible_statuses(app: FastAPI, route: RouteContext) -> set[int]:
     # A body FastAPI reads, or one a route reads itself (services/registry/entrypoints/bodies.py).
     has_body = any(d.body_params for d in parts) or any(hasattr(call, "reads_json_body") for call in calls)
     statuses: set[int] = set()
-    if authenticate in calls:
+    scoped = any(isinstance(call, BearerScope) for call in calls)  # what `require(scope)` gives
+    if authenticate in calls or scoped:
         statuses |= {401, 429}
-    if any(getattr(call, "__qualname__", "") == SCOPED for call in calls):
+    if scoped:
         statuses.add(403)
     if any(getattr(middleware, "cls", None) is BodySizeLimit for middleware in app.user_middleware):
         statuses.add(413)
@@ -113,7 +113,9 @@ def possible_statuses(app: FastAPI, route: RouteContext) -> set[int]:
         statuses.add(400)
     if "idempotency-key" in headers:
         statuses.add(409)
-    if any(call in DATABASE for call in calls) or read_your_writes in calls:
+    # A command route (it reads its command's body) hands the command to the registry's bus.
+    commands = any(hasattr(call, "reads_json_body") for call in calls)
+    if any(call in DATABASE for call in calls) or read_your_writes in calls or commands:
         statuses.add(503)
     return statuses
 

@@ -205,13 +205,15 @@ class CommandRoute(Generic[C]):
         self,
         body: CommandBody[C],
         request: Request,
-        registry: Registry,
         client: Client,
         key: str | None,
-        stream_id: str | Callable[[C], str],
+        stream_id: str | Callable[[C], str] | None = None,
         if_match: str | None = None,
     ) -> Response:
-        """Parse, hand on, answer."""
+        """Parse, hand on, answer: the command acts on `stream_id` (a stream it names itself when
+        callable, a new one when None)."""
+        # The registry from the app, not a dependency: FastAPI solves each one again per request.
+        registry: Registry = request.app.state.registry
         command = body.valid()
         idempotency = None
         if key is not None:
@@ -225,7 +227,10 @@ class CommandRoute(Generic[C]):
             expected_version=parse_if_match(if_match),
             idempotency=idempotency,
         )
-        stream = stream_id(command) if callable(stream_id) else stream_id
+        if stream_id is None:
+            stream = registry.bus.new_stream_id()
+        else:
+            stream = stream_id(command) if callable(stream_id) else stream_id
         return self.respond(await registry.bus.handle(command, context, stream))
 
 
@@ -282,11 +287,10 @@ CLOSE = CommandRoute(
 async def sign(
     body: Annotated[CommandBody[SignAgreement], SIGN.body()],
     request: Request,
-    registry: RegistryDep,
     client: Signer,
     key: IdempotencyKey = None,
 ) -> Response:
-    return await SIGN.handle(body, request, registry, client, key, registry.bus.new_stream_id())
+    return await SIGN.handle(body, request, client, key)
 
 
 @router.post("/agreements/{agreement_id}/amendments", **AMEND.openapi())
@@ -294,12 +298,11 @@ async def amend(
     body: Annotated[CommandBody[AmendAgreement], AMEND.body()],
     agreement_id: AgreementId,
     request: Request,
-    registry: RegistryDep,
     client: Amender,
     key: IdempotencyKey = None,
     if_match: IfMatch = None,
 ) -> Response:
-    return await AMEND.handle(body, request, registry, client, key, agreement_id, if_match)
+    return await AMEND.handle(body, request, client, key, agreement_id, if_match)
 
 
 @router.post("/agreements/{agreement_id}/progress-reports", **REPORT.openapi())
@@ -307,11 +310,10 @@ async def report(
     body: Annotated[CommandBody[ReportProgress], REPORT.body()],
     agreement_id: AgreementId,
     request: Request,
-    registry: RegistryDep,
     client: Reporter,
     key: IdempotencyKey = None,
 ) -> Response:
-    return await REPORT.handle(body, request, registry, client, key, stream_id=agreement_id)
+    return await REPORT.handle(body, request, client, key, stream_id=agreement_id)
 
 
 @router.post("/agreements/{agreement_id}/close", **CLOSE.openapi())
@@ -319,11 +321,10 @@ async def close(
     body: Annotated[CommandBody[CloseTerm], CLOSE.body()],
     agreement_id: AgreementId,
     request: Request,
-    registry: RegistryDep,
     client: Closer,
     key: IdempotencyKey = None,
 ) -> Response:
-    return await CLOSE.handle(body, request, registry, client, key, stream_id=agreement_id)
+    return await CLOSE.handle(body, request, client, key, stream_id=agreement_id)
 
 
 @router.get(
@@ -394,11 +395,10 @@ COMMAND_ROUTES = (SIGN, AMEND, REPORT, CLOSE, REGISTER, RENAME, SUCCESSION)
 async def register_party(
     body: Annotated[CommandBody[RegisterParty], REGISTER.body()],
     request: Request,
-    registry: RegistryDep,
     client: Administrator,
     key: IdempotencyKey = None,
 ) -> Response:
-    return await REGISTER.handle(body, request, registry, client, key, stream_id=_party_stream)
+    return await REGISTER.handle(body, request, client, key, stream_id=_party_stream)
 
 
 @router.post("/parties/{party_id}/rename", **RENAME.openapi())
@@ -406,11 +406,10 @@ async def rename_party(
     body: Annotated[CommandBody[RenameParty], RENAME.body()],
     party_id: PartyId,
     request: Request,
-    registry: RegistryDep,
     client: Administrator,
     key: IdempotencyKey = None,
 ) -> Response:
-    return await RENAME.handle(body, request, registry, client, key, stream_id=party_subject(party_id))
+    return await RENAME.handle(body, request, client, key, stream_id=party_subject(party_id))
 
 
 @router.post("/parties/{party_id}/succession", **SUCCESSION.openapi())
@@ -418,11 +417,10 @@ async def record_succession(
     body: Annotated[CommandBody[RecordSuccession], SUCCESSION.body()],
     party_id: PartyId,
     request: Request,
-    registry: RegistryDep,
     client: Administrator,
     key: IdempotencyKey = None,
 ) -> Response:
-    return await SUCCESSION.handle(body, request, registry, client, key, stream_id=party_subject(party_id))
+    return await SUCCESSION.handle(body, request, client, key, stream_id=party_subject(party_id))
 
 
 @router.get(
