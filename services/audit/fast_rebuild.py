@@ -186,7 +186,7 @@ def _keys_unique(state: AgreementState) -> bool:
 
 
 def _item(stored: StoredEvent, message: str) -> Item:
-    return Item(message.encode("utf-8"), STORE_ORIGIN, 0, stored.position, stored.agreement_id.encode())
+    return Item(message.encode("utf-8"), STORE_ORIGIN, 0, stored.position, stored.stream_id.encode())
 
 
 def _range_query(bounds: Range) -> tuple[str, list[str]]:

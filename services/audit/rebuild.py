@@ -324,11 +324,11 @@ async def rebuild_from_store(
                             STORE_ORIGIN,
                             0,
                             stored.position,
-                            stored.agreement_id.encode(),
+                            stored.stream_id.encode(),
                             follows,
                             subject,
                         )
-                        slices[worker_for(stored.agreement_id, workers)].items.append(item)
+                        slices[worker_for(stored.stream_id, workers)].items.append(item)
                     for worker, piece in enumerate(slices):
                         if piece.items:
                             await appliers.put(worker, piece)

@@ -136,7 +136,7 @@ def snapshot_at(
 ) -> Snapshot:
     """A snapshot at the stored event of that version (its state text left to the caller)."""
     return Snapshot(
-        stored[0].agreement_id, model_version, version, stored[version - 1].envelope().hash, state
+        stored[0].stream_id, model_version, version, stored[version - 1].envelope().hash, state
     )
 
 

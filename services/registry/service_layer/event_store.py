@@ -87,7 +87,7 @@ class PendingSuccession:
 @dataclass(frozen=True)
 class StoredEvent:
     position: int
-    agreement_id: str
+    stream_id: str
     sequence: int
     envelope_text: str
     # The registry's signature of the envelope's hash (docs/adr/0003-signed-envelopes.md): beside
@@ -153,7 +153,7 @@ class EventStore(Protocol):
 
     async def append(
         self,
-        agreement_id: str,  # any stream's id: the stores still name it so
+        stream_id: str,
         expected_version: int,
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
