@@ -279,8 +279,8 @@ class Appliers:
         return self.counts
 
 
-def worker_for(agreement_id: str, workers: int) -> int:
-    return zlib.crc32(agreement_id.encode("utf-8")) % workers
+def worker_for(stream_id: str, workers: int) -> int:
+    return zlib.crc32(stream_id.encode("utf-8")) % workers
 
 
 def _kept(message: bytes | str, streams: StreamsAsOf | None) -> tuple[bool, int | None, str]:
