@@ -154,9 +154,7 @@ def fold_stream(rows: Sequence[Any], out: _Rows, counts: Counts) -> None:
                 counts.dead_lettered += 1
                 continue
         if envelope.subject != stream_id:
-            raise FastPathRefused(
-                f"event at position {position} of stream {stream_id!r} has another subject"
-            )
+            raise FastPathRefused(f"event at position {position} of stream {stream_id!r} has another subject")
         try:
             applied = apply_event(stream, envelope, event, message, writes)
         except Exception as exc:

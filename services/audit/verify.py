@@ -91,9 +91,7 @@ class Problem:
     def line(self) -> str:
         seq = self.sequence if self.sequence is not None else "?"
         pos = self.position if self.position is not None else "?"
-        return (
-            f"{self.stream_id} sequence {seq} position {pos}: [{self.source}/{self.check}] {self.detail}"
-        )
+        return f"{self.stream_id} sequence {seq} position {pos}: [{self.source}/{self.check}] {self.detail}"
 
 
 @dataclass

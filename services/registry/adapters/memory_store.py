@@ -88,11 +88,11 @@ class InMemoryEventStore:
         claim: DocumentClaim | None = None,
         completion: Completion | None = None,
         *,
-        also: Sequence[StreamAppend] = (),
+        with_streams: Sequence[StreamAppend] = (),
         directory: DirectoryRead | None = None,
         queue_successions: Sequence[str] = (),
     ) -> list[int]:
-        appends = [StreamAppend(stream_id, expected_version, envelopes), *also]
+        appends = [StreamAppend(stream_id, expected_version, envelopes), *with_streams]
         for append in appends:
             require_continuation(append.stream_id, append.expected_version, append.envelopes)
         # The argument the PostgreSQL store sends `registry.append_command`, signed before the

@@ -85,7 +85,7 @@ async def sign(command: SignAgreement, call: CommandCall) -> CommandResult:
             envelopes,
             document,
             call.completion(result),
-            also=joined.registering(call),
+            with_streams=joined.registering(call),
             directory=joined.read,
             queue_successions=ceased,
         )
@@ -179,7 +179,7 @@ async def _append_to_agreement(
         envelopes,
         None,
         call.completion(result),
-        also=joined.registering(call) if joined else [],
+        with_streams=joined.registering(call) if joined else [],
         directory=joined.read if joined else None,
     )
     return result(positions[-1])
