@@ -301,7 +301,7 @@ class EventStoreContract:
             "a-read-ok",
             0,
             envelopes_for("a-read-ok", 0),
-            directory=DirectoryRead({"read-x": 1, "read-none": 0}),
+            versions_read=DirectoryRead({"read-x": 1, "read-none": 0}),
         )
         await rename(store, "read-x", "Tên mới")
         refused = [
@@ -317,7 +317,7 @@ class EventStoreContract:
                     0,
                     envelopes_for(f"a-read-{n}", 0),
                     with_streams=[registration(f"read-new-{n}")],
-                    directory=DirectoryRead(versions),
+                    versions_read=DirectoryRead(versions),
                     queue_successions=["read-x"],
                 )
             assert await store.load(f"a-read-{n}") == []
@@ -327,7 +327,7 @@ class EventStoreContract:
             "a-read-2",
             0,
             envelopes_for("a-read-2", 0),
-            directory=DirectoryRead({"read-x": 2, "read-none": 0}),
+            versions_read=DirectoryRead({"read-x": 2, "read-none": 0}),
         )
         # A party stream's own append may require other parties' versions too (a succession).
         stream = party_subject("read-x")
@@ -339,9 +339,9 @@ class EventStoreContract:
             stored[-1].envelope().hash,
         )
         with pytest.raises(ConcurrencyError):
-            await store.append(stream, 2, rename_again, directory=DirectoryRead({"read-none": 1}))
+            await store.append(stream, 2, rename_again, versions_read=DirectoryRead({"read-none": 1}))
         assert await store.directory_versions(["read-x"]) == {"read-x": 2}
-        await store.append(stream, 2, rename_again, directory=DirectoryRead({"read-none": 0}))
+        await store.append(stream, 2, rename_again, versions_read=DirectoryRead({"read-none": 0}))
         assert await store.directory_versions(["read-x"]) == {"read-x": 3}
 
     async def test_directory_versions(self, store: EventStore) -> None:

@@ -89,7 +89,7 @@ class InMemoryEventStore:
         completion: Completion | None = None,
         *,
         with_streams: Sequence[StreamAppend] = (),
-        directory: DirectoryRead | None = None,
+        versions_read: DirectoryRead | None = None,
         queue_successions: Sequence[str] = (),
     ) -> list[int]:
         appends = [StreamAppend(stream_id, expected_version, envelopes), *with_streams]
@@ -98,7 +98,7 @@ class InMemoryEventStore:
         # The argument the PostgreSQL store sends `registry.append_command`, signed before the
         # lock (a signature costs tens of microseconds and needs no state).
         payload = append_payload(
-            stream_id, appends, claim, completion, directory, queue_successions, signer=self.signer
+            stream_id, appends, claim, completion, versions_read, queue_successions, signer=self.signer
         )
         async with self._lock:
             return self._append_command(payload)

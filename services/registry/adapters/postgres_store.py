@@ -103,7 +103,7 @@ class PostgresEventStore:
         completion: Completion | None = None,
         *,
         with_streams: Sequence[StreamAppend] = (),
-        directory: DirectoryRead | None = None,
+        versions_read: DirectoryRead | None = None,
         queue_successions: Sequence[str] = (),
     ) -> list[int]:
         appends = [StreamAppend(stream_id, expected_version, envelopes), *with_streams]
@@ -112,7 +112,7 @@ class PostgresEventStore:
         # The command's span is current here, in the caller's task (the writer's batch runs in
         # its own): its trace context goes into the command's outbox rows.
         payload = append_payload(
-            stream_id, appends, claim, completion, directory, queue_successions, carrier_of(), self.signer
+            stream_id, appends, claim, completion, versions_read, queue_successions, carrier_of(), self.signer
         )
         outcome = await self.writer.submit(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
         error = outcome.get("error")

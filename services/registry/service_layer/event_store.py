@@ -160,14 +160,14 @@ class EventStore(Protocol):
         completion: Completion | None = None,
         *,
         with_streams: Sequence[StreamAppend] = (),
-        directory: DirectoryRead | None = None,
+        versions_read: DirectoryRead | None = None,
         queue_successions: Sequence[str] = (),
     ) -> list[int]:
         """Appends after `expected_version`; returns the positions of this stream's events.
 
-        Raises ConcurrencyError (the stream, one of `with_streams`, or a party of `directory` moved
-        on), DuplicateDocument (the claim is taken) or ClaimLost (the Idempotency-Key claim of
-        `completion` was taken over), and then stores nothing. With `completion`, the command's
+        Raises ConcurrencyError (the stream, one of `with_streams`, or a party of `versions_read`
+        moved on), DuplicateDocument (the claim is taken) or ClaimLost (the Idempotency-Key claim
+        of `completion` was taken over), and then stores nothing. With `completion`, the command's
         response is recorded for its Idempotency-Key in the same transaction; the parties of
         `queue_successions` are queued for the succession process manager.
         """

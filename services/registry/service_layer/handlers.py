@@ -86,7 +86,7 @@ async def sign(command: SignAgreement, call: CommandCall) -> CommandResult:
             document,
             call.completion(result),
             with_streams=joined.registering(call),
-            directory=joined.read,
+            versions_read=joined.read,
             queue_successions=ceased,
         )
     except DuplicateDocument as exc:
@@ -180,7 +180,7 @@ async def _append_to_agreement(
         None,
         call.completion(result),
         with_streams=joined.registering(call) if joined else [],
-        directory=joined.read if joined else None,
+        versions_read=joined.read if joined else None,
     )
     return result(positions[-1])
 
@@ -279,7 +279,7 @@ async def _append_to_party(
         envelopes,
         None,
         call.completion(result),
-        directory=DirectoryRead(directory_read) if directory_read else None,
+        versions_read=DirectoryRead(directory_read) if directory_read else None,
         queue_successions=list(queue),
     )
     return result(positions[-1])
