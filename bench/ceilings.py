@@ -133,7 +133,7 @@ async def kafka_produce(kafka: KafkaConnection, lives: list[Life], messages: int
             start=1,
         )
     ][:messages]
-    payloads = [(s.agreement_id.encode("utf-8"), s.message()) for s in stored]
+    payloads = [(s.stream_id.encode("utf-8"), s.message()) for s in stored]
     producer = AIOKafkaProducer(
         **kafka.kwargs(),
         enable_idempotence=True,

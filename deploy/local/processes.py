@@ -106,14 +106,14 @@ def free_ports(count: int) -> list[int]:
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):
-            sockets.append(_bound(candidates, {s.getsockname()[1] for s in sockets}))
+            sockets.append(_bind_unused_port(candidates, {s.getsockname()[1] for s in sockets}))
         return [int(sock.getsockname()[1]) for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
 
 
-def _bound(candidates: range, taken: set[int]) -> socket.socket:
+def _bind_unused_port(candidates: range, taken: set[int]) -> socket.socket:
     for _ in range(200 if candidates else 0):
         port = random.choice(candidates)
         if port in taken:

@@ -54,7 +54,7 @@ class Difference:
     key: dict[str, Any]
     # column -> (shadow value, live value); for a missing/extra row, the row itself.
     columns: dict[str, tuple[Any, Any]]
-    agreement_id: str | None = None
+    stream_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,7 +146,7 @@ async def _columns(conn: Connection, schema: str, table: str) -> list[str]:
 
 
 async def compare(
-    conn: Connection, schema: str, against: str, *, skip_agreements: Collection[str] = ()
+    conn: Connection, schema: str, against: str, *, skip_streams: Collection[str] = ()
 ) -> DiffReport:
     """Compares on one connection (inside the caller's transaction, if any)."""
     report = DiffReport(schema, against)
@@ -191,7 +191,7 @@ async def compare(
         report.rows[table.name] = (int(counts["shadow"]), int(counts["live"]))
         for row in rows:
             difference = _difference(table, _json(row["shadow"]), _json(row["live"]))
-            if difference.agreement_id in skip_agreements:
+            if difference.stream_id in skip_streams:
                 continue
             report.differences.append(difference)
     return report
@@ -210,19 +210,19 @@ def _difference(table: Table, shadow: dict[str, Any] | None, live: dict[str, Any
     row = shadow if shadow is not None else live
     assert row is not None
     key = {k: row[k] for k in table.key}
-    agreement_id = str(row["agreement_id"]) if row.get("agreement_id") is not None else None
+    stream_id = str(row["agreement_id"]) if row.get("agreement_id") is not None else None
     if live is None:
         kept = {c: (v, None) for c, v in row.items() if c not in table.ignored}
-        return Difference(table.name, MISSING, key, kept, agreement_id)
+        return Difference(table.name, MISSING, key, kept, stream_id)
     if shadow is None:
         kept = {c: (None, v) for c, v in row.items() if c not in table.ignored}
-        return Difference(table.name, EXTRA, key, kept, agreement_id)
+        return Difference(table.name, EXTRA, key, kept, stream_id)
     columns = {
         c: (shadow.get(c), live.get(c))
         for c in shadow.keys() | live.keys()
         if c not in table.ignored and shadow.get(c) != live.get(c)
     }
-    return Difference(table.name, DIFFERS, key, dict(sorted(columns.items())), agreement_id)
+    return Difference(table.name, DIFFERS, key, dict(sorted(columns.items())), stream_id)
 
 
 async def diff(settings: AuditSettings, schema: str, against: str | None = None) -> DiffReport:

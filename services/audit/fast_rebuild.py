@@ -129,14 +129,14 @@ class _Rows:
 
 
 def fold_stream(rows: Sequence[Any], out: _Rows, counts: Counts) -> None:
-    """One stream's stored events (position, agreement_id, sequence, envelope), in any order."""
+    """One stream's stored events (position, stream id, sequence, envelope), in any order."""
     stream = StreamFold(0, None)
     writes = Writes()
     # The obligations last found to name no party twice: states share them until an event
     # changes them (a report does not), and the same (immutable) obligations pass again.
     checked: object = None
-    for position, agreement_id, sequence, text in sorted(rows, key=lambda row: int(row[0])):
-        stored = StoredEvent(position, agreement_id, sequence, text)
+    for position, stream_id, sequence, text in sorted(rows, key=lambda row: int(row[0])):
+        stored = StoredEvent(position, stream_id, sequence, text)
         # The Kafka record value (`stored.message()`), as text: what the live worker decodes
         # and parks; a dead letter keeps its bytes.
         message = stored.message_text()
@@ -153,10 +153,8 @@ def fold_stream(rows: Sequence[Any], out: _Rows, counts: Counts) -> None:
                 out.dead.append((_item(stored, message), exc))
                 counts.dead_lettered += 1
                 continue
-        if envelope.subject != agreement_id:
-            raise FastPathRefused(
-                f"event at position {position} of stream {agreement_id!r} has another subject"
-            )
+        if envelope.subject != stream_id:
+            raise FastPathRefused(f"event at position {position} of stream {stream_id!r} has another subject")
         try:
             applied = apply_event(stream, envelope, event, message, writes)
         except Exception as exc:
@@ -167,7 +165,7 @@ def fold_stream(rows: Sequence[Any], out: _Rows, counts: Counts) -> None:
         state = stream.state
         if isinstance(state, AgreementState) and state.obligations is not checked:
             if not _keys_unique(state):
-                raise FastPathRefused(f"stream {agreement_id!r} names a party twice in an obligation")
+                raise FastPathRefused(f"stream {stream_id!r} names a party twice in an obligation")
             checked = state.obligations
     out.add_stream(rows[0][1], stream, writes)
     out.events += len(rows)
@@ -186,7 +184,7 @@ def _keys_unique(state: AgreementState) -> bool:
 
 
 def _item(stored: StoredEvent, message: str) -> Item:
-    return Item(message.encode("utf-8"), STORE_ORIGIN, 0, stored.position, stored.agreement_id.encode())
+    return Item(message.encode("utf-8"), STORE_ORIGIN, 0, stored.position, stored.stream_id.encode())
 
 
 def _range_query(bounds: Range) -> tuple[str, list[str]]:

@@ -30,7 +30,7 @@ TREE = "tree"
 
 @dataclass(frozen=True)
 class LeafRecord:
-    agreement_id: str
+    stream_id: str
     sequence: int
     leaf_hash: bytes
 
@@ -110,7 +110,7 @@ async def tree_present(conn: Connection) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass('registry.tree_leaves') IS NOT NULL"))
 
 
-# A Problem factory: (agreement_id, sequence, position, check, detail, leaf_index).
+# A Problem factory: (stream_id, sequence, position, check, detail, leaf_index).
 async def check_tree(
     conn: Connection,
     records: dict[int, LeafRecord],
@@ -120,7 +120,7 @@ async def check_tree(
     batch_size: int,
 ) -> None:
     """Compares the tree with `records` (position → the event's leaf hash); per-event problems
-    go to `event_problem(agreement_id, sequence, position, check, detail, leaf_index)`."""
+    go to `event_problem(stream_id, sequence, position, check, detail, leaf_index)`."""
     started = time.perf_counter()
     tree.checked = True
     tree.verifier_keys = [v.key() for v in verifiers]
@@ -156,7 +156,7 @@ async def check_tree(
                 leaf = record.leaf_hash
                 if stored != leaf:
                     event_problem(
-                        record.agreement_id,
+                        record.stream_id,
                         record.sequence,
                         position,
                         "leaf",
@@ -176,7 +176,7 @@ async def check_tree(
             tree.pending += 1
             continue
         event_problem(
-            record.agreement_id,
+            record.stream_id,
             record.sequence,
             position,
             "not-in-tree",

@@ -279,8 +279,8 @@ class Appliers:
         return self.counts
 
 
-def worker_for(agreement_id: str, workers: int) -> int:
-    return zlib.crc32(agreement_id.encode("utf-8")) % workers
+def worker_for(stream_id: str, workers: int) -> int:
+    return zlib.crc32(stream_id.encode("utf-8")) % workers
 
 
 def _kept(message: bytes | str, streams: StreamsAsOf | None) -> tuple[bool, int | None, str]:
@@ -324,11 +324,11 @@ async def rebuild_from_store(
                             STORE_ORIGIN,
                             0,
                             stored.position,
-                            stored.agreement_id.encode(),
+                            stored.stream_id.encode(),
                             follows,
                             subject,
                         )
-                        slices[worker_for(stored.agreement_id, workers)].items.append(item)
+                        slices[worker_for(stored.stream_id, workers)].items.append(item)
                     for worker, piece in enumerate(slices):
                         if piece.items:
                             await appliers.put(worker, piece)

@@ -70,7 +70,7 @@ class SwapResult:
     lock_seconds: float = 0.0
     seconds: float = 0.0
     offsets: dict[int, int] = field(default_factory=dict)
-    ahead_agreements: int = 0
+    ahead_streams: int = 0
     check: DiffReport | None = None
     forced: bool = False
 
@@ -86,7 +86,7 @@ class SwapResult:
             "lock_seconds": round(self.lock_seconds, 3),
             "seconds": round(self.seconds, 3),
             "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
-            "ahead_agreements": self.ahead_agreements,
+            "ahead_agreements": self.ahead_streams,
             "forced": self.forced,
             "check": self.check.to_json() if self.check is not None else None,
         }
@@ -101,9 +101,9 @@ class SwapResult:
             f"  offsets ({self.consumer_group}) "
             + " ".join(f"{p}:{o}" for p, o in sorted(self.offsets.items())),
         ]
-        if self.ahead_agreements:
+        if self.ahead_streams:
             lines.append(
-                f"  {self.ahead_agreements} agreement(s) were ahead in the shadow; the live worker will skip"
+                f"  {self.ahead_streams} stream(s) were ahead in the shadow; the live worker will skip"
                 " those events as duplicates"
             )
         if self.check is not None and not self.check.consistent:
@@ -282,8 +282,8 @@ async def _final_step(
                     WHERE l.agreement_id IS NULL OR s.last_sequence > l.last_sequence"""
             )
         }
-        result.ahead_agreements = len(ahead)
-        check = await compare(conn, schema, live, skip_agreements=ahead)
+        result.ahead_streams = len(ahead)
+        check = await compare(conn, schema, live, skip_streams=ahead)
         result.check = check
         if not check.consistent and not force:
             raise AuditError(

@@ -16,7 +16,7 @@ snapshot, so anything on Kafka was committed to the store first):
 - every stored event is on Kafka at least once, byte for byte `StoredEvent.message()`;
 - every record on Kafka is a stored event (nothing forged, nothing deleted from the store);
 - an agreement's events are in one partition, first occurrences in sequence order;
-- the key is the agreement id; duplicates (a relay retry) are counted, not faults.
+- the key is the stream id (the subject); duplicates (a relay retry) are counted, not faults.
 
 A stored event not found is looked for again after the first pass (the relay may have
 published it meanwhile); one still queued in the outbox is reported as pending.
@@ -58,7 +58,7 @@ KAFKA = "kafka"
 
 @dataclass(frozen=True)
 class Problem:
-    agreement_id: str
+    stream_id: str
     sequence: int | None
     position: int | None
     source: str  # store | kafka | tree
@@ -77,7 +77,7 @@ class Problem:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "agreement_id": self.agreement_id,
+            "agreement_id": self.stream_id,
             "sequence": self.sequence,
             "position": self.position,
             "source": self.source,
@@ -91,9 +91,7 @@ class Problem:
     def line(self) -> str:
         seq = self.sequence if self.sequence is not None else "?"
         pos = self.position if self.position is not None else "?"
-        return (
-            f"{self.agreement_id} sequence {seq} position {pos}: [{self.source}/{self.check}] {self.detail}"
-        )
+        return f"{self.stream_id} sequence {seq} position {pos}: [{self.source}/{self.check}] {self.detail}"
 
 
 @dataclass
@@ -120,10 +118,10 @@ class VerifyReport:
         return not self.problems and not self.tree.problems
 
     def broken(self) -> dict[str, list[Problem]]:
-        by_agreement: dict[str, list[Problem]] = defaultdict(list)
+        by_stream: dict[str, list[Problem]] = defaultdict(list)
         for problem in self.problems:
-            by_agreement[problem.agreement_id].append(problem)
-        return {a: sorted(ps, key=Problem.sort_key) for a, ps in sorted(by_agreement.items())}
+            by_stream[problem.stream_id].append(problem)
+        return {a: sorted(ps, key=Problem.sort_key) for a, ps in sorted(by_stream.items())}
 
     def first_bad(self) -> list[Problem]:
         return [problems[0] for problems in self.broken().values()]
@@ -196,9 +194,9 @@ class _Stored:
 
 @dataclass
 class _Chain:
-    """Walks one agreement's rows in sequence order."""
+    """Walks one stream's rows in sequence order."""
 
-    agreement_id: str
+    stream_id: str
     expected: int = 1
     last_hash: str | None = ""
     last_position: int = 0
@@ -235,21 +233,21 @@ class StoreWalk:
         )
 
     def row(self, row: asyncpg.Record) -> None:
-        agreement_id: str = row["agreement_id"]
+        stream_id: str = row["agreement_id"]
         sequence: int = row["sequence"]
         position: int = row["position"]
         text: str = row["envelope"]
-        if self.chain is None or self.chain.agreement_id != agreement_id:
-            self.chain = _Chain(agreement_id)
-            if is_party_subject(agreement_id):
+        if self.chain is None or self.chain.stream_id != stream_id:
+            self.chain = _Chain(stream_id)
+            if is_party_subject(stream_id):
                 self.report.party_streams += 1
             else:
                 self.report.agreements += 1
         chain = self.chain
         self.report.store_events += 1
         if self.leaves is not None:
-            record = StoredEvent(position, agreement_id, sequence, text).message()
-            self.leaves[position] = LeafRecord(agreement_id, sequence, merkle.leaf_hash(record))
+            record = StoredEvent(position, stream_id, sequence, text).message()
+            self.leaves[position] = LeafRecord(stream_id, sequence, merkle.leaf_hash(record))
 
         gap = sequence != chain.expected
         if gap:
@@ -277,7 +275,7 @@ class StoreWalk:
             self.problem(row, "envelope", f"the stored envelope is not a JSON object: {exc}")
             self._advance(chain, sequence, position, None)
             return
-        self.index[(agreement_id, sequence)] = _Stored(
+        self.index[(stream_id, sequence)] = _Stored(
             position, _digest(canonical_json({**doc, "position": position}))
         )
         self._columns(row, doc)
@@ -301,7 +299,7 @@ class StoreWalk:
         envelope = self._envelope(row, doc)
         if envelope is not None and chain.foldable:
             try:
-                if is_party_subject(agreement_id):
+                if is_party_subject(stream_id):
                     # A party directory stream (decision 15) folds into its own model.
                     chain.party = evolve_party(chain.party, envelope.party_event())
                 else:
@@ -369,9 +367,9 @@ class KafkaCheck:
         self.on_kafka: set[tuple[str, int]] = set()
 
     def problem(
-        self, agreement_id: str, sequence: int | None, position: int | None, check: str, detail: str
+        self, stream_id: str, sequence: int | None, position: int | None, check: str, detail: str
     ) -> None:
-        self.report.problems.append(Problem(agreement_id, sequence, position, KAFKA, check, detail))
+        self.report.problems.append(Problem(stream_id, sequence, position, KAFKA, check, detail))
 
     def record(self, record: Record, *, late: bool = False) -> None:
         """Checks one record; a `late` one (after the first end offsets) may be newer than the snapshot."""
@@ -379,9 +377,9 @@ class KafkaCheck:
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
         try:
             doc = json.loads(record.value)
-            agreement_id, sequence = doc["subject"], doc["sequence"]
+            stream_id, sequence = doc["subject"], doc["sequence"]
             position = doc.get("position")
-            if not isinstance(agreement_id, str) or not isinstance(sequence, int):
+            if not isinstance(stream_id, str) or not isinstance(sequence, int):
                 raise TypeError("subject or sequence of the wrong type")
         except (ValueError, KeyError, TypeError) as exc:
             if not late:
@@ -394,22 +392,22 @@ class KafkaCheck:
                     f"record at {where} is not an event envelope: {exc}",
                 )
             return
-        stored = self.index.get((agreement_id, sequence))
+        stored = self.index.get((stream_id, sequence))
         if late and (stored is None or stored.seen):
             return
         self.report.kafka_records += 1
-        if key != agreement_id:
+        if key != stream_id:
             self.problem(
-                agreement_id,
+                stream_id,
                 sequence,
                 position,
                 "key",
-                f"record at {where} has key {key!r}, not the agreement id",
+                f"record at {where} has key {key!r}, not its stream id",
             )
-        first = self.partition_of.setdefault(agreement_id, record.partition)
+        first = self.partition_of.setdefault(stream_id, record.partition)
         if first != record.partition:
             self.problem(
-                agreement_id,
+                stream_id,
                 sequence,
                 position,
                 "partition",
@@ -417,7 +415,7 @@ class KafkaCheck:
             )
         if stored is None:
             self.problem(
-                agreement_id,
+                stream_id,
                 sequence,
                 position,
                 "not-in-store",
@@ -425,7 +423,7 @@ class KafkaCheck:
             )
         elif _digest(record.value) != stored.digest:
             self.problem(
-                agreement_id,
+                stream_id,
                 sequence,
                 position if position is not None else stored.position,
                 "differs",
@@ -435,19 +433,19 @@ class KafkaCheck:
             self.report.kafka_duplicates += 1
         else:
             stored.seen = True
-        if (agreement_id, sequence) in self.on_kafka:
+        if (stream_id, sequence) in self.on_kafka:
             return
-        self.on_kafka.add((agreement_id, sequence))
-        highest = self.highest.get(agreement_id, 0)
+        self.on_kafka.add((stream_id, sequence))
+        highest = self.highest.get(stream_id, 0)
         if sequence < highest:
             self.problem(
-                agreement_id,
+                stream_id,
                 sequence,
                 position,
                 "kafka-order",
                 f"first appears at {where}, after sequence {highest} of the same agreement",
             )
-        self.highest[agreement_id] = max(highest, sequence)
+        self.highest[stream_id] = max(highest, sequence)
 
     def unseen(self) -> list[tuple[str, int]]:
         """Stored events not on Kafka at all (one found with other bytes is reported as `differs`)."""
@@ -506,9 +504,9 @@ async def _walk_store(
 
 def _tree_problem(report: VerifyReport) -> Callable[..., None]:
     def add(
-        agreement_id: str, sequence: int, position: int, check: str, detail: str, leaf_index: int | None
+        stream_id: str, sequence: int, position: int, check: str, detail: str, leaf_index: int | None
     ) -> None:
-        report.problems.append(Problem(agreement_id, sequence, position, TREE, check, detail, leaf_index))
+        report.problems.append(Problem(stream_id, sequence, position, TREE, check, detail, leaf_index))
 
     return add
 
@@ -537,14 +535,14 @@ async def _check_kafka(
         async for records in reader.read(ends, later, max_records=settings.batch_size):
             for record in records:
                 check.record(record, late=True)
-    for agreement_id, sequence in sorted(check.unseen()):
-        stored = walk.index[(agreement_id, sequence)]
-        if (agreement_id, sequence) in outbox:
+    for stream_id, sequence in sorted(check.unseen()):
+        stored = walk.index[(stream_id, sequence)]
+        if (stream_id, sequence) in outbox:
             report.pending_in_outbox += 1
             continue
         report.problems.append(
             Problem(
-                agreement_id,
+                stream_id,
                 sequence,
                 stored.position,
                 KAFKA,

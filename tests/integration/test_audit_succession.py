@@ -247,7 +247,7 @@ async def test_verify_walks_party_streams_and_finds_a_tampered_one(written: Writ
     tampered = await verify(settings)
     assert not tampered.ok
     [first] = tampered.first_bad()
-    assert (first.agreement_id, first.sequence, first.position, first.check) == (
+    assert (first.stream_id, first.sequence, first.position, first.check) == (
         party_subject(PREDECESSOR),
         2,
         row["position"],

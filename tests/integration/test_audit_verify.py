@@ -256,7 +256,7 @@ async def superuser(stack: Stack) -> asyncpg.Connection:
 
 
 def located(report: VerifyReport, expected: Expected) -> bool:
-    firsts = {p.agreement_id: p for p in report.first_bad()}
+    firsts = {p.stream_id: p for p in report.first_bad()}
     first = firsts.get(expected.agreement_id)
     return (
         set(firsts) == {expected.agreement_id}

@@ -103,11 +103,11 @@ async def test_audit_verify_finds_a_signature_the_registry_key_did_not_make(
     unsigned = await _sign_with(pool, None, "3/CTr-MTTQ")
     settings = AuditSettings(database_url=database_url, progress_seconds=0)
     report = await verify(settings, skip_kafka=True)
-    problems = [(p.agreement_id, p.check) for p in report.problems]
+    problems = [(p.stream_id, p.check) for p in report.problems]
     assert problems == [(forged, "signature")], report.summary()
-    assert genuine not in {p.agreement_id for p in report.problems}
+    assert genuine not in {p.stream_id for p in report.problems}
     # Events stored without a signature (before migration 009) are counted, not failed.
-    assert report.unsigned >= 1 and unsigned not in {p.agreement_id for p in report.problems}
+    assert report.unsigned >= 1 and unsigned not in {p.stream_id for p in report.problems}
     assert "unsigned:" in report.summary()
     # An auditor holding another key finds every signed event's signature wrong.
     other = AuditSettings(
@@ -115,4 +115,4 @@ async def test_audit_verify_finds_a_signature_the_registry_key_did_not_make(
         progress_seconds=0,
         event_verifier_keys=EnvelopeSigner("x.example/events", Ed25519PrivateKey.generate()).verifier_key,
     )
-    assert {p.agreement_id for p in (await verify(other, skip_kafka=True)).problems} >= {genuine, forged}
+    assert {p.stream_id for p in (await verify(other, skip_kafka=True)).problems} >= {genuine, forged}

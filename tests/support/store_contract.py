@@ -2,7 +2,7 @@
 
 `EventStoreContract`: a subclass provides the `store` fixture (an empty store). It covers the
 agreement streams and the party directory's side of the port (decisions 15-17): streams written
-together (`also`), directory versions required unchanged at commit (`DirectoryRead`), the
+together (`with_streams`), directory versions required unchanged at commit (`DirectoryRead`), the
 succession queue, and `streams_naming`.
 `IdempotencyContract`: a subclass provides `store` and `recorder`, a factory of the
 Idempotency-Key recorder that goes with that store (the store records a completion in its
@@ -78,7 +78,7 @@ def sealed(
 
 
 def registration(party_id: str) -> StreamAppend:
-    """The first event of a party's stream, to append beside another stream's (`also`)."""
+    """The first event of a party's stream, to append beside another stream's (`with_streams`)."""
     event = PartyRegistered(party_id=party_id, name=f"Đơn vị {party_id}", kind=PartyKind.DEPARTMENT)
     return StreamAppend(party_subject(party_id), 0, sealed(party_subject(party_id), 0, [event]))
 
@@ -135,9 +135,7 @@ def snapshot_at(
     stored: Sequence[StoredEvent], version: int, model_version: str, state: str = "{}"
 ) -> Snapshot:
     """A snapshot at the stored event of that version (its state text left to the caller)."""
-    return Snapshot(
-        stored[0].agreement_id, model_version, version, stored[version - 1].envelope().hash, state
-    )
+    return Snapshot(stored[0].stream_id, model_version, version, stored[version - 1].envelope().hash, state)
 
 
 async def queued(store: EventStore) -> list[str]:
@@ -233,7 +231,10 @@ class EventStoreContract:
         """A signing and the registrations it makes: one append, every stream's events stored,
         the positions returned being the agreement's own."""
         positions = await store.append(
-            "a-also", 0, envelopes_for("a-also", 0), also=[registration("also-x"), registration("also-y")]
+            "a-also",
+            0,
+            envelopes_for("a-also", 0),
+            with_streams=[registration("also-x"), registration("also-y")],
         )
         [signing] = await store.load("a-also")
         assert positions == [signing.position]
@@ -251,13 +252,15 @@ class EventStoreContract:
                 0,
                 envelopes_for("a-lost-also", 0),
                 DocumentClaim("Hòa Bình", "1/CTPH", 2024),
-                also=[registration("fresh"), registration("taken")],
+                with_streams=[registration("fresh"), registration("taken")],
                 queue_successions=["queued-by-the-loser"],
             )
         # … or the agreement's own stream did: either way, nothing of any stream is stored.
         await store.append("a-first", 0, envelopes_for("a-first", 0))
         with pytest.raises(ConcurrencyError):
-            await store.append("a-first", 0, envelopes_for("a-first", 0), also=[registration("fresh")])
+            await store.append(
+                "a-first", 0, envelopes_for("a-first", 0), with_streams=[registration("fresh")]
+            )
         assert await store.load("a-lost-also") == []
         assert await store.load(party_subject("fresh")) == []
         assert len(await store.load(party_subject("taken"))) == 1
@@ -269,14 +272,20 @@ class EventStoreContract:
             "a-claims", 0, envelopes_for("a-claims", 0), DocumentClaim("Hòa Bình", "1/CTPH", 2024)
         )
         # And the party left unregistered can still be registered, by anyone.
-        await store.append("a-registers", 0, envelopes_for("a-registers", 0), also=[registration("fresh")])
+        await store.append(
+            "a-registers", 0, envelopes_for("a-registers", 0), with_streams=[registration("fresh")]
+        )
         assert await store.directory_versions(["fresh"]) == {"fresh": 1}
 
     async def test_two_appends_registering_one_party_one_wins(self, store: EventStore) -> None:
         results: list[Any] = list(
             await asyncio.gather(
-                store.append("a-reg-1", 0, envelopes_for("a-reg-1", 0), also=[registration("contested")]),
-                store.append("a-reg-2", 0, envelopes_for("a-reg-2", 0), also=[registration("contested")]),
+                store.append(
+                    "a-reg-1", 0, envelopes_for("a-reg-1", 0), with_streams=[registration("contested")]
+                ),
+                store.append(
+                    "a-reg-2", 0, envelopes_for("a-reg-2", 0), with_streams=[registration("contested")]
+                ),
                 return_exceptions=True,
             )
         )
@@ -292,7 +301,7 @@ class EventStoreContract:
             "a-read-ok",
             0,
             envelopes_for("a-read-ok", 0),
-            directory=DirectoryRead({"read-x": 1, "read-none": 0}),
+            versions_read=DirectoryRead({"read-x": 1, "read-none": 0}),
         )
         await rename(store, "read-x", "Tên mới")
         refused = [
@@ -307,8 +316,8 @@ class EventStoreContract:
                     f"a-read-{n}",
                     0,
                     envelopes_for(f"a-read-{n}", 0),
-                    also=[registration(f"read-new-{n}")],
-                    directory=DirectoryRead(versions),
+                    with_streams=[registration(f"read-new-{n}")],
+                    versions_read=DirectoryRead(versions),
                     queue_successions=["read-x"],
                 )
             assert await store.load(f"a-read-{n}") == []
@@ -318,7 +327,7 @@ class EventStoreContract:
             "a-read-2",
             0,
             envelopes_for("a-read-2", 0),
-            directory=DirectoryRead({"read-x": 2, "read-none": 0}),
+            versions_read=DirectoryRead({"read-x": 2, "read-none": 0}),
         )
         # A party stream's own append may require other parties' versions too (a succession).
         stream = party_subject("read-x")
@@ -330,9 +339,9 @@ class EventStoreContract:
             stored[-1].envelope().hash,
         )
         with pytest.raises(ConcurrencyError):
-            await store.append(stream, 2, rename_again, directory=DirectoryRead({"read-none": 1}))
+            await store.append(stream, 2, rename_again, versions_read=DirectoryRead({"read-none": 1}))
         assert await store.directory_versions(["read-x"]) == {"read-x": 2}
-        await store.append(stream, 2, rename_again, directory=DirectoryRead({"read-none": 0}))
+        await store.append(stream, 2, rename_again, versions_read=DirectoryRead({"read-none": 0}))
         assert await store.directory_versions(["read-x"]) == {"read-x": 3}
 
     async def test_directory_versions(self, store: EventStore) -> None:

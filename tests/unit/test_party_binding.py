@@ -36,8 +36,8 @@ class InterleavingStore(InMemoryEventStore):
         super().__init__()
         self.meanwhile: Callable[[], Awaitable[Any]] | None = None
 
-    async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
-        events = await super().load(agreement_id, after)
+    async def load(self, stream_id: str, after: int = 0) -> list[StoredEvent]:
+        events = await super().load(stream_id, after)
         if self.meanwhile is not None:
             action, self.meanwhile = self.meanwhile, None
             await action()
@@ -137,10 +137,10 @@ async def test_a_binding_refusal_is_not_remembered_for_the_key() -> None:
 class RacedAfterSigningStore(InMemoryEventStore):
     """Every append after the signing loses to another writer, as under a storm of commands."""
 
-    async def append(self, agreement_id: str, expected_version: int, *args: Any, **kwargs: Any) -> list[int]:
+    async def append(self, stream_id: str, expected_version: int, *args: Any, **kwargs: Any) -> list[int]:
         if expected_version > 0:
-            raise ConcurrencyError(agreement_id)
-        return await super().append(agreement_id, expected_version, *args, **kwargs)
+            raise ConcurrencyError(stream_id)
+        return await super().append(stream_id, expected_version, *args, **kwargs)
 
 
 async def test_losing_every_race_is_a_409_that_is_not_remembered_for_the_key() -> None:

@@ -58,7 +58,7 @@ def trace_applied(
             span.set_status(StatusCode.ERROR, "dead-lettered")
         else:
             span.set_attribute("coordreg.outcome", result.outcome.value)
-            span.set_attribute("coordreg.agreement_id", result.agreement_id)
+            span.set_attribute("coordreg.agreement_id", result.stream_id)
             span.set_attribute("coordreg.sequence", result.sequence)
             span.set_attribute("coordreg.position", result.position)
         span.end(end_time=ended_ns)

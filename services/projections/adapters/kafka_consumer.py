@@ -231,7 +231,7 @@ class ProjectionWorker:
             log.info(
                 "event projected",
                 outcome=result.outcome.value,
-                agreement_id=result.agreement_id,
+                agreement_id=result.stream_id,
                 sequence=result.sequence,
                 position=result.position,
                 correlation_id=result.correlation_id,

@@ -73,7 +73,7 @@ class Applied:
     outcome: ApplyOutcome
     # Parked successors applied because this event filled their gap.
     resumed: int = 0
-    agreement_id: str = ""
+    stream_id: str = ""
     sequence: int = 0
     position: int = 0
     correlation_id: str = ""

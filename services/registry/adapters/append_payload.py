@@ -76,7 +76,7 @@ def append_payload(
     appends: Sequence[StreamAppend],
     claim: DocumentClaim | None,
     completion: Completion | None,
-    directory: DirectoryRead | None,
+    versions_read: DirectoryRead | None,
     queue_successions: Sequence[str],
     trace: Carrier | None = None,
     signer: EnvelopeSigner | None = None,
@@ -106,7 +106,9 @@ def append_payload(
     payload: AppendPayload = {
         "stream_id": stream_id,
         "events": events,
-        "directory": dict(directory.versions) if directory is not None and directory.versions else None,
+        "directory": dict(versions_read.versions)
+        if versions_read is not None and versions_read.versions
+        else None,
         "claim": document,
         "parties": [
             {

@@ -67,8 +67,8 @@ class InMemoryEventStore:
         self.snapshots: dict[tuple[str, str], Snapshot] = {}
         self._lock = asyncio.Lock()
 
-    async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
-        return [e for e in self.streams.get(agreement_id, []) if e.sequence > after]
+    async def load(self, stream_id: str, after: int = 0) -> list[StoredEvent]:
+        return [e for e in self.streams.get(stream_id, []) if e.sequence > after]
 
     async def load_page(self, stream_id: str, after: int, limit: int, max_bytes: int) -> list[StoredEvent]:
         page: list[StoredEvent] = []
@@ -82,23 +82,23 @@ class InMemoryEventStore:
 
     async def append(
         self,
-        agreement_id: str,
+        stream_id: str,
         expected_version: int,
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
         completion: Completion | None = None,
         *,
-        also: Sequence[StreamAppend] = (),
-        directory: DirectoryRead | None = None,
+        with_streams: Sequence[StreamAppend] = (),
+        versions_read: DirectoryRead | None = None,
         queue_successions: Sequence[str] = (),
     ) -> list[int]:
-        appends = [StreamAppend(agreement_id, expected_version, envelopes), *also]
+        appends = [StreamAppend(stream_id, expected_version, envelopes), *with_streams]
         for append in appends:
             require_continuation(append.stream_id, append.expected_version, append.envelopes)
         # The argument the PostgreSQL store sends `registry.append_command`, signed before the
         # lock (a signature costs tens of microseconds and needs no state).
         payload = append_payload(
-            agreement_id, appends, claim, completion, directory, queue_successions, signer=self.signer
+            stream_id, appends, claim, completion, versions_read, queue_successions, signer=self.signer
         )
         async with self._lock:
             return self._append_command(payload)

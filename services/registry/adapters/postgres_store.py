@@ -64,14 +64,14 @@ class PostgresEventStore:
         # stores events unsigned, which consumers refuse (tests of that refusal only).
         self.signer = signer
 
-    async def load(self, agreement_id: str, after: int = 0) -> list[StoredEvent]:
+    async def load(self, stream_id: str, after: int = 0) -> list[StoredEvent]:
         rows = await self.pool.fetch(
             """SELECT position, sequence, envelope FROM registry.events
                WHERE agreement_id = $1 AND sequence > $2 ORDER BY sequence""",
-            agreement_id,
+            stream_id,
             after,
         )
-        return [StoredEvent(r["position"], agreement_id, r["sequence"], r["envelope"]) for r in rows]
+        return [StoredEvent(r["position"], stream_id, r["sequence"], r["envelope"]) for r in rows]
 
     async def load_page(self, stream_id: str, after: int, limit: int, max_bytes: int) -> list[StoredEvent]:
         # The running total stops the rows in the database: a page never fetches a stream's
@@ -96,30 +96,30 @@ class PostgresEventStore:
 
     async def append(
         self,
-        agreement_id: str,
+        stream_id: str,
         expected_version: int,
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
         completion: Completion | None = None,
         *,
-        also: Sequence[StreamAppend] = (),
-        directory: DirectoryRead | None = None,
+        with_streams: Sequence[StreamAppend] = (),
+        versions_read: DirectoryRead | None = None,
         queue_successions: Sequence[str] = (),
     ) -> list[int]:
-        appends = [StreamAppend(agreement_id, expected_version, envelopes), *also]
+        appends = [StreamAppend(stream_id, expected_version, envelopes), *with_streams]
         for append in appends:
             require_continuation(append.stream_id, append.expected_version, append.envelopes)
         # The command's span is current here, in the caller's task (the writer's batch runs in
         # its own): its trace context goes into the command's outbox rows.
         payload = append_payload(
-            agreement_id, appends, claim, completion, directory, queue_successions, carrier_of(), self.signer
+            stream_id, appends, claim, completion, versions_read, queue_successions, carrier_of(), self.signer
         )
         outcome = await self.writer.submit(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
         error = outcome.get("error")
         if error is None:
             return [int(p) for p in outcome["positions"]]
         if error == "concurrency":
-            raise ConcurrencyError(agreement_id)
+            raise ConcurrencyError(stream_id)
         if error == "duplicate_document":
             raise DuplicateDocument(str(outcome["agreement_id"]))
         if error == "claim_lost":

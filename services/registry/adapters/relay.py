@@ -16,8 +16,9 @@
     successor yet does not commit either.
 - It reads unpublished outbox rows, not "positions after the last one sent": a position
   handed out early may commit late, and reading by row never skips it.
-- Key = agreement id, so one agreement's events share a partition; the producer is
-  idempotent with acks=all, so a retried send neither duplicates nor reorders within it.
+- Key = stream id (an agreement's, or a party's `party/<id>`), so one stream's events share a
+  partition; the producer is idempotent with acks=all, so a retried send neither duplicates
+  nor reorders within it.
   A crash (or lost leadership) between the commit and the rows' deletion republishes the
   batch: consumers skip it by its sequence (at-least-once on the wire, exactly-once in
   effect). An old leader's transaction is visible only if it committed before the new
@@ -287,7 +288,7 @@ class OutboxRelay:
         spans: list[Span] = []
         try:
             await producer.begin_transaction()
-            # Within one agreement the outbox order is the sequence order: event n+1 is decided
+            # Within one stream the outbox order is the sequence order: event n+1 is decided
             # on a state that includes n, so n committed first.
             for event in events:
                 span, trace_headers = self._trace(event)
@@ -298,7 +299,7 @@ class OutboxRelay:
                 future = await producer.send(
                     self.topic,
                     value=event.message(),
-                    key=event.agreement_id.encode("utf-8"),
+                    key=event.stream_id.encode("utf-8"),
                     headers=[_CONTENT_TYPE_HEADER, *_signature_header(event), *trace_headers],
                 )
                 futures.append(future)
@@ -340,7 +341,7 @@ class OutboxRelay:
                 "messaging.system": "kafka",
                 "messaging.operation.type": "send",
                 "messaging.destination.name": self.topic,
-                "messaging.kafka.message.key": event.agreement_id,
+                "messaging.kafka.message.key": event.stream_id,
                 "coordreg.position": event.position,
                 "coordreg.sequence": event.sequence,
             },

@@ -87,7 +87,7 @@ class PendingSuccession:
 @dataclass(frozen=True)
 class StoredEvent:
     position: int
-    agreement_id: str
+    stream_id: str
     sequence: int
     envelope_text: str
     # The registry's signature of the envelope's hash (docs/adr/0003-signed-envelopes.md): beside
@@ -153,21 +153,21 @@ class EventStore(Protocol):
 
     async def append(
         self,
-        agreement_id: str,  # any stream's id: the stores still name it so
+        stream_id: str,
         expected_version: int,
         envelopes: Sequence[Envelope],
         claim: DocumentClaim | None = None,
         completion: Completion | None = None,
         *,
-        also: Sequence[StreamAppend] = (),
-        directory: DirectoryRead | None = None,
+        with_streams: Sequence[StreamAppend] = (),
+        versions_read: DirectoryRead | None = None,
         queue_successions: Sequence[str] = (),
     ) -> list[int]:
         """Appends after `expected_version`; returns the positions of this stream's events.
 
-        Raises ConcurrencyError (the stream, one of `also`, or a party of `directory` moved
-        on), DuplicateDocument (the claim is taken) or ClaimLost (the Idempotency-Key claim of
-        `completion` was taken over), and then stores nothing. With `completion`, the command's
+        Raises ConcurrencyError (the stream, one of `with_streams`, or a party of `versions_read`
+        moved on), DuplicateDocument (the claim is taken) or ClaimLost (the Idempotency-Key claim
+        of `completion` was taken over), and then stores nothing. With `completion`, the command's
         response is recorded for its Idempotency-Key in the same transaction; the parties of
         `queue_successions` are queued for the succession process manager.
         """

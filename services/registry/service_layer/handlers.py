@@ -85,8 +85,8 @@ async def sign(command: SignAgreement, call: CommandCall) -> CommandResult:
             envelopes,
             document,
             call.completion(result),
-            also=joined.registering(call),
-            directory=joined.read,
+            with_streams=joined.registering(call),
+            versions_read=joined.read,
             queue_successions=ceased,
         )
     except DuplicateDocument as exc:
@@ -179,8 +179,8 @@ async def _append_to_agreement(
         envelopes,
         None,
         call.completion(result),
-        also=joined.registering(call) if joined else [],
-        directory=joined.read if joined else None,
+        with_streams=joined.registering(call) if joined else [],
+        versions_read=joined.read if joined else None,
     )
     return result(positions[-1])
 
@@ -279,7 +279,7 @@ async def _append_to_party(
         envelopes,
         None,
         call.completion(result),
-        directory=DirectoryRead(directory_read) if directory_read else None,
+        versions_read=DirectoryRead(directory_read) if directory_read else None,
         queue_successions=list(queue),
     )
     return result(positions[-1])

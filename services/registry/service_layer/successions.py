@@ -135,7 +135,7 @@ class SuccessionManager:
             agreement_id,
             loaded.state.version,
             envelopes,
-            directory=DirectoryRead({s: versions[s] for s in successor_ids}),
+            versions_read=DirectoryRead({s: versions[s] for s in successor_ids}),
             queue_successions=ceased,
         )
         return True
