@@ -3,6 +3,7 @@ package coordreg.life;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.net.http.HttpClient;
 import java.time.LocalDate;
 import java.util.List;
 import java.util.Map;
@@ -61,13 +62,16 @@ public final class Life {
     String token = args[2];
     String documentNumber = args[3];
 
-    ApiClient registryClient = new ApiClient();
-    registryClient.updateBaseUri(registryUrl);
+    // HTTP/1.1: java.net.http starts a cleartext connection with an `Upgrade: h2c` request, which
+    // uvicorn refuses, losing that request's body (docs/CLIENTS.md).
+    HttpClient.Builder http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1);
+    ApiClient registryClient = new ApiClient(http, ApiClient.createDefaultObjectMapper(), registryUrl);
     registryClient.setRequestInterceptor(r -> r.header("Authorization", "Bearer " + token));
     AgreementsApi agreements = new AgreementsApi(registryClient);
 
-    vn.gov.coordreg.projections.ApiClient queryClient = new vn.gov.coordreg.projections.ApiClient();
-    queryClient.updateBaseUri(projectionsUrl);
+    vn.gov.coordreg.projections.ApiClient queryClient =
+        new vn.gov.coordreg.projections.ApiClient(
+            http, vn.gov.coordreg.projections.ApiClient.createDefaultObjectMapper(), projectionsUrl);
     queryClient.setRequestInterceptor(r -> r.header("Authorization", "Bearer " + token));
     PartiesApi parties = new PartiesApi(queryClient);
     ReportsApi reports = new ReportsApi(queryClient);
