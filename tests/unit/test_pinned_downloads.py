@@ -29,7 +29,7 @@ rendered = manifests.rendered
 
 # What starts a download, in the project's code and build files.
 DOWNLOAD = re.compile(
-    r"dependency:copy-dependencies|\"apt-get\", \"download\"|\"pip\",\s*\"(install|download)\""
+    r"dependency:copy-dependencies|dependency:get|\"apt-get\", \"download\"|\"pip\",\s*\"(install|download)\""
     r"|-m pip install|RUN pip install|npm, \"(ci|install)\"|\"npm\", \"(ci|install)\"|go, \"install\""
     r"|\"mod\", \"download\"|urlopen\(|urlretrieve\(|\[\"curl\"|\[\"wget\"|^FROM |^\s*image: ",
     re.MULTILINE,
@@ -49,6 +49,11 @@ DOWNLOADERS: dict[str, tuple[str, ...]] = {
     ),
     "tests/integration/test_promtool.py": ('download_pinned(go, f"github.com/prometheus/prometheus@',),
     "tests/unit/test_asyncapi_parser.py": ('[npm, "ci"',),
+    "tests/support/clients.py": (
+        "verify_files([jar], GENERATOR_SUMS)",
+        "verify_files(jars, JAVA_SUMS)",
+        '[npm, "ci"',
+    ),
     "tests/integration/test_distributions.py": ('"--require-hashes"', '"--no-index"'),
     "bench/peer.py": ('"--require-hashes",', "str(REQUIREMENTS)"),
     "tests/support/gomodules.py": ("check_download(info)",),
@@ -170,6 +175,13 @@ def test_kafkas_list_pins_the_broker_and_the_logging_backend_of_the_pom() -> Non
     assert all(n.endswith(f"-{KAFKA_VERSION}.jar") for n in kafka), kafka
 
 
+def test_the_client_generators_list_pins_the_version_the_tooling_fetches() -> None:
+    from tests.support.clients import GENERATOR_JAR, GENERATOR_SUMS, JAVA_SUMS
+
+    assert set(read_sums(GENERATOR_SUMS)) == {GENERATOR_JAR}
+    assert {"jackson-databind", "jackson-core"} <= {n.rsplit("-", 1)[0] for n in read_sums(JAVA_SUMS)}
+
+
 def test_strimzis_list_pins_the_api_model_and_the_generator() -> None:
     from tests.unit.test_kubernetes_manifests import STRIMZI_JARS, STRIMZI_VERSION
 
@@ -200,8 +212,9 @@ def test_haproxys_packages_are_pinned_by_version_and_hash() -> None:
     assert len(read_sums(DEB_SUMS)) == len(packages)
 
 
-def test_the_asyncapi_parsers_lock_has_an_integrity_hash_for_every_package() -> None:
-    lock = json.loads((ROOT / "tests" / "tools" / "asyncapi" / "package-lock.json").read_text())
+@pytest.mark.parametrize("tool", ["tests/tools/asyncapi", "clients"])
+def test_each_npm_lock_has_an_integrity_hash_for_every_package(tool: str) -> None:
+    lock = json.loads((ROOT / tool / "package-lock.json").read_text())
     packages = {name: entry for name, entry in lock["packages"].items() if name}
     assert packages
     unpinned = [n for n, e in packages.items() if not str(e.get("integrity", "")).startswith("sha512-")]

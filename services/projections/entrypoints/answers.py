@@ -232,7 +232,10 @@ class SucceededBy(Answer):
 
 class PartyObligations(Answer):
     party_id: str
-    obligations: list[HeldObligation] | list[TransferredObligation] = Field(
+    # One array whose items are either kind, not "an array of one kind or an array of the other":
+    # the wire is the same (the server never mixes them), but openapi-generator cannot build a
+    # client from a union of two array types (docs/CLIENTS.md).
+    obligations: list[HeldObligation | TransferredObligation] = Field(
         description="`HeldObligation`s, or with `status=transferred` `TransferredObligation`s"
     )
     succeeded_by: SucceededBy | None
