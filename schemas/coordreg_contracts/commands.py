@@ -52,7 +52,9 @@ class SignAgreement(Frozen):
 
 
 class AmendAgreement(Frozen):
-    model_config = ConfigDict(json_schema_extra={"examples": [examples.AMEND_AGREEMENT_TERM, examples.AMEND_AGREEMENT_OBLIGATION]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [examples.AMEND_AGREEMENT_TERM, examples.AMEND_AGREEMENT_OBLIGATION]}
+    )
 
     document_number: DocumentNumber
     reason: LongText

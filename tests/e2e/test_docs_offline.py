@@ -218,7 +218,7 @@ async def test_redoc_lists_every_operation_with_no_request_off_the_machine(
 async def test_a_page_that_loads_from_a_cdn_is_caught(stack: Stack, browser: BrowserContext) -> None:
     """The control: FastAPI's own /docs page (Swagger UI from a CDN), served in place of a page on
     127.0.0.1, is seen asking another host, and without its assets it lists nothing."""
-    cdn_page = get_swagger_ui_html(openapi_url="/openapi.json", title="FastAPI's default page").body
+    cdn_page = bytes(get_swagger_ui_html(openapi_url="/openapi.json", title="FastAPI's default page").body)
     url = f"{stack.registry_url}/docs-from-a-cdn"
 
     async def serve_cdn_page(route: Route) -> None:
@@ -233,9 +233,5 @@ async def test_a_page_that_loads_from_a_cdn_is_caught(stack: Stack, browser: Bro
 
 def test_the_policy_allows_only_this_service() -> None:
     """Every source the docs pages' policy allows is the service itself or what the page makes."""
-    sources = {
-        token
-        for directive in CONTENT_SECURITY_POLICY.split(";")
-        for token in directive.split()[1:]
-    }
+    sources = {token for directive in CONTENT_SECURITY_POLICY.split(";") for token in directive.split()[1:]}
     assert sources <= {"'self'", "'unsafe-inline'", "'none'", "data:", "blob:"}, sources

@@ -119,7 +119,8 @@ def test_each_example_validates_against_the_published_schema(service: str) -> No
     for operation, _, schema, found in body_examples(document):
         # The schema as the document publishes it, its references resolved in the document.
         validator = Draft202012Validator(
-            {**schema, "components": document["components"]}, format_checker=Draft202012Validator.FORMAT_CHECKER
+            {**schema, "components": document["components"]},
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
         )
         for example in found:
             errors = [error.message for error in validator.iter_errors(example)]
@@ -157,7 +158,9 @@ def test_a_bad_example_is_refused_by_both() -> None:
 
 def test_the_cosignature_example_is_a_checkpoint_signed_by_the_development_log() -> None:
     signer = log.load_signer(environment="development", origin="", key_pem="")
-    opened, verified = note.open_note(COSIGNED_CHECKPOINT_EXAMPLE, [note.parse_verifier_key(signer.verifier_key)])
+    opened, verified = note.open_note(
+        COSIGNED_CHECKPOINT_EXAMPLE, [note.parse_verifier_key(signer.verifier_key)]
+    )
     assert [signature.name for signature in verified] == [log.DEV_LOG_ORIGIN]
     assert note.Checkpoint.parse(opened.body).origin == log.DEV_LOG_ORIGIN
     assert len(opened.signatures) == 2  # and a witness's line

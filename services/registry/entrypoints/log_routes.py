@@ -304,6 +304,7 @@ async def keys(request: Request, client: Annotated[Client, Reader]) -> Response:
         )
     )
 
+
 # A checkpoint of the development log (size and root illustrative) signed by the development log
 # key, with a witness's line added (tests/unit/test_body_examples.py opens it with that key).
 COSIGNED_CHECKPOINT_EXAMPLE = (
@@ -324,7 +325,9 @@ COSIGNED_CHECKPOINT_EXAMPLE = (
     responses=documented_errors(*_AUTH, 400, 409, 422, 503),
     openapi_extra={
         "requestBody": {
-            "content": {"text/plain": {"schema": {"type": "string", "examples": [COSIGNED_CHECKPOINT_EXAMPLE]}}},
+            "content": {
+                "text/plain": {"schema": {"type": "string", "examples": [COSIGNED_CHECKPOINT_EXAMPLE]}}
+            },
             "required": True,
         }
     },
