@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from coordreg_contracts import examples
 from fastapi.openapi.docs import get_swagger_ui_html
 from playwright.async_api import BrowserContext, Page, Request, Route, async_playwright
 
@@ -140,6 +141,19 @@ async def finish(context: BrowserContext, page: Page, seen: Visit, screenshot: s
     assert sorted(set(seen.failed_by_policy)) == sorted(set(seen.blocked_by_policy)), seen
 
 
+async def shows_the_example(page: Page, block_id: str, example: dict[str, Any]) -> None:
+    """Opens an operation: its request body's example (from the demo data) shows, in Vietnamese."""
+    block = page.locator(f"#{block_id}")
+    await block.locator(".opblock-summary").first.click()
+    await page.wait_for_function(
+        "([id, texts]) => texts.every((text) => document.getElementById(id)?.innerText.includes(text))",
+        arg=[block_id, [example["document_number"], example["title"]]],
+        timeout=RENDER_TIMEOUT_MS,
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await block.screenshot(path=SCREENSHOTS / f"{block_id}.png")
+
+
 def operations(document: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     """operationId: (METHOD, path, first tag), for every operation of an OpenAPI document."""
     return {
@@ -170,6 +184,8 @@ async def test_swagger_ui_lists_every_operation_with_no_request_off_the_machine(
         f"document.querySelectorAll('.opblock').length >= {len(expected)}", timeout=RENDER_TIMEOUT_MS
     )
     listed = await page.evaluate(SWAGGER_OPERATIONS)
+    if service == "registry":
+        await shows_the_example(page, "operations-agreements-signAgreement", examples.SIGN_AGREEMENT)
     await finish(browser, page, seen, f"{service}-docs.png")
 
     # Swagger UI names each operation's block after its tag (spaces as "_") and operationId.
