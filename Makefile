@@ -28,7 +28,13 @@ run: $(STAMP)
 cluster: $(STAMP)
 	$(VENV)/bin/coordreg-stack cluster
 
-test: $(STAMP)
+# Debian's chromium, which tests/e2e/test_docs_offline.py drives through Playwright (Playwright's
+# own browser download is not used): installed when it is missing (we run as root), else nothing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(PYTEST) tests/unit tests/integration tests/e2e
 
 test-unit: $(STAMP)

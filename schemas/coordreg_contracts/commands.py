@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from coordreg_contracts import examples
 from coordreg_contracts.changes import Change
 from coordreg_contracts.common import (
     MAX_CHANGES,
@@ -36,6 +37,8 @@ from coordreg_contracts.common import (
 
 
 class SignAgreement(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.SIGN_AGREEMENT]})
+
     document_number: DocumentNumber
     kind: Literal["program", "regulation", "plan", "joint_resolution"]
     title: Title
@@ -49,6 +52,10 @@ class SignAgreement(Frozen):
 
 
 class AmendAgreement(Frozen):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [examples.AMEND_AGREEMENT_TERM, examples.AMEND_AGREEMENT_OBLIGATION]}
+    )
+
     document_number: DocumentNumber
     reason: LongText
     effective_on: IsoDate
@@ -56,6 +63,8 @@ class AmendAgreement(Frozen):
 
 
 class ReportProgress(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.REPORT_PROGRESS]})
+
     obligation_id: Slug
     party_id: Slug
     period: Period
@@ -67,6 +76,8 @@ class ReportProgress(Frozen):
 
 
 class CloseTerm(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.CLOSE_TERM]})
+
     closed_on: IsoDate
     outcome: Outcome
     summary: LongText | None = None

@@ -11,9 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from coordreg_contracts import patterns
+from coordreg_contracts import examples, patterns
 from coordreg_contracts.common import MAX_OBLIGATIONS, DocumentNumber, Frozen, IsoDate, ShortText, Slug, Title
 
 PARTY_SUBJECT_PREFIX = "party/"
@@ -65,6 +65,8 @@ class ObligationSuccessor(Frozen):
 
 
 class RegisterParty(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.REGISTER_PARTY]})
+
     party_id: Slug
     name: Title
     kind: PartyKind
@@ -74,12 +76,16 @@ class RegisterParty(Frozen):
 
 
 class RenameParty(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.RENAME_PARTY]})
+
     name: Title
     effective_on: IsoDate
     legal_basis: DocumentNumber | None = None
 
 
 class RecordSuccession(Frozen):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.RECORD_SUCCESSION]})
+
     effective_on: IsoDate
     legal_basis: DocumentNumber
     successor_party_id: Slug

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI
 
-from services.common import limits, observability, tracing
+from services.common import docs_pages, limits, observability, tracing
 from services.common.auth import dependencies
 from services.common.auth.failures import failed_auth_limiter
 from services.common.auth.verifier import TokenVerifier
@@ -32,8 +32,9 @@ def finish(
     install_errors: Callable[[FastAPI], None],
     *routers: APIRouter,
 ) -> FastAPI:
-    """Limits, correlation and health endpoints, tracing, the service's error mapping,
-    authentication, routes."""
+    """Limits, correlation and health endpoints, the docs pages, tracing, the service's error
+    mapping, authentication, routes. Build `app` with `docs_url=None, redoc_url=None`: its docs
+    pages are served from its own assets (services/common/docs_pages.py)."""
 
     async def ready() -> bool:
         return await _database_answers(app)
@@ -41,6 +42,7 @@ def finish(
     # The body limit sits inside the correlation middleware, so a 413 is logged and counted too.
     limits.install(app, max_body_bytes=settings.max_body_bytes)
     observability.install(app, service, ready)
+    docs_pages.install(app)
     # Once per process (each uvicorn worker builds its app). FastAPI itself then makes a server
     # span per request (its native OpenTelemetry support, pure ASGI, continuing the caller's
     # `traceparent`); with no provider configured it skips that at the cost of one check.

@@ -78,6 +78,9 @@ def create_app(settings: ProjectionSettings) -> FastAPI:
         version="1.0.0",
         description="Read models built from the agreements event stream: each party's obligations and history.",
         lifespan=lifespan,
+        # /docs and /redoc from the service's own assets, not a CDN (services/common/docs_pages.py).
+        docs_url=None,
+        redoc_url=None,
         separate_input_output_schemas=False,  # one schema per model (as the registry's)
     )
 

@@ -111,6 +111,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         version="1.0.0",
         description="Sign, amend, report on and close coordination agreements. Every act is an immutable event.",
         lifespan=lifespan,
+        # /docs and /redoc from the service's own assets, not a CDN (services/common/docs_pages.py).
+        docs_url=None,
+        redoc_url=None,
         # One schema per model, as a request validates it: a response model that shares a model
         # with a request body (Party, Term...) names the same component, not Party-Output.
         separate_input_output_schemas=False,

@@ -305,6 +305,17 @@ async def keys(request: Request, client: Annotated[Client, Reader]) -> Response:
     )
 
 
+# A checkpoint of the development log (size and root illustrative) signed by the development log
+# key, with a witness's line added (tests/unit/test_body_examples.py opens it with that key).
+COSIGNED_CHECKPOINT_EXAMPLE = (
+    "dev.coordreg.invalid/agreements-log\n258\n27d6B5A3Z9yF5eaFfhFpKWSoNbGHMD0jczbg/pMffJY=\n\n"
+    "— dev.coordreg.invalid/agreements-log "
+    "pLTXuapBJlXkG8TRsabCxKwkLW5fkby0PLLyCqCyBaJVD/kAGlOBwzJkRlcEVE5WNqs/2DvI1KTiKhgtc3hncMPbIwc=\n"
+    "— witness.coordreg.invalid "
+    "2DuxNiGvzyIILHatK8z31ch7uWvT5AifNhGMAiCNiYgIPRJl18CbDYzatDjsh7nk+oHV4A/E39GuuJryBOQv8tz8yQ0=\n"
+)
+
+
 @router.post(
     "/cosignatures",
     status_code=201,
@@ -313,7 +324,12 @@ async def keys(request: Request, client: Annotated[Client, Reader]) -> Response:
     response_model=Cosigned,
     responses=documented_errors(*_AUTH, 400, 409, 422, 503),
     openapi_extra={
-        "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}, "required": True}
+        "requestBody": {
+            "content": {
+                "text/plain": {"schema": {"type": "string", "examples": [COSIGNED_CHECKPOINT_EXAMPLE]}}
+            },
+            "required": True,
+        }
     },
 )
 async def cosign(
