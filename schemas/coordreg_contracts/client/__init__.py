@@ -6,4 +6,12 @@ from coordreg_contracts.client.http import Coordreg, ProjectionsClient, Registry
 from coordreg_contracts.client.problems import Problem, RetriesExhausted
 from coordreg_contracts.client.retry import RetryPolicy
 
-__all__ = ["Coordreg", "Problem", "ProjectionsClient", "RegistryClient", "RetriesExhausted", "RetryPolicy", "Session"]
+__all__ = [
+    "Coordreg",
+    "Problem",
+    "ProjectionsClient",
+    "RegistryClient",
+    "RetriesExhausted",
+    "RetryPolicy",
+    "Session",
+]

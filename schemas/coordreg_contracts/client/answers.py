@@ -438,4 +438,3 @@ class ProjectionState(Answer):
 
 class ProjectionStatus(Answer):
     projections: list[ProjectionState]
-

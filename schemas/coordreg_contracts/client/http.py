@@ -165,7 +165,9 @@ class RegistryClient(_Base):
     async def _agreement_command(
         self, path: str, agreement_id: str | None, body: Body, key: str | None, headers: Mapping[str, str]
     ) -> answers.AgreementCommandResult:
-        response = await self._request("POST", path, json=as_json(body), headers=headers, key=key or _new_key())
+        response = await self._request(
+            "POST", path, json=as_json(body), headers=headers, key=key or _new_key()
+        )
         result = answers.AgreementCommandResult.model_validate_json(response.content)
         self._remember(agreement_id or result.agreement_id, response, result.version)
         self.session.last_position = result.position
@@ -195,14 +197,22 @@ class RegistryClient(_Base):
         """`amendAgreement`. `If-Match` is `if_match` when given, else the last ETag this session saw
         for the agreement (unless `use_last_etag=False`); a stale one raises `PreconditionFailed`."""
         headers = {}
-        match = if_match if if_match is not None else (self.session.etags.get(agreement_id) if use_last_etag else None)
+        match = (
+            if_match
+            if if_match is not None
+            else (self.session.etags.get(agreement_id) if use_last_etag else None)
+        )
         if match is not None:
             headers["If-Match"] = _etag_version(match)
         path = f"/v1/agreements/{agreement_id}/amendments"
         return await self._agreement_command(path, agreement_id, command, idempotency_key, headers)
 
     async def report_progress(
-        self, agreement_id: str, command: ReportProgress | Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        agreement_id: str,
+        command: ReportProgress | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
     ) -> answers.AgreementCommandResult:
         """`reportProgress`."""
         path = f"/v1/agreements/{agreement_id}/progress-reports"
@@ -228,7 +238,11 @@ class RegistryClient(_Base):
         return await self._party_command(f"/v1/parties/{party_id}/rename", command, idempotency_key)
 
     async def record_succession(
-        self, party_id: str, command: RecordSuccession | Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        party_id: str,
+        command: RecordSuccession | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
     ) -> answers.PartyCommandResult:
         """`recordSuccession`."""
         return await self._party_command(f"/v1/parties/{party_id}/succession", command, idempotency_key)
@@ -275,7 +289,9 @@ class ProjectionsClient(_Base):
         min_position: int | None,
         consistent: bool,
     ) -> A:
-        position = min_position if min_position is not None else (self.session.last_position if consistent else None)
+        position = (
+            min_position if min_position is not None else (self.session.last_position if consistent else None)
+        )
         response = await self._request("GET", path, params={**params, "min_position": position})
         return model.model_validate_json(response.content)
 
@@ -357,7 +373,9 @@ class ProjectionsClient(_Base):
     ) -> answers.OverdueReport:
         """`listOverdueObligations`: the overdue report of a period."""
         params = {"period": period, "limit": limit, "cursor": cursor}
-        return await self._query(answers.OverdueReport, "/v1/reports/overdue", params, min_position, consistent)
+        return await self._query(
+            answers.OverdueReport, "/v1/reports/overdue", params, min_position, consistent
+        )
 
     async def get_projection_status(self) -> answers.ProjectionStatus:
         """`getProjectionStatus`."""
@@ -377,7 +395,9 @@ class Coordreg:
         timeout: float = 30.0,
     ) -> None:
         self.session = Session()
-        self.registry = RegistryClient(registry_url, token, session=self.session, policy=policy, timeout=timeout)
+        self.registry = RegistryClient(
+            registry_url, token, session=self.session, policy=policy, timeout=timeout
+        )
         self.projections = ProjectionsClient(
             projections_url, token, session=self.session, policy=policy, timeout=timeout
         )

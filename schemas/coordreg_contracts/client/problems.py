@@ -32,7 +32,9 @@ class Problem(ClientError):
     kind: ClassVar[str | None] = None
     retryable: ClassVar[bool] = False
 
-    def __init__(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None:
         self.status = status
         self.body: dict[str, Any] = dict(body)
         self.type: str = str(body.get("type", "about:blank"))
