@@ -13,7 +13,9 @@ from coordreg_contracts.client.http import ProjectionsClient, RegistryClient
 from tests.unit.test_openapi_documents import apps
 
 MODELS = [
-    m for _, m in inspect.getmembers(answers, inspect.isclass) if issubclass(m, answers.Answer) and m is not answers.Answer
+    m
+    for _, m in inspect.getmembers(answers, inspect.isclass)
+    if issubclass(m, answers.Answer) and m is not answers.Answer
 ]
 # The operations the client has no method for yet: the transparency log's and the event keys'
 # (docs/CLIENTS.md says how to call them with httpx).
@@ -60,7 +62,9 @@ def documents() -> dict[str, dict[str, Any]]:
 
 
 def schema_of(documents: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-    found = [d["components"]["schemas"][name] for d in documents.values() if name in d["components"]["schemas"]]
+    found: list[dict[str, Any]] = [
+        d["components"]["schemas"][name] for d in documents.values() if name in d["components"]["schemas"]
+    ]
     assert found, f"{name}: no schema of that name in either document"
     return found[0]
 
@@ -71,12 +75,16 @@ def differences(model: type[answers.Answer], schema: dict[str, Any]) -> list[str
     if list(mine["properties"]) != list(schema.get("properties", {})):
         problems.append(f"fields {list(mine['properties'])} != {list(schema.get('properties', {}))}")
     if set(mine.get("required", [])) != set(schema.get("required", [])):
-        problems.append(f"required {sorted(mine.get('required', []))} != {sorted(schema.get('required', []))}")
+        problems.append(
+            f"required {sorted(mine.get('required', []))} != {sorted(schema.get('required', []))}"
+        )
     return problems
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
-def test_every_answer_model_matches_its_schema(model: type[answers.Answer], documents: dict[str, Any]) -> None:
+def test_every_answer_model_matches_its_schema(
+    model: type[answers.Answer], documents: dict[str, Any]
+) -> None:
     assert differences(model, schema_of(documents, model.__name__)) == []
 
 
@@ -93,7 +101,7 @@ def test_every_answer_schema_has_a_model(documents: dict[str, Any]) -> None:
     """Every schema an operation answers with (and what it holds) has a client model."""
     names = {m.__name__ for m in MODELS}
     wanted: set[str] = set()
-    for service, document in documents.items():
+    for document in documents.values():
         for path in document["paths"].values():
             for operation in path.values():
                 if operation["operationId"] in NOT_IN_THE_CLIENT:

@@ -63,7 +63,9 @@ async def test_one_key_per_command_reused_on_every_retry_with_retry_after_honour
     second = await registry.sign({"title": "two"})
     keys = [r.headers["idempotency-key"] for r in seen]
     assert len(set(keys[:4])) == 1 and keys[4] != keys[0], keys
-    assert sleeps[0] == 1 and sleeps[2] == 2 and 0.2 <= sleeps[1] <= 0.4  # backoff of attempt 2: 0.4 s, jittered
+    assert (
+        sleeps[0] == 1 and sleeps[2] == 2 and 0.2 <= sleeps[1] <= 0.4
+    )  # backoff of attempt 2: 0.4 s, jittered
     assert all(r.headers["authorization"] == "Bearer t0ken" for r in seen)
     assert (first.position, second.position) == (7, 8)
     assert registry.session.last_position == 8 and registry.session.etags["a1"] == '"2"'

@@ -31,8 +31,8 @@ class RetryPolicy:
         given = parse_retry_after(retry_after, now)
         if given is not None:
             return min(given, self.max_delay_seconds)
-        backoff = min(self.backoff_seconds * 2 ** (attempt - 1), self.max_delay_seconds)
-        return backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+        backoff = min(self.backoff_seconds * 2.0 ** (attempt - 1), self.max_delay_seconds)
+        return backoff * (0.5 + random.random() / 2)  # jitter, not a secret
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
