@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -208,3 +209,16 @@ async def test_the_java_canonical_json_is_the_guides(consumer: clients.JavaProgr
     assert line["recomputed"] == envelope["hash"], line
     assert line["hash_ok"] and line["chain_ok"] and not line["signature_ok"]
     assert line["outcome"] == "set aside" and summary["set_aside"] == 1
+
+
+def test_the_guides_java_blocks_are_the_programs_code() -> None:
+    """The README's Java subsection shows the code the tests above run, not a copy that may drift."""
+    readme = (clients.ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Consumer's guide", 1)[1].split("\n## ", 1)[0].split("\n### Java\n", 1)[1]
+    blocks = re.findall(r"```java\n(.*?)```", section, flags=re.DOTALL)
+    source = (clients.CONSUMER / "src/main/java/coordreg/consumer/Consumer.java").read_text(encoding="utf-8")
+    body = "\n".join(line.removeprefix("    ") for line in source.splitlines())
+    assert len(blocks) == 3
+    for block in blocks:
+        assert block.strip() in body, block
+    assert "ssl.truststore.type" in blocks[0] and "SHA-256" in blocks[1] and "Ed25519" in blocks[2]
