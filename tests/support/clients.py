@@ -44,6 +44,8 @@ GENERATOR = f"org.openapitools:openapi-generator-cli:{GENERATOR_VERSION}"
 GENERATOR_JAR = f"openapi-generator-cli-{GENERATOR_VERSION}.jar"
 GENERATOR_SUMS = CLIENTS / "generator.sha256"
 JAVA_SUMS = CLIENTS / "java" / "jars.sha256"
+CONSUMER = CLIENTS / "java" / "consumer"
+CONSUMER_SUMS = CONSUMER / "jars.sha256"
 NPM_FILES = ("package.json", "package-lock.json")
 
 SERVICES = ("registry", "projections")
@@ -179,9 +181,10 @@ def tree_digest(root: Path) -> dict[str, str]:
 @dataclass(frozen=True)
 class JavaProgram:
     classpath: str
+    main: str = "coordreg.life.Life"
 
     def command(self, *arguments: str) -> list[str]:
-        return [_tool("java"), "-cp", self.classpath, "coordreg.life.Life", *arguments]
+        return [_tool("java"), "-cp", self.classpath, self.main, *arguments]
 
 
 def build_java(generated: Path) -> JavaProgram:
@@ -202,6 +205,35 @@ def build_java(generated: Path) -> JavaProgram:
     jars = [Path(entry) for entry in entries if entry.endswith(".jar")]
     verify_files(jars, JAVA_SUMS)
     return JavaProgram(":".join([str(work / "life" / "target" / "classes"), *entries]))
+
+
+def build_consumer(cache: Path = CACHE) -> JavaProgram:
+    """clients/java/consumer (the consumer's guide's Java example), compiled by Maven into
+    `.cache/java-consumer/<sources' hash>` once per change of its sources; every jar of its class
+    path is checked against clients/java/consumer/jars.sha256 on each call."""
+    sources = sorted(path for path in CONSUMER.rglob("*") if path.is_file() and path.name != "jars.sha256")
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(f"{path.relative_to(CONSUMER)}\0".encode() + path.read_bytes() + b"\0")
+    work = cache / "java-consumer" / digest.hexdigest()[:16]
+    with _locked(work):
+        if not (work / ".built").exists():
+            for path in sources:
+                target = work / path.relative_to(CONSUMER)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+            _run(
+                maven(
+                    "-f", str(work / "pom.xml"), "compile", "dependency:build-classpath",
+                    "-Dmdep.outputFile=classpath.txt", "-Dmdep.includeScope=runtime",
+                ),
+                "mvn compile (clients/java/consumer)",
+            )  # fmt: skip
+            (work / ".built").touch()
+    entries = (work / "classpath.txt").read_text().strip().split(":")
+    jars = [Path(entry) for entry in entries if entry.endswith(".jar")]
+    verify_files(jars, CONSUMER_SUMS)
+    return JavaProgram(":".join([str(work / "target" / "classes"), *entries]), "coordreg.consumer.Consumer")
 
 
 def ensure_typescript(cache: Path = CACHE) -> Path:

@@ -52,6 +52,7 @@ DOWNLOADERS: dict[str, tuple[str, ...]] = {
     "tests/support/clients.py": (
         "verify_files([jar], GENERATOR_SUMS)",
         "verify_files(jars, JAVA_SUMS)",
+        "verify_files(jars, CONSUMER_SUMS)",
         '[npm, "ci"',
     ),
     "tests/integration/test_distributions.py": ('"--require-hashes"', '"--no-index"'),
@@ -180,6 +181,25 @@ def test_the_client_generators_list_pins_the_version_the_tooling_fetches() -> No
 
     assert set(read_sums(GENERATOR_SUMS)) == {GENERATOR_JAR}
     assert {"jackson-databind", "jackson-core"} <= {n.rsplit("-", 1)[0] for n in read_sums(JAVA_SUMS)}
+
+
+def test_the_java_consumers_list_pins_the_brokers_kafka_client_and_the_clients_jackson() -> None:
+    """clients/java/consumer: its kafka-clients is the broker's own jar, and the Jackson it shares
+    with the generated clients is the same file."""
+    from tests.support.clients import CONSUMER, CONSUMER_SUMS, JAVA_SUMS
+
+    consumer = read_sums(CONSUMER_SUMS)
+    assert f"kafka-clients-{KAFKA_VERSION}.jar" in consumer
+    assert (
+        consumer[f"kafka-clients-{KAFKA_VERSION}.jar"]
+        == read_sums(JAR_SUMS)[f"kafka-clients-{KAFKA_VERSION}.jar"]
+    )
+    shared = consumer.keys() & read_sums(JAVA_SUMS).keys()
+    assert {"jackson-core-2.21.5.jar", "jackson-databind-2.21.5.jar"} <= shared
+    assert all(consumer[name] == read_sums(JAVA_SUMS)[name] for name in shared)
+    assert {"cloudevents-kafka", "cloudevents-json-jackson"} <= {n.rsplit("-", 1)[0] for n in consumer}
+    pom = (CONSUMER / "pom.xml").read_text(encoding="utf-8")
+    assert f"<version>{KAFKA_VERSION}</version>" in pom
 
 
 def test_strimzis_list_pins_the_api_model_and_the_generator() -> None:
