@@ -474,6 +474,30 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def targets_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The report's target tables: issue 21's, then issue 12's, each row with its verdict."""
+    lines: list[str] = []
+    for table, caption in TABLES.items():
+        lines += [
+            "",
+            caption,
+            "",
+            "| figure | today | target | moonshot | this run | verdict | what limits it |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in rows:
+            if row.get("table", ISSUE_12) != table:
+                continue
+            lines.append(
+                f"| {row['target']} | {_cell(row.get('today', ''))} | {_cell(row.get('goal', ''))} "
+                f"| {_cell(row.get('moonshot', ''))} | {_cell(row['measured'])} | {_verdict(row['met'])} "
+                f"| {_cell(row['limit'])} |"
+            )
+        if table == COMMAND_PATH:
+            lines += ["", COMMAND_PATH_NOTE]
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
     lines = [
@@ -487,29 +511,12 @@ def markdown(results: dict[str, Any]) -> str:
         "used by programs that are not part of the run (noise).",
         "",
         "## Targets",
+        *targets_markdown(results["verdicts"]),
     ]
-    for table, caption in TABLES.items():
-        lines += [
-            "",
-            caption,
-            "",
-            "| figure | today | target | moonshot | this run | verdict | what limits it |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for row in results["verdicts"]:
-            if row.get("table", ISSUE_12) != table:
-                continue
-            lines.append(
-                f"| {row['target']} | {_cell(row.get('today', ''))} | {_cell(row.get('goal', ''))} "
-                f"| {_cell(row.get('moonshot', ''))} | {_cell(row['measured'])} | {_verdict(row['met'])} "
-                f"| {_cell(row['limit'])} |"
-            )
-        if table == COMMAND_PATH:
-            lines += ["", COMMAND_PATH_NOTE]
 
     lines += [
         "",
-        "The profiles behind `what limits it`: `flame-registry-after.svg`, `flame-relay-after.svg` and "
+        "The profiles behind issue 12's `what limits it`: `flame-registry-after.svg`, `flame-relay-after.svg` and "
         "`flame-projections-after.svg` beside this file (py-spy under the closed loop, made by "
         "`python -m bench.flame --tag after`; `flame-registry-before.svg`, `flame-relay-before.svg` and "
         "`flame-projections-before.svg` are the same before issue 12), the registry's "
