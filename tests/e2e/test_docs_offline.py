@@ -14,8 +14,10 @@ does not count as leaving, but each is listed and checked. Screenshots of the pa
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,14 +143,25 @@ async def finish(context: BrowserContext, page: Page, seen: Visit, screenshot: s
     assert sorted(set(seen.failed_by_policy)) == sorted(set(seen.blocked_by_policy)), seen
 
 
+async def wait_until(page: Page, expression: str, arg: Any = None) -> None:
+    """Polls `expression` from the test until it is true. Not `page.wait_for_function`: its
+    polling compiles the predicate in the page, which the pages' policy (no 'unsafe-eval') refuses
+    whenever the page is not ready at the first look."""
+    deadline = time.monotonic() + RENDER_TIMEOUT_MS / 1000
+    while not await page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {RENDER_TIMEOUT_MS} ms: {expression}")
+        await asyncio.sleep(0.1)
+
+
 async def shows_the_example(page: Page, block_id: str, example: dict[str, Any]) -> None:
     """Opens an operation: its request body's example (from the demo data) shows, in Vietnamese."""
     block = page.locator(f"#{block_id}")
     await block.locator(".opblock-summary").first.click()
-    await page.wait_for_function(
+    await wait_until(
+        page,
         "([id, texts]) => texts.every((text) => document.getElementById(id)?.innerText.includes(text))",
-        arg=[block_id, [example["document_number"], example["title"]]],
-        timeout=RENDER_TIMEOUT_MS,
+        [block_id, [example["document_number"], example["title"]]],
     )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await block.screenshot(path=SCREENSHOTS / f"{block_id}.png")
@@ -180,9 +193,7 @@ async def test_swagger_ui_lists_every_operation_with_no_request_off_the_machine(
     assert expected, "the document has no operations"
 
     page, seen = await visit(browser, f"{base}/docs")
-    await page.wait_for_function(
-        f"document.querySelectorAll('.opblock').length >= {len(expected)}", timeout=RENDER_TIMEOUT_MS
-    )
+    await wait_until(page, f"document.querySelectorAll('.opblock').length >= {len(expected)}")
     listed = await page.evaluate(SWAGGER_OPERATIONS)
     if service == "registry":
         await shows_the_example(page, "operations-agreements-signAgreement", examples.SIGN_AGREEMENT)
@@ -213,9 +224,8 @@ async def test_redoc_lists_every_operation_with_no_request_off_the_machine(
     expected = operations(await openapi_document(base))
 
     page, seen = await visit(browser, f"{base}/redoc")
-    await page.wait_for_function(
-        f"document.querySelectorAll(\"[data-section-id*='operation/']\").length >= {len(expected)}",
-        timeout=RENDER_TIMEOUT_MS,
+    await wait_until(
+        page, f"document.querySelectorAll(\"[data-section-id*='operation/']\").length >= {len(expected)}"
     )
     sections = await page.evaluate(REDOC_OPERATIONS)
     await finish(browser, page, seen, f"{service}-redoc.png")

@@ -505,7 +505,8 @@ async def test_rows_from_before_the_migration_read_sensibly_and_heal_on_the_next
         )
         await pool.execute("INSERT INTO streams VALUES ('a-old', 1, 1, $1)", sealed["hash"])
         assert await migrate(pool, "projections", MIGRATIONS, schema="projections") == [
-            "004_party_directory.sql"
+            "004_party_directory.sql",
+            "005_agreement_state_uncompressed.sql",
         ]
         row = await pool.fetchrow("SELECT locality_now, locality_now_key, document_type FROM agreements")
         assert row is not None and dict(row) == {
