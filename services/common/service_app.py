@@ -10,6 +10,7 @@ from services.common import docs_pages, limits, observability, tracing
 from services.common.auth import dependencies
 from services.common.auth.failures import failed_auth_limiter
 from services.common.auth.verifier import TokenVerifier
+from services.common.deprecation import DEPRECATIONS, install_deprecations
 from services.common.settings import ClientAccessSettings
 
 
@@ -62,4 +63,5 @@ def finish(
     # Each straight into the app, in order: a request matches the first router's routes first.
     for router in routers:
         app.include_router(router)
+    install_deprecations(app, DEPRECATIONS[service])
     return app
