@@ -1,0 +1,86 @@
+"""The console's sessions, CSRF checks, production refusal and Vietnamese formats, in process
+(no backend needed: these pages do not reach the registry or the projections)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import httpx
+import pytest
+
+from services.console import sessions, vietnamese
+from services.console.app import create_app
+from services.console.settings import ConsoleSettings
+
+SECRET = "s" * 40
+
+
+def client(settings: ConsoleSettings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)), base_url="http://console")
+
+
+def test_a_session_cookie_round_trips_and_a_changed_one_is_refused() -> None:
+    session = sessions.new_session(60).signed_in_as("demo-le-thi-thu", 60)
+    cookie = sessions.encode(session, SECRET)
+    assert sessions.decode(cookie, SECRET) == session
+    assert sessions.decode(cookie, "another secret " * 3) is None
+    text, _, mac = cookie.rpartition(".")
+    forged = sessions.encode(sessions.Session("demo-tran-van-binh", session.csrf, session.expires), "x" * 40)
+    assert sessions.decode(f"{forged.rpartition('.')[0]}.{mac}", SECRET) is None
+    assert sessions.decode(cookie, SECRET, now=session.expires + 1) is None
+    assert sessions.decode("garbage", SECRET) is None
+
+
+def test_csrf_must_match_the_session() -> None:
+    session = sessions.new_session(60)
+    assert sessions.csrf_matches(session, session.csrf)
+    assert not sessions.csrf_matches(session, "forged")
+    assert not sessions.csrf_matches(session, "")
+    assert not sessions.csrf_matches(None, session.csrf)
+
+
+async def test_development_sign_in_needs_the_csrf_token_and_sets_a_safe_cookie() -> None:
+    async with client(ConsoleSettings(session_secret=SECRET)) as console:
+        page = await console.get("/dang-nhap")
+        assert page.status_code == 200
+        assert '<html lang="vi">' in page.text
+        assert "Đăng nhập phát triển (chỉ dùng thử)" in page.text
+        assert "<script" not in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+        cookie = page.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+        refused = await console.post("/dang-nhap", data={"csrf": "forged", "official": "demo-le-thi-thu"})
+        assert refused.status_code == 403
+        assert "Yêu cầu bị từ chối" in refused.text
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found is not None
+        signed = await console.post("/dang-nhap", data={"csrf": found.group(1), "official": "demo-le-thi-thu"})
+        assert signed.status_code == 303
+        assert signed.headers["location"] == "/"
+
+
+async def test_production_refuses_the_development_sign_in_and_sends_secure_cookies() -> None:
+    async with client(ConsoleSettings(environment="production", session_secret=SECRET)) as console:
+        page = await console.get("/dang-nhap")
+        assert page.status_code == 404
+        assert "secure" in page.headers["set-cookie"].lower()
+        assert (await console.post("/dang-nhap", data={"official": "demo-le-thi-thu"})).status_code == 404
+    with pytest.raises(ValueError, match="CONSOLE_SESSION_SECRET"):
+        ConsoleSettings(environment="production")
+
+
+def test_vietnamese_dates_and_periods() -> None:
+    assert vietnamese.date("2024-03-01") == "01/03/2024"
+    assert vietnamese.timestamp("2026-12-07T20:30:00Z") == "08/12/2026 03:30"
+    assert vietnamese.period("2024") == "Năm 2024"
+    assert vietnamese.period("2024-H2") == "6 tháng cuối năm 2024"
+    assert vietnamese.period("2024-Q3") == "Quý III/2024"
+    assert vietnamese.period("2024-07") == "Tháng 07/2024"
+    day = dt.date(2026, 8, 15)
+    assert [vietnamese.current_period(c, day) for c in ("monthly", "quarterly", "semiannual", "annual")] == [
+        "2026-08",
+        "2026-Q3",
+        "2026-H2",
+        "2026",
+    ]
