@@ -50,7 +50,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-CSRF_REFUSED = "Yêu cầu bị từ chối: phiên làm việc không hợp lệ hoặc đã hết hạn. Vui lòng tải lại trang và thử lại."
+CSRF_REFUSED = (
+    "Yêu cầu bị từ chối: phiên làm việc không hợp lệ hoặc đã hết hạn. Vui lòng tải lại trang và thử lại."
+)
 # What a refused report says beside each field (the registry's 422 names the field).
 FIELD_MESSAGES = {
     "period": "Kỳ báo cáo không hợp lệ: kỳ phải đúng định kỳ của nhiệm vụ và nằm trong thời hạn của thỏa thuận.",
@@ -144,7 +146,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     def refused(request: Request, status: int, message: str) -> Response:
         session = session_of(request) or sessions.new_session(settings.session_max_age_seconds)
-        return page(request, "error.html", session, {"title": "Không thực hiện được", "message": message}, status)
+        return page(
+            request, "error.html", session, {"title": "Không thực hiện được", "message": message}, status
+        )
 
     async def form_of(request: Request) -> dict[str, str]:
         body = await request.body()
@@ -188,7 +192,11 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         assert session is not None
         official = BY_ID.get(form.get("official", ""))
         if official is None:
-            context = {"officials": DEMO_OFFICIALS, "title": "Đăng nhập", "error": "Vui lòng chọn một cán bộ."}
+            context = {
+                "officials": DEMO_OFFICIALS,
+                "title": "Đăng nhập",
+                "error": "Vui lòng chọn một cán bộ.",
+            }
             return page(request, "sign_in.html", session, context, 422)
         fresh = session.signed_in_as(official.official_id, settings.session_max_age_seconds)
         return keep(RedirectResponse("/", status_code=303), fresh)
@@ -198,7 +206,10 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         form = await form_of(request)
         if not sessions.csrf_matches(session_of(request), form.get("csrf")):
             return refused(request, 403, CSRF_REFUSED)
-        return keep(RedirectResponse("/dang-nhap", status_code=303), sessions.new_session(settings.session_max_age_seconds))
+        return keep(
+            RedirectResponse("/dang-nhap", status_code=303),
+            sessions.new_session(settings.session_max_age_seconds),
+        )
 
     # --- my body's work ---------------------------------------------------------------------------
 
@@ -251,7 +262,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     async def obligation_of(
         backend: Backend, token: str, agreement_id: str, obligation_id: str
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        answer = await backend.read(backend.projections, token, f"/v1/agreements/{quote(agreement_id, safe='')}")
+        answer = await backend.read(
+            backend.projections, token, f"/v1/agreements/{quote(agreement_id, safe='')}"
+        )
         if answer.status != 200:
             return None, None
         agreement: dict[str, Any] = answer.body
@@ -373,7 +386,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
                 elif field not in FIELD_MESSAGES:
                     general = "Báo cáo không hợp lệ. Vui lòng kiểm tra lại các trường."
         elif answer.status == 409:
-            general = "Thỏa thuận đã kết thúc hoặc đang được xử lý: báo cáo chưa được ghi. Vui lòng thử lại sau."
+            general = (
+                "Thỏa thuận đã kết thúc hoặc đang được xử lý: báo cáo chưa được ghi. Vui lòng thử lại sau."
+            )
         elif answer.status == 403:
             general = "Anh/chị không có quyền báo cáo cho đơn vị này."
         else:

@@ -31,7 +31,6 @@ class Session:
         return Session(official, secrets.token_urlsafe(32), int(time.time()) + max_age)
 
 
-
 def new_session(max_age: int) -> Session:
     return Session(None, secrets.token_urlsafe(32), int(time.time()) + max_age)
 
@@ -41,7 +40,9 @@ def _mac(secret: str, text: str) -> str:
 
 
 def encode(session: Session, secret: str) -> str:
-    payload = json.dumps({"o": session.official, "c": session.csrf, "e": session.expires}, separators=(",", ":"))
+    payload = json.dumps(
+        {"o": session.official, "c": session.csrf, "e": session.expires}, separators=(",", ":")
+    )
     text = base64.urlsafe_b64encode(payload.encode()).decode("ascii").rstrip("=")
     return f"{text}.{_mac(secret, text)}"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,9 @@ async def chromium() -> AsyncIterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (see the README)")
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield browser
         finally:
@@ -223,7 +224,8 @@ async def test_an_official_reports_with_javascript_off(stack: Stack, console: st
     # A forged CSRF token, and none at all: refused in Vietnamese, nothing written.
     for csrf in ("forged", ""):
         forged = await context.request.post(
-            report_url, form={**sent, "csrf": csrf, "idempotency_key": f"forged-{csrf}", "period": str(today.year)}
+            report_url,
+            form={**sent, "csrf": csrf, "idempotency_key": f"forged-{csrf}", "period": str(today.year)},
         )
         assert forged.status == 403
         assert "Yêu cầu bị từ chối" in await forged.text()
@@ -253,7 +255,9 @@ async def every_page_passes_axe(chromium: Any, console: str, agreement_id: str, 
 
     async def check(name: str) -> None:
         found = await axe.run(page, options=WCAG_22_AA)
-        results[name] = [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in found.response["violations"]]
+        results[name] = [
+            f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in found.response["violations"]
+        ]
 
     await page.goto(f"{console}/dang-nhap")
     await check("sign-in")

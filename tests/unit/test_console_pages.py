@@ -17,7 +17,9 @@ SECRET = "s" * 40
 
 
 def client(settings: ConsoleSettings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)), base_url="http://console")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings)), base_url="http://console"
+    )
 
 
 def test_a_session_cookie_round_trips_and_a_changed_one_is_refused() -> None:
@@ -25,7 +27,7 @@ def test_a_session_cookie_round_trips_and_a_changed_one_is_refused() -> None:
     cookie = sessions.encode(session, SECRET)
     assert sessions.decode(cookie, SECRET) == session
     assert sessions.decode(cookie, "another secret " * 3) is None
-    text, _, mac = cookie.rpartition(".")
+    _, _, mac = cookie.rpartition(".")
     forged = sessions.encode(sessions.Session("demo-tran-van-binh", session.csrf, session.expires), "x" * 40)
     assert sessions.decode(f"{forged.rpartition('.')[0]}.{mac}", SECRET) is None
     assert sessions.decode(cookie, SECRET, now=session.expires + 1) is None
@@ -55,7 +57,9 @@ async def test_development_sign_in_needs_the_csrf_token_and_sets_a_safe_cookie()
         assert "Yêu cầu bị từ chối" in refused.text
         found = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert found is not None
-        signed = await console.post("/dang-nhap", data={"csrf": found.group(1), "official": "demo-le-thi-thu"})
+        signed = await console.post(
+            "/dang-nhap", data={"csrf": found.group(1), "official": "demo-le-thi-thu"}
+        )
         assert signed.status_code == 303
         assert signed.headers["location"] == "/"
 
