@@ -47,6 +47,7 @@ from deploy.local.processes import die_with_parent
 from deploy.tokens import demo_token
 from services.common.kafka_security import KafkaConnection
 from services.common.settings import ServiceSettings
+from services.console.officials import DEMO_OFFICIALS
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
@@ -70,6 +71,8 @@ class StackSettings(BaseSettings):
     # The very variables the services read, so the ports checked are the ports they bind.
     registry_port: TcpPort = Field(8000, validation_alias="REGISTRY_PORT")
     projections_port: TcpPort = Field(8001, validation_alias="PROJECTIONS_PORT")
+    # The officials' console (services/console), development sign-in as the demo officials.
+    console_port: TcpPort = Field(8005, validation_alias="CONSOLE_PORT")
     # Servers that already run: nothing is started for them and their ports are not checked.
     database_url: str = Field("", validation_alias="DATABASE_URL")
     kafka_bootstrap_servers: str = Field("", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
@@ -97,7 +100,11 @@ def planned_ports(settings: StackSettings) -> list[PlannedPort]:
         wanted.append(("postgres_port", "PostgreSQL"))
     if not settings.kafka_bootstrap_servers:
         wanted += [("kafka_port", "Kafka"), ("kafka_controller_port", "Kafka controller")]
-    wanted += [("registry_port", "registry"), ("projections_port", "projections")]
+    wanted += [
+        ("registry_port", "registry"),
+        ("projections_port", "projections"),
+        ("console_port", "console"),
+    ]
     return [PlannedPort(getattr(settings, field), what, env_variable(field)) for field, what in wanted]
 
 
@@ -275,6 +282,13 @@ def _on_stop_signals(handler: Any) -> None:
         signal.signal(signum, handler)
 
 
+def announce_console(console: str) -> None:
+    """Where the officials' console is, and whom one can sign in as (development sign-in)."""
+    say(f"officials' console:    {console}/  (Đăng nhập phát triển, chỉ dùng thử) as one of:")
+    for official in DEMO_OFFICIALS:
+        say(f"  {official.name}, {official.position} ({', '.join(official.party_ids)})")
+
+
 def run(settings: StackSettings) -> int:
     # SIGTERM and a closed terminal (SIGHUP) stop the run as Ctrl-C does, through the cleanup
     # below: PostgreSQL and Kafka run in their own sessions and would outlive this process.
@@ -335,6 +349,9 @@ def run(settings: StackSettings) -> int:
             "KAFKA_BOOTSTRAP_SERVERS": given.bootstrap_servers,
             "REGISTRY_PORT": str(settings.registry_port),
             "PROJECTIONS_PORT": str(settings.projections_port),
+            "CONSOLE_PORT": str(settings.console_port),
+            "CONSOLE_REGISTRY_URL": f"http://{HOST}:{settings.registry_port}",
+            "CONSOLE_PROJECTIONS_URL": f"http://{HOST}:{settings.projections_port}",
         }
         # A server of our own: each service signs in as its own role, built and granted by the
         # migrator first (docs/adr/0002-database-roles.md). A server given by DATABASE_URL: one
@@ -359,13 +376,15 @@ def run(settings: StackSettings) -> int:
                 ("query", "worker"),
                 (PROJECTIONS, "PROJECTIONS_"),
             ),
+            # No database, no broker: the console talks to the two services over HTTP only.
+            ("console", "services.console", (), None),
         ):
             own = principals[principal[0]].env(principal[1]) if principal and principals else {}
             log = (logs / f"{name}.log").open("ab")
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", module],
-                    env={**env, **(accounts.env(*components) if accounts else {}), **own},
+                    env={**env, **(accounts.env(*components) if accounts and components else {}), **own},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     preexec_fn=die_with_parent,  # one call, no threads yet
@@ -375,6 +394,8 @@ def run(settings: StackSettings) -> int:
         projections = f"http://{HOST}:{settings.projections_port}"
         wait_http(f"{registry}/readyz", processes[0])
         wait_http(f"{projections}/readyz", processes[2])
+        console = f"http://{HOST}:{settings.console_port}"
+        wait_http(f"{console}/healthz", processes[3])
         announce_demo(
             registry,
             projections,
@@ -383,6 +404,7 @@ def run(settings: StackSettings) -> int:
             principals.get(CONSUMER),
             principals.get(AUDIT),
         )
+        announce_console(console)
         say(f"logs in {logs}; press Ctrl-C to stop")
         up = True
         while True:

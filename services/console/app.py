@@ -172,6 +172,11 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     def to_sign_in() -> Response:
         return RedirectResponse("/dang-nhap", status_code=303)
 
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        """Up (for `make run` and probes): the console itself answers; it holds no connections."""
+        return Response("ok", media_type="text/plain")
+
     # --- sign-in ---------------------------------------------------------------------------------
 
     @app.get("/dang-nhap", response_class=HTMLResponse)

@@ -14,6 +14,7 @@ import pytest
 from deploy.local.postgres import LocalPostgres
 from deploy.local.stack import PlannedPort, StackSettings, clash, env_variable, planned_ports, refusal
 from services.audit.settings import AuditSettings
+from services.console.settings import ConsoleSettings
 from services.projections.settings import ProjectionSettings
 from services.registry.settings import RegistrySettings
 
@@ -24,6 +25,7 @@ VARIABLES = {
     "postgres_port": "COORDREG_POSTGRES_PORT",
     "registry_port": "REGISTRY_PORT",
     "projections_port": "PROJECTIONS_PORT",
+    "console_port": "CONSOLE_PORT",
     "database_url": "DATABASE_URL",
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "local_dir": "COORDREG_LOCAL_DIR",
@@ -71,6 +73,7 @@ def test_defaults_agree_with_the_services_defaults(clean_env: pytest.MonkeyPatch
         assert urlsplit(local_url).port == 5432
     assert RegistrySettings.model_fields["port"].default == stack.registry_port
     assert ProjectionSettings.model_fields["port"].default == stack.projections_port
+    assert ConsoleSettings.model_fields["port"].default == stack.console_port
 
 
 def test_variables_move_the_ports(clean_env: pytest.MonkeyPatch) -> None:
@@ -80,6 +83,7 @@ def test_variables_move_the_ports(clean_env: pytest.MonkeyPatch) -> None:
         "COORDREG_KAFKA_CONTROLLER_PORT": 19093,
         "REGISTRY_PORT": 18000,
         "PROJECTIONS_PORT": 18001,
+        "CONSOLE_PORT": 18005,
     }
     for name, port in moved.items():
         clean_env.setenv(name, str(port))
@@ -89,7 +93,11 @@ def test_variables_move_the_ports(clean_env: pytest.MonkeyPatch) -> None:
 def test_servers_given_from_outside_are_neither_started_nor_checked(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:6543/postgres")
     clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:29092")
-    assert [planned.what for planned in planned_ports(StackSettings())] == ["registry", "projections"]
+    assert [planned.what for planned in planned_ports(StackSettings())] == [
+        "registry",
+        "projections",
+        "console",
+    ]
 
 
 def test_an_empty_variable_means_the_default(clean_env: pytest.MonkeyPatch) -> None:
