@@ -28,7 +28,7 @@ from tests.cluster.conftest import record
 from tests.faults.harness import STARTED_WITHIN, registry_ready, wait_until
 from tests.support.builders import report_body, sign_body
 
-TASKS = 8
+TASKS = 12
 BEFORE = 50  # commands that succeed before the kill
 AFTER = 50  # and after the registry is back behind HAProxy
 READ_EVERY = 4  # each task reads its command back through the projections every 4th command
@@ -88,6 +88,8 @@ async def test_client_commands_have_one_effect_across_a_registry_kill(
     tasks = [asyncio.create_task(user(client)) for client in clients]
     try:
         await wait_until(lambda: given_after(0.0, BEFORE), 180, 0.05)
+        # Struck while registry-1 is inside a command's transaction: a request is in flight on it.
+        await wait_until(lambda: _in_a_transaction(pool, "registry-1"), 60, 0.005)
         failed_before = command_failures()
         killed = time.monotonic()
         cluster.processes["registry-1"].kill()
@@ -145,6 +147,15 @@ async def test_client_commands_have_one_effect_across_a_registry_kill(
     assert len({g.position for g in given}) == len(given)
     assert found.missing == 0 and found.twice == 0 and found.positions_differ == 0
     assert events == len(given), "each command exactly one event"
+
+
+async def _in_a_transaction(pool: asyncpg.Pool, process: str) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL)",
+            process,
+        )
+    )
 
 
 def _last_retried(given: list[Acknowledged], retried: list[str], killed: float) -> float:
