@@ -43,7 +43,8 @@ test-unit: $(STAMP)
 test-faults: $(STAMP)
 	$(PYTEST) tests/faults -s
 
-# The cluster's fault scenarios: a broker, the database primary and a registry killed under load.
+# The cluster's fault scenarios: a broker killed and cut off, the database primary and a registry
+# killed under load, and the Python client across a registry killed behind HAProxy.
 test-cluster: $(STAMP)
 	$(PYTEST) tests/cluster -s
 

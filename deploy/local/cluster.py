@@ -32,7 +32,7 @@ from deploy.local.haproxy import Frontend, LocalHaproxy
 from deploy.local.kafka_cluster import LocalKafkaCluster
 from deploy.local.kafka_principals import PROJECTIONS, RELAY, provision
 from deploy.local.postgres_cluster import LocalPostgresPair
-from deploy.local.processes import die_with_parent, free_port
+from deploy.local.processes import die_with_parent, free_ports
 from services.common.kafka_admin import CLUSTER_REPLICATION, CLUSTER_TOPIC_CONFIG
 
 HOST = "127.0.0.1"
@@ -71,7 +71,7 @@ class ClusterPorts:
 
     @classmethod
     def free(cls) -> ClusterPorts:
-        ports = [free_port() for _ in range(18)]
+        ports = free_ports(18)  # distinct: 18 separate free_port() calls could give one port twice
         return cls(
             ports[0],
             ports[1],
