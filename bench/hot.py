@@ -114,7 +114,7 @@ async def phase(stack: Stack, meter: CpuMeter, args: argparse.Namespace, out: Pa
         await load.wait_applied(load.last_position)
         await reset_statements(stack.database_url)
         pids = {name: pid for name in ("registry", "relay", "projections") if (pid := stack.pid(name))}
-        recorders = record(pids, args.seconds, out, args.svg)
+        recorders = [] if args.no_profile else record(pids, args.seconds, out, args.svg)
         result = await load.closed_loop("closed max", args.seconds + 1, 10)
         for recorder in recorders:
             recorder.wait()
@@ -128,7 +128,7 @@ async def phase(stack: Stack, meter: CpuMeter, args: argparse.Namespace, out: Pa
         f"{k} {v:.2f}" for k, v in sorted(result.cpu_ms_per_command.items(), key=lambda kv: -kv[1])
     )
     say(f"CPU ms per command: {cpu}")
-    for name in pids:
+    for name in [] if args.no_profile else pids:
         say(f"{name}: own samples")
         for share, frame in own_samples(out / f"{name}.txt", args.top):
             print(f"  {share:5.1f}%  {frame}")
@@ -145,6 +145,9 @@ def main() -> None:
     parser.add_argument("--registry-workers", type=int, default=2)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--svg", default=None, help="also write bench/results/flame-<service>-SVG.svg")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="no py-spy: the CPU per command alone, nothing sampling it"
+    )
     args = parser.parse_args()
     out = BENCH_LOCAL / "hot"
     out.mkdir(parents=True, exist_ok=True)

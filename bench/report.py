@@ -162,12 +162,15 @@ TABLES = {
 }
 
 COMMAND_PATH_NOTE = (
-    "The profiles behind issue 21's rows, each under `python -m bench.hot --svg <tag>` (the closed "
-    "loop alone, py-spy at 100 Hz over the whole process tree, and `pg_stat_statements`): "
-    "`flame-registry-i21-before.svg`, `flame-projections-i21-before.svg` and "
-    "`flame-relay-i21-before.svg` before the issue's speed work; `flame-registry-i21-after.svg`, "
-    "`flame-projections-i21-after.svg` and `flame-relay-i21-after.svg` after it. What they show, and "
-    'what was changed because of them, is in bench/README.md, "Issue 21: the command path".'
+    "`today` predates issue 20 (TLS and SCRAM to Kafka, signed envelopes), which added work to "
+    "every command, and was measured on a faster day of this shared machine (compare the peer's "
+    "commands/s below). The speed work's own effect, measured before and after it back to back "
+    'on the same machine, is in the bench\'s README, section "Issue 21: the command path". The profiles '
+    "behind these rows: `flame-registry-i21-before.svg`, `flame-projections-i21-before.svg` and "
+    "`flame-relay-i21-before.svg` (py-spy under the closed loop before the speed work, "
+    "`python -m bench.flame --tag i21-before`), and `flame-registry-i21-after.svg`, "
+    "`flame-projections-i21-after.svg` and `flame-relay-i21-after.svg` after it "
+    "(`python -m bench.hot --svg i21-after`, which also prints `pg_stat_statements`)."
 )
 
 
