@@ -174,10 +174,11 @@ COMMAND_PATH_NOTE = (
 )
 
 
-def _command_path_row(key: str, measured: str, met: bool | None, limit: str) -> dict[str, Any]:
-    target, goal, moonshot, today = COMMAND_PATH_TARGETS[key]
+def _target_row(table: str, key: str, measured: str, met: bool | None, limit: str) -> dict[str, Any]:
+    """A row of a target table: the figure's target, moonshot and `today` beside this run's."""
+    target, goal, moonshot, today = (COMMAND_PATH_TARGETS if table == COMMAND_PATH else TARGETS)[key]
     return {
-        "table": COMMAND_PATH,
+        "table": table,
         "target": target,
         "today": today,
         "goal": goal,
@@ -186,6 +187,10 @@ def _command_path_row(key: str, measured: str, met: bool | None, limit: str) -> 
         "met": met,
         "limit": limit,
     }
+
+
+def _command_path_row(key: str, measured: str, met: bool | None, limit: str) -> dict[str, Any]:
+    return _target_row(COMMAND_PATH, key, measured, met, limit)
 
 
 def command_path_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -267,17 +272,7 @@ def command_path_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _row(key: str, measured: str, met: bool | None, limit: str) -> dict[str, Any]:
-    target, goal, moonshot, today = TARGETS[key]
-    return {
-        "table": ISSUE_12,
-        "target": target,
-        "today": today,
-        "goal": goal,
-        "moonshot": moonshot,
-        "measured": measured,
-        "met": met,
-        "limit": limit,
-    }
+    return _target_row(ISSUE_12, key, measured, met, limit)
 
 
 def _ceiling(results: dict[str, Any], figure: str, ceiling: str) -> float | None:
