@@ -4,7 +4,8 @@ the contract's codes (kinds, roles, cadences, statuses, event types)."""
 from __future__ import annotations
 
 import datetime as dt
-import re
+
+from coordreg_contracts.patterns import full_match
 
 # Vietnam's time (UTC+7, no daylight saving), for the timestamps the services give in UTC.
 VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")
@@ -54,7 +55,8 @@ CHANGES = {
     "change_term": "thay đổi thời hạn",
 }
 _ROMAN = {"1": "I", "2": "II", "3": "III", "4": "IV"}
-_PERIOD = re.compile(r"^(\d{4})(?:-(H[12]|Q[1-4]|\d{2}))?$")
+# Matched whole (full_match: no trailing newline slips past `$`), ASCII digits only.
+_PERIOD = r"([0-9]{4})(?:-(H[12]|Q[1-4]|[0-9]{2}))?"
 
 
 def date(value: str | None) -> str:
@@ -85,7 +87,7 @@ def period(value: str | None) -> str:
     """`2024` Năm 2024, `2024-H1` 6 tháng đầu năm 2024, `2024-Q3` Quý III/2024, `2024-07` Tháng 07/2024."""
     if not value:
         return ""
-    found = _PERIOD.match(value)
+    found = full_match(_PERIOD, value)
     if found is None:
         return value
     year, part = found.groups()

@@ -10,7 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.problems import problem_body
-from services.registry.domain.errors import Conflict, DomainError, NotFound, PreconditionFailed, Rejected
+from services.registry.domain.errors import (
+    Busy,
+    Conflict,
+    DomainError,
+    NotFound,
+    PreconditionFailed,
+    Rejected,
+)
+
+BUSY = "busy"
+# What a client waits before it retries a refusal that is transient.
+RETRY_AFTER = {BUSY: "1"}
+
+
+def retry_after(body: dict[str, Any]) -> str | None:
+    """The `Retry-After` an answer with this problem body carries, if its kind is transient."""
+    return RETRY_AFTER.get(str(body.get("type", "")).rsplit("/", 1)[-1])
 
 
 def refusal_status_and_body(exc: DomainError) -> tuple[int, dict[str, Any]]:
@@ -18,6 +34,9 @@ def refusal_status_and_body(exc: DomainError) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, Rejected):
         errors = [{"loc": ["body", *v.loc], "msg": v.msg} for v in exc.violations]
         return 422, problem_body(422, exc.detail, kind="rule-violated", errors=errors)
+    if isinstance(exc, Busy):
+        # Transient (docs/CONTRACT.md B3): a type of its own, so that a client retries it.
+        return 409, problem_body(409, exc.detail, kind=BUSY)
     status = {NotFound: 404, Conflict: 409, PreconditionFailed: 412}.get(type(exc), 409)
     extensions = None
     if isinstance(exc, Conflict) and exc.existing_agreement_id:

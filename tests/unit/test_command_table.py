@@ -6,6 +6,7 @@ lost race, the stream's lock, and its stream as the caller names it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from coordreg_contracts.common import Frozen
 from coordreg_contracts.parties import PartyKind, PartyRegistered, party_id_of
 
 from services.registry.adapters.memory_store import InMemoryEventStore, InMemoryIdempotencyStore
-from services.registry.domain.errors import Conflict, Rejected, Violation
+from services.registry.domain.errors import Busy, Conflict, Rejected, Violation
+from services.registry.entrypoints.errors import domain_problem
 from services.registry.refusals import refusal_status_and_body
 from services.registry.service_layer.binding import Caller
 from services.registry.service_layer.bus import (
@@ -130,9 +132,18 @@ async def test_a_lost_race_is_decided_again_and_every_race_lost_is_a_409() -> No
     assert waiting.steps.count("start w") == 3
     always = Waiting(losses=100)
     bus, _ = toy_bus(always, retries=2)
-    with pytest.raises(Conflict, match="the toy is busy"):
+    with pytest.raises(Busy, match="the toy is busy") as lost:
         await bus.handle(Wait(label="x"), context(), "party/p")
     assert always.steps.count("start x") == 3
+    # Transient, unlike the other conflicts: a problem type of its own, with Retry-After.
+    status, body = refusal_status_and_body(lost.value)
+    assert (status, body["type"]) == (409, "https://coordination-registry.gov.vn/problems/busy")
+    answer = domain_problem(lost.value)
+    assert answer.status_code == 409 and answer.headers["retry-after"] == "1"
+    closed = domain_problem(Conflict("the agreement is closed"))
+    assert (
+        json.loads(bytes(closed.body))["type"].endswith("/conflict") and "retry-after" not in closed.headers
+    )
 
 
 async def test_commands_on_one_stream_take_turns_and_other_streams_do_not_wait() -> None:

@@ -55,6 +55,7 @@ async def test_one_key_per_command_reused_on_every_retry_with_retry_after_honour
         problem(503, "unavailable", "1"),
         httpx.ConnectError("refused"),
         problem(409, "idempotency-key-in-flight", "2"),
+        problem(409, "busy", "1"),
         httpx.Response(201, json=RESULT, headers={"ETag": '"1"'}),
         httpx.Response(201, json={**RESULT, "position": 8}, headers={"ETag": '"2"'}),
     ]
@@ -62,9 +63,9 @@ async def test_one_key_per_command_reused_on_every_retry_with_retry_after_honour
     first = await registry.sign({"title": "one"})
     second = await registry.sign({"title": "two"})
     keys = [r.headers["idempotency-key"] for r in seen]
-    assert len(set(keys[:4])) == 1 and keys[4] != keys[0], keys
+    assert len(set(keys[:5])) == 1 and keys[5] != keys[0], keys
     assert (
-        sleeps[0] == 1 and sleeps[2] == 2 and 0.2 <= sleeps[1] <= 0.4
+        sleeps[0] == 1 and sleeps[2] == 2 and sleeps[3] == 1 and 0.2 <= sleeps[1] <= 0.4
     )  # backoff of attempt 2: 0.4 s, jittered
     assert all(r.headers["authorization"] == "Bearer t0ken" for r in seen)
     assert (first.position, second.position) == (7, 8)
@@ -82,7 +83,7 @@ async def test_an_explicit_key_is_sent_as_given() -> None:
     ("answer", "raised"),
     [
         (problem(412, "precondition-failed"), p.PreconditionFailed),
-        (problem(409, "conflict", detail="retry the command"), p.Conflict),
+        (problem(409, "conflict", detail="the agreement is closed"), p.Conflict),
         (problem(422, "rule-violated"), p.RuleViolated),
         (problem(422, "idempotency-key-reused"), p.KeyReused),
         (problem(404, "not-found"), p.NotFound),
@@ -184,10 +185,11 @@ def test_retryable_is_decided_by_the_type_alone() -> None:
             "not-yet-consistent",
             "idempotency-key-in-flight",
             "rate-limited",
+            "busy",
             "conflict",
             "internal",
             "validation",
         )
         if retryable(k)
-    ] == ["unavailable", "not-yet-consistent", "idempotency-key-in-flight", "rate-limited"]
+    ] == ["unavailable", "not-yet-consistent", "idempotency-key-in-flight", "rate-limited", "busy"]
     assert not p.problem_of(503, {"type": "https://example.org/other", "detail": "unavailable"}).retryable

@@ -1,7 +1,7 @@
 """Refusals as typed exceptions: one class per problem `type` (docs/CONTRACT.md B3).
 
 Which refusals are worth retrying is decided by the problem's `type` alone, never by its text:
-`unavailable`, `not-yet-consistent`, `idempotency-key-in-flight` and `rate-limited` are
+`unavailable`, `not-yet-consistent`, `idempotency-key-in-flight`, `busy` and `rate-limited` are
 retryable (each comes with `Retry-After`); every other kind is final.
 """
 
@@ -79,8 +79,8 @@ class MethodNotAllowed(Problem):
 
 
 class Conflict(Problem):
-    """A final 409: closed, a document number already taken (`existing_agreement_id`), or the
-    agreement kept changing through every retry of the registry."""
+    """A final 409: the agreement is closed, or a document number is already taken
+    (`existing_agreement_id`)."""
 
     kind = "conflict"
 
@@ -88,6 +88,14 @@ class Conflict(Problem):
     def existing_agreement_id(self) -> str | None:
         value = self.body.get("existing_agreement_id")
         return value if isinstance(value, str) else None
+
+
+class Busy(Problem):
+    """409: the agreement (or the party's entry) kept changing through every retry of the
+    registry; transient: the same command, with its key, may succeed later."""
+
+    kind = "busy"
+    retryable = True
 
 
 class KeyInFlight(Problem):
@@ -163,6 +171,7 @@ KINDS: dict[str, type[Problem]] = {
         NotFound,
         MethodNotAllowed,
         Conflict,
+        Busy,
         KeyInFlight,
         PreconditionFailed,
         BodyTooLarge,

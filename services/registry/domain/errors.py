@@ -37,6 +37,11 @@ class Conflict(DomainError):
         self.existing_agreement_id = existing_agreement_id
 
 
+class Busy(Conflict):
+    """The stream kept changing through every retry of the command (HTTP 409, problem `busy`):
+    unlike the other conflicts it is transient, and the same request may succeed later."""
+
+
 class NotFound(DomainError):
     """No agreement with that id (HTTP 404)."""
 

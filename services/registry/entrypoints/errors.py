@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from services.common import problems
 from services.common.problems import problem
 from services.registry.domain.errors import DomainError
-from services.registry.refusals import refusal_status_and_body
+from services.registry.refusals import refusal_status_and_body, retry_after
 from services.registry.service_layer.binding import PartyNotHeld
 from services.registry.service_layer.idempotency import KeyInFlight, KeyReused
 
@@ -24,7 +24,9 @@ class BadIfMatch(Exception):
 
 def domain_problem(exc: DomainError) -> JSONResponse:
     status, body = refusal_status_and_body(exc)
-    return JSONResponse(body, status_code=status, media_type=problems.PROBLEM_JSON)
+    wait = retry_after(body)
+    headers = {"Retry-After": wait} if wait is not None else None
+    return JSONResponse(body, status_code=status, media_type=problems.PROBLEM_JSON, headers=headers)
 
 
 def install_errors(app: FastAPI) -> None:

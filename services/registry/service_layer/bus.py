@@ -23,7 +23,7 @@ from coordreg_contracts.events import Event
 from coordreg_contracts.parties import PartyEvent, party_subject
 
 from services.registry.domain.directory import ProvinceOf
-from services.registry.domain.errors import Conflict
+from services.registry.domain.errors import Busy
 from services.registry.service_layer.claims import claimed
 from services.registry.service_layer.event_store import EventStore
 from services.registry.service_layer.idempotency import Claim, Completion, IdempotencyRecorder
@@ -163,7 +163,7 @@ class CommandBus:
                 context,
                 lambda: self.retry.run(
                     lambda: locked(call),
-                    exhausted=lambda: UnrecordedRefusal(Conflict(handler.busy)),
+                    exhausted=lambda: UnrecordedRefusal(Busy(handler.busy)),
                     stream_id=stream_id,
                 ),
             )
