@@ -439,8 +439,16 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     return app
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
+    from services.common.cli import parse_no_arguments
+
+    parse_no_arguments(
+        argv,
+        ConsoleSettings,
+        "Serves the officials' console: Vietnamese web pages that read the projections and send "
+        "commands to the registry over their HTTP APIs.",
+    )
     settings = ConsoleSettings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, proxy_headers=False)
