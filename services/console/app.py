@@ -157,6 +157,13 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         return {name: values[0] for name, values in fields.items()}
 
+    async def checked_form(request: Request) -> dict[str, str] | Response:
+        """The posted form, once its CSRF token matches the session's; else the 403 to answer."""
+        form = await form_of(request)
+        if not sessions.csrf_matches(session_of(request), form.get("csrf")):
+            return refused(request, 403, CSRF_REFUSED)
+        return form
+
     def signed_in(request: Request) -> tuple[sessions.Session, Official] | None:
         session = session_of(request)
         if session is None or session.official is None:
@@ -190,10 +197,10 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     async def sign_in(request: Request) -> Response:
         if not settings.development_sign_in:
             return refused(request, 404, "Trang không tồn tại.")
-        form = await form_of(request)
+        form = await checked_form(request)
+        if isinstance(form, Response):
+            return form
         session = session_of(request)
-        if not sessions.csrf_matches(session, form.get("csrf")):
-            return refused(request, 403, CSRF_REFUSED)
         assert session is not None
         official = BY_ID.get(form.get("official", ""))
         if official is None:
@@ -208,9 +215,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     @app.post("/dang-xuat")
     async def sign_out(request: Request) -> Response:
-        form = await form_of(request)
-        if not sessions.csrf_matches(session_of(request), form.get("csrf")):
-            return refused(request, 403, CSRF_REFUSED)
+        form = await checked_form(request)
+        if isinstance(form, Response):
+            return form
         return keep(
             RedirectResponse("/dang-nhap", status_code=303),
             sessions.new_session(settings.session_max_age_seconds),
@@ -330,9 +337,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     @app.post("/bao-cao/{agreement_id}/{obligation_id}")
     async def report(request: Request, agreement_id: str, obligation_id: str) -> Response:
-        form = await form_of(request)
-        if not sessions.csrf_matches(session_of(request), form.get("csrf")):
-            return refused(request, 403, CSRF_REFUSED)
+        form = await checked_form(request)
+        if isinstance(form, Response):
+            return form
         found = signed_in(request)
         if found is None:
             return to_sign_in()
