@@ -14,21 +14,15 @@ each page are left in `.local/console-screenshots/`.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import BrowserContext, Page, Request, Route, async_playwright
+from playwright.async_api import BrowserContext, Page, Request, Route
 
-from deploy.local.processes import free_port
-from services.console.app import create_app
-from services.console.settings import ConsoleSettings
 from services.console.vietnamese import VIETNAM
-from tests.e2e.test_docs_offline import CHROMIUM, CHROMIUM_ARGS, stays_on_this_machine
-from tests.support.stack import Stack, serve, stop_server
+from tests.e2e.test_docs_offline import stays_on_this_machine
+from tests.support.stack import Stack
 
 SCREENSHOTS = Path(__file__).parents[2] / ".local" / "console-screenshots"
 OFFICIAL = "demo-tran-van-binh"  # acts for snv-phu-tho (services/console/officials.py)
@@ -73,35 +67,6 @@ def agreement_body(today: dt.date) -> dict[str, Any]:
             }
         ],
     }
-
-
-@pytest.fixture
-async def console(stack: Stack) -> AsyncIterator[str]:
-    settings = ConsoleSettings(
-        registry_url=stack.registry_url,
-        projections_url=stack.projections_url,
-        session_secret="t" * 40,
-    )
-    port = free_port()
-    server, task = await serve(create_app(settings), port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await stop_server(server, task)
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Any]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (see the README)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 class Recorder:
