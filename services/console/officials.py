@@ -28,7 +28,9 @@ DEMO_OFFICIALS: tuple[Official, ...] = (
         "demo-tran-van-binh",
         "Trần Văn Bình",
         "Chuyên viên Sở Nội vụ tỉnh Phú Thọ",
-        ("snv-phu-tho",),
+        # and for the Labour department of Hòa Bình, which Sở Nội vụ Phú Thọ succeeded on
+        # 1 July 2025 (deploy/demo/successions.json): its late reports (decision 18)
+        ("snv-phu-tho", "sldtbxh-hoa-binh"),
     ),
     Official(
         "demo-le-thi-thu",

@@ -48,8 +48,13 @@ async def obligation_of(
 
 
 def report_parties(official: Official, obligation: dict[str, Any]) -> list[str]:
-    """The person's bodies that lead or support the obligation: the only ones the form offers."""
-    holders = [obligation["lead_party_id"], *obligation.get("supporting_party_ids", [])]
+    """The person's bodies that lead or support the obligation, or did until a succession (they
+    may still report the periods that began before it: decision 18): the only ones offered."""
+    holders = [
+        obligation["lead_party_id"],
+        *obligation.get("supporting_party_ids", []),
+        *(inheritance["from_party_id"] for inheritance in obligation.get("inherited", [])),
+    ]
     return [party for party in official.party_ids if party in holders]
 
 
@@ -187,6 +192,32 @@ async def report(request: Request, console: ConsoleOf, agreement_id: str, obliga
         target = f"/thoa-thuan/{quote(agreement_id, safe='')}?min_position={position}&da_ghi=1"
         return RedirectResponse(target, status_code=303)
     general = refusal_of(answer.status, answer.body, errors)
+    if "party_id" in errors:
+        errors["party_id"] = (
+            await succession_refusal(console, token, values["party_id"]) or errors["party_id"]
+        )
     return report_form(
         console, request, session, official, agreement, obligation, values, errors, 422, general
     )
+
+
+async def succession_refusal(console: Console, token: str, party_id: str) -> str | None:
+    """A predecessor's report after its succession, refused: say when it ceased, by which
+    decision, and who reports in its place; None when the party has not ceased."""
+    backend = console.services
+    answer = await backend.read(backend.projections, token, f"/v1/parties/{quote(party_id, safe='')}")
+    entry = answer.body if answer.status == 200 and isinstance(answer.body, dict) else {}
+    succession = entry.get("succession")
+    if not isinstance(succession, dict) or not succession.get("effective_on"):
+        return None
+    successor = succession.get("successor_party_id")
+    names = {item.get("party_id"): item.get("name") for item in entry.get("successors") or []}
+    basis = f" theo {succession['legal_basis']}" if succession.get("legal_basis") else ""
+    message = (
+        f"{entry.get('name') or party_id} đã chấm dứt hoạt động từ ngày"
+        f" {vietnamese.date(succession['effective_on'])}{basis}: đơn vị chỉ còn báo cáo các kỳ"
+        " bắt đầu trước ngày đó."
+    )
+    if successor:
+        message += f" Từ ngày đó, {names.get(successor) or successor} báo cáo thay."
+    return message
