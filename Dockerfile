@@ -1,5 +1,6 @@
-# The project's own image: both services, the relay and the tools. One image, several commands
-# (the console commands of pyproject.toml: coordreg-registry, coordreg-relay, ...).
+# The project's own image: both services, the relay, the officials' console and the tools. One
+# image, several commands (the [project.scripts] of pyproject.toml: coordreg-registry,
+# coordreg-relay, coordreg-console, ...).
 # The base image by a clearly named argument: a release build pins it by digest,
 #   docker build --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest> .
 # (docs/adr/0006-pinned-downloads.md; the default tag is for development builds).
@@ -20,8 +21,8 @@ COPY services ./services
 COPY deploy ./deploy
 RUN pip install --no-deps --no-build-isolation ./schemas . && rm -rf /src
 WORKDIR /app
-ENV REGISTRY_HOST=0.0.0.0 PROJECTIONS_HOST=0.0.0.0
+ENV REGISTRY_HOST=0.0.0.0 PROJECTIONS_HOST=0.0.0.0 CONSOLE_HOST=0.0.0.0
 RUN useradd --system --uid 10001 coordreg
 USER 10001
-EXPOSE 8000 8001
+EXPOSE 8000 8001 8005
 CMD ["coordreg-registry"]

@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(VENV)/bin/coordreg-stack run
 
 # Every part replicated: 3 Kafka brokers, a PostgreSQL primary + synchronous standby, 2 of each
-# service, HAProxy in front (deploy/local/cluster.py; docs/OPERATIONS.md).
+# service and 2 officials' consoles, HAProxy in front (deploy/local/cluster.py; docs/OPERATIONS.md).
 cluster: $(STAMP)
 	$(VENV)/bin/coordreg-stack cluster
 
@@ -44,7 +44,8 @@ test-faults: $(STAMP)
 	$(PYTEST) tests/faults -s
 
 # The cluster's fault scenarios: a broker killed and cut off, the database primary and a registry
-# killed under load, and the Python client across a registry killed behind HAProxy.
+# killed under load, the Python client across a registry killed behind HAProxy, and a signed-in
+# person across the console that signed her in killed behind HAProxy.
 test-cluster: $(STAMP)
 	$(PYTEST) tests/cluster -s
 

@@ -8,6 +8,9 @@
 - Two registries and two projections APIs, each pair behind HAProxy (deploy/local/haproxy.py),
   which checks `/readyz`; two relays (one leads, by an advisory lock; the other waits) and two
   projection workers in one consumer group.
+- Two officials' consoles behind HAProxy too, with one session secret: a session cookie signed
+  by either is read by the other, and by either after a restart (docs/adr/0017). They reach the
+  registry and the projections through those services' HAProxy fronts, as any client does.
 
 `make cluster` runs it with the demo data (`coordreg-stack cluster`); tests/cluster starts it on
 free ports and breaks its parts.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -41,6 +45,7 @@ SERVICES = {
     "relay": "services.registry.entrypoints.relay_main",
     "projections": "services.projections.entrypoints.main",
     "worker": "services.projections.entrypoints.worker",
+    "console": "services.console",
 }
 
 
@@ -54,6 +59,8 @@ class ClusterPorts:
     kafka: tuple[int, ...]  # each node's client port, then controller port
     relay_metrics: tuple[int, int]
     worker_metrics: tuple[int, int]
+    console: int  # the load balancer's, for people's browsers
+    consoles: tuple[int, int]
 
     @classmethod
     def fixed(cls) -> ClusterPorts:
@@ -67,11 +74,13 @@ class ClusterPorts:
             (9092, 9093, 9094, 9095, 9096, 9097),
             (8030, 8031),
             (8040, 8041),
+            8005,
+            (8050, 8051),
         )
 
     @classmethod
     def free(cls) -> ClusterPorts:
-        ports = free_ports(18)  # distinct: 18 separate free_port() calls could give one port twice
+        ports = free_ports(21)  # distinct: 21 separate free_port() calls could give one port twice
         return cls(
             ports[0],
             ports[1],
@@ -81,13 +90,17 @@ class ClusterPorts:
             tuple(ports[8:14]),
             (ports[14], ports[15]),
             (ports[16], ports[17]),
+            ports[18],
+            (ports[19], ports[20]),
         )
 
     def all(self) -> list[tuple[int, str]]:
         """Every port this cluster listens on, with what listens there."""
         named = [(self.registry, "registry load balancer"), (self.projections, "projections load balancer")]
+        named += [(self.console, "console load balancer")]
         named += [(port, f"registry {i}") for i, port in enumerate(self.registries, 1)]
         named += [(port, f"projections {i}") for i, port in enumerate(self.projections_apis, 1)]
+        named += [(port, f"console {i}") for i, port in enumerate(self.consoles, 1)]
         named += [(self.postgres[0], "PostgreSQL primary"), (self.postgres[1], "PostgreSQL standby")]
         named += [(port, f"relay {i} metrics") for i, port in enumerate(self.relay_metrics, 1)]
         named += [(port, f"worker {i} metrics") for i, port in enumerate(self.worker_metrics, 1)]
@@ -142,7 +155,8 @@ class Process:
             self._handle = None
 
 
-# The database roles each kind of process signs in as (the API instances run no consumer).
+# The database roles each kind of process signs in as (the API instances run no consumer; the
+# consoles use no database).
 COMPONENTS = {
     "registry": ("registry",),
     "relay": ("relay",),
@@ -160,6 +174,9 @@ class LocalCluster:
     consumer_group: str = "projections"
     processes: dict[str, Process] = field(default_factory=dict)
     accounts: DatabaseAccounts | None = None
+    # The consoles' one CONSOLE_SESSION_SECRET, for this cluster's life: both read every session,
+    # and so does a console started again. A new cluster run signs everyone out.
+    console_session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
 
     def __post_init__(self) -> None:
         self.postgres = LocalPostgresPair(self.data_dir / "postgres", self.ports.postgres)
@@ -170,6 +187,7 @@ class LocalCluster:
             [
                 Frontend("registry", self.ports.registry, self.ports.registries),
                 Frontend("projections", self.ports.projections, self.ports.projections_apis),
+                Frontend("console", self.ports.console, self.ports.consoles, check_path="/healthz"),
             ],
         )
         self.logs = self.data_dir / "logs"
@@ -190,6 +208,10 @@ class LocalCluster:
     def projections_url(self) -> str:
         return f"http://{HOST}:{self.ports.projections}"
 
+    @property
+    def console_url(self) -> str:
+        return f"http://{HOST}:{self.ports.console}"
+
     def start_servers(self) -> None:
         """PostgreSQL, Kafka and the topic (the services come with start_services)."""
         self.postgres.start()
@@ -207,6 +229,15 @@ class LocalCluster:
             )
         )
 
+    def console_env(self, index: int) -> dict[str, str]:
+        """A console's: no database, no broker; the services through their load balancers."""
+        return {
+            "CONSOLE_PORT": str(self.ports.consoles[index - 1]),
+            "CONSOLE_REGISTRY_URL": self.registry_url,
+            "CONSOLE_PROJECTIONS_URL": self.projections_url,
+            "CONSOLE_SESSION_SECRET": self.console_session_secret,
+        }
+
     def service_env(self, name: str) -> dict[str, str]:
         if self.accounts is None:
             raise RuntimeError("start_servers() first: the services' database roles are made there")
@@ -221,9 +252,10 @@ class LocalCluster:
         }
 
     def start_service(self, name: str) -> Process:
-        """`registry-1`, `relay-2`, `projections-1`, `worker-2`, ... (started again if it runs)."""
+        """`registry-1`, `relay-2`, `projections-1`, `worker-2`, `console-1`, ... (started again if
+        it runs)."""
         kind, _, index = name.rpartition("-")
-        env = self.service_env(name)
+        env = self.console_env(int(index)) if kind == "console" else self.service_env(name)
         if kind == "registry":
             env["REGISTRY_PORT"] = str(self.ports.registries[int(index) - 1])
         elif kind == "projections":
@@ -245,7 +277,7 @@ class LocalCluster:
         return process
 
     def start_services(self) -> None:
-        for kind in ("registry", "projections", "relay", "worker"):
+        for kind in ("registry", "projections", "relay", "worker", "console"):
             for index in (1, 2):
                 self.start_service(f"{kind}-{index}")
         self.balancer.start()
@@ -266,14 +298,18 @@ class LocalCluster:
         self.postgres.stop()
 
     def wait_ready(self, timeout: float = 90) -> None:
-        """Until both load balancers answer /readyz (a backend of each is up)."""
+        """Until every load balancer answers its services' check (a backend of each is up)."""
         import httpx
 
         deadline = time.monotonic() + timeout
-        for url in (self.registry_url, self.projections_url):
+        for url in (
+            f"{self.registry_url}/readyz",
+            f"{self.projections_url}/readyz",
+            f"{self.console_url}/healthz",
+        ):
             while True:
                 try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    if httpx.get(url, timeout=2).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass

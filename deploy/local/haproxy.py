@@ -6,7 +6,8 @@ it lacks, fetched with `apt-get download` at the versions pinned in haproxy-debs
 installed system-wide), reused the next time.
 
 Each frontend spreads requests over its backends round-robin and checks each backend's
-`/readyz` every half second: two failed checks take a backend out, two good ones bring it back.
+`/readyz` (the console's `/healthz`) every half second: two failed checks take a backend out,
+two good ones bring it back. Each response names the instance that served it (`X-Served-By`).
 A request whose connection to a backend fails is sent to another (`option redispatch`); a
 request already sent is never resent by HAProxy, since a command is not idempotent without
 its Idempotency-Key: the client retries it with its key.
@@ -117,6 +118,10 @@ class Frontend:
     name: str
     port: int
     backends: tuple[int, ...]  # the loopback ports of the service's instances
+    # What says an instance may take requests: the APIs' /readyz (their database answers); the
+    # console's /healthz, since it holds no connection and tells the person itself, in
+    # Vietnamese, when the registry or the projections do not answer.
+    check_path: str = "/readyz"
 
 
 def config(frontends: list[Frontend], stats_port: int | None = None, admin_socket: Path | None = None) -> str:
@@ -149,8 +154,10 @@ def config(frontends: list[Frontend], stats_port: int | None = None, admin_socke
             f"    default_backend {frontend.name}-instances",
             f"backend {frontend.name}-instances",
             "    balance roundrobin",
-            "    option httpchk GET /readyz",
+            f"    option httpchk GET {frontend.check_path}",
             "    http-check expect status 200",
+            # Which instance answered: for an operator's curl -i, and for the tests that kill it.
+            "    http-response set-header X-Served-By %[srv_name]",
         ]
         lines += [
             f"    server {frontend.name}-{i} {_HOST}:{port} check"
@@ -200,9 +207,10 @@ class LocalHaproxy(LocalServer):
             self._socket_dir = Path(tempfile.mkdtemp(prefix="coordreg-haproxy-"))
         return self._socket_dir / "admin.sock"
 
-    def server_up(self, frontend: str, number: int) -> bool:
-        """Whether HAProxy sends `frontend`'s requests to its `number`th backend (from 1): its
-        health checks have found it ready, not merely that the backend answers."""
+    def server_status(self, frontend: str, number: int) -> str | None:
+        """What HAProxy's health checks make of `frontend`'s `number`th backend (from 1): `UP`,
+        `DOWN`, or on the way between (`UP 1/2`: one check failed, requests still go there;
+        `DOWN 1/2`); None when HAProxy does not answer."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.settimeout(2)
@@ -210,14 +218,17 @@ class LocalHaproxy(LocalServer):
                 conn.sendall(b"show stat\n")
                 answer = b"".join(iter(lambda: conn.recv(65536), b""))
         except OSError:
-            return False
+            return None
         rows = csv.DictReader(io.StringIO(answer.decode().removeprefix("# ")))
-        return any(
-            row["pxname"] == f"{frontend}-instances"
-            and row["svname"] == f"{frontend}-{number}"
-            and row["status"] == "UP"
-            for row in rows
-        )
+        for row in rows:
+            if row["pxname"] == f"{frontend}-instances" and row["svname"] == f"{frontend}-{number}":
+                return str(row["status"])
+        return None
+
+    def server_up(self, frontend: str, number: int) -> bool:
+        """Whether HAProxy sends `frontend`'s requests to its `number`th backend (from 1) as a
+        fully healthy one: its health checks have found it ready, not merely that it answers."""
+        return self.server_status(frontend, number) == "UP"
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -479,7 +479,11 @@ def run_cluster(settings: StackSettings) -> int:
             cluster.kafka.connection(CONSUMER),
             cluster.kafka.connection(AUDIT),
         )
-        say(f"2 registries, 2 projections APIs (behind HAProxy), 2 relays, 2 workers; logs in {cluster.logs}")
+        announce_console(cluster.console_url)
+        say(
+            "2 registries, 2 projections APIs, 2 consoles (each pair behind HAProxy), 2 relays, "
+            f"2 workers; logs in {cluster.logs}"
+        )
         say("press Ctrl-C to stop")
         up = True
         while True:

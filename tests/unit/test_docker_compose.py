@@ -79,12 +79,14 @@ def dockerignored(path: str) -> bool:
 
 def test_services_and_official_images() -> None:
     services = compose()["services"]
-    assert {"postgres", "kafka", "topics", "registry", "relay", "projections", "demo"} <= set(services)
+    assert {"postgres", "kafka", "topics", "registry", "relay", "projections", "demo", "console"} <= set(
+        services
+    )
     # Pulled images are named by a variable (a digest pin in a release: docs/adr/0006), whose
     # default is the official image.
     assert re.fullmatch(r"\$\{POSTGRES_IMAGE:-postgres:[^}]+\}", services["postgres"]["image"])
     assert re.fullmatch(r"\$\{KAFKA_IMAGE:-apache/kafka:[^}]+\}", services["kafka"]["image"])
-    for name in ("registry", "relay", "projections", "topics", "demo"):
+    for name in ("registry", "relay", "projections", "topics", "demo", "console"):
         assert services[name]["build"] == "." and (ROOT / "Dockerfile").exists()
 
 
@@ -102,7 +104,7 @@ def test_commands_are_console_scripts_of_the_distribution_and_ports_match_the_co
     services = compose()["services"]
     scripts = console_scripts()
     commands = {name: service["command"] for name, service in services.items() if "command" in service}
-    assert set(commands) >= {"topics", "registry", "relay", "projections", "demo"}
+    assert set(commands) >= {"topics", "registry", "relay", "projections", "demo", "console"}
     for name, command in commands.items():
         assert isinstance(command, list), f"{name}: exec form, so no shell stands between"
         assert command[0] in scripts, f"{name} runs {command[0]!r}, not a [project.scripts] command"
@@ -115,6 +117,28 @@ def test_commands_are_console_scripts_of_the_distribution_and_ports_match_the_co
     assert services["projections"]["ports"] == ["8001:8001"]
     env = services["registry"]["environment"]
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092" and env["DATABASE_URL"].startswith("postgresql://")
+
+
+def test_the_console_reaches_the_services_over_http_only_and_listens_for_the_host() -> None:
+    console = compose()["services"]["console"]
+    assert console["command"] == ["coordreg-console"] and console["ports"] == ["8005:8005"]
+    # Its own environment replaces the shared one (a YAML merge is shallow): no database, no broker.
+    env = console["environment"]
+    assert not {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"} & set(env)
+    assert (env["CONSOLE_REGISTRY_URL"], env["CONSOLE_PROJECTIONS_URL"]) == (
+        "http://registry:8000",
+        "http://projections:8001",
+    )
+    assert set(console["depends_on"]) == {"registry", "projections"}
+    assert "8005/healthz" in " ".join(console["healthcheck"]["test"])
+    # The image makes every server listen beyond the container's loopback, and says on which ports.
+    [env_line] = [
+        arguments for keyword, arguments in instructions() if keyword == "ENV" and "_HOST=" in arguments
+    ]
+    hosts = dict(pair.split("=") for pair in env_line.split())
+    assert hosts == {"REGISTRY_HOST": "0.0.0.0", "PROJECTIONS_HOST": "0.0.0.0", "CONSOLE_HOST": "0.0.0.0"}
+    [exposed] = [arguments.split() for keyword, arguments in instructions() if keyword == "EXPOSE"]
+    assert exposed == ["8000", "8001", "8005"]
 
 
 def test_dockerfile_installs_the_locked_dependencies() -> None:
@@ -152,13 +176,17 @@ def test_the_image_cannot_carry_the_development_key() -> None:
     assert any(fnmatch.fnmatch(DEV_KEY, pattern) for pattern in excludes)
 
 
-def test_the_demo_loader_gets_the_key_from_a_read_only_bind_mount() -> None:
-    demo = compose()["services"]["demo"]
-    [volume] = demo["volumes"]
-    source, target, mode = volume.split(":")
-    assert (source, mode) == ("./deploy/dev-keys", "ro")
-    key = demo["command"][demo["command"].index("--key") + 1]
-    assert key == f"{target}/{Path(DEV_KEY).name}"
+def test_the_demo_loader_and_the_console_get_the_key_from_a_read_only_bind_mount() -> None:
+    services = compose()["services"]
+    keys = {
+        "demo": services["demo"]["command"][services["demo"]["command"].index("--key") + 1],
+        "console": services["console"]["environment"]["CONSOLE_DEV_SIGNING_KEY"],
+    }
+    for name, key in keys.items():
+        [volume] = services[name]["volumes"]
+        source, target, mode = volume.split(":")
+        assert (source, mode) == ("./deploy/dev-keys", "ro"), name
+        assert key == f"{target}/{Path(DEV_KEY).name}", name
 
 
 def test_dockerignore_matching_follows_docker_rules() -> None:

@@ -56,6 +56,7 @@ from deploy.checksums import verify_directory
 from deploy.local.db_accounts import LOGIN_ROLES, MIGRATOR
 from services.common.db_roles import DATABASE_URL_SETTINGS, GROUP_ROLES
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG
+from services.console.settings import MIN_SECRET_LENGTH
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import relay_transactional_id
 from tests.support.gomodules import check_download, download_pinned
@@ -70,6 +71,11 @@ CACHE = ROOT / ".cache" / "kustomize" / KUSTOMIZE_VERSION
 KUBERNETES_VERSIONS = ("1.34", "1.36")
 IMAGE = "coordreg/coordreg"
 HTTP_PORTS = {"coordreg-registry": 8000, "coordreg-projections": 8001}
+# The officials' console: served over HTTP too, but it has no /readyz (it holds no connection)
+# and no database role; people reach it only through the ingress controller's namespace.
+CONSOLE, CONSOLE_PORT = "coordreg-console", 8005
+SERVED_PORTS = {**HTTP_PORTS, CONSOLE: CONSOLE_PORT}  # every Deployment with a Service
+INGRESS_NAMESPACE = "ingress-nginx"
 # Each Deployment's database role (docs/adr/0002-database-roles.md): its component in
 # deploy.local.db_accounts and the variable its URL is read from.
 DATABASE_ROLES = {
@@ -558,6 +564,7 @@ def test_every_deployment_is_locked_down(rendered: dict[str, list[Resource]], ov
         "coordreg-relay",
         "coordreg-projections",
         "coordreg-projection-worker",
+        CONSOLE,
     }
     for deployment in deployments:
         name = deployment["metadata"]["name"]
@@ -600,7 +607,12 @@ def test_http_processes_have_probes_and_the_others_say_why_not(
         name = deployment["metadata"]["name"]
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
-        if name in HTTP_PORTS:
+        if name == CONSOLE:
+            assert ports["http"] == CONSOLE_PORT
+            # Ready whenever it answers: it tells the person itself when the APIs do not.
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+        elif name in HTTP_PORTS:
             assert ports["http"] == HTTP_PORTS[name]
             assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, name
             assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, name
@@ -624,7 +636,7 @@ def test_services_autoscalers_and_disruption_budgets_fit_the_deployments(
         pod_labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
         return selector.items() <= pod_labels.items()
 
-    for name, port in HTTP_PORTS.items():
+    for name, port in SERVED_PORTS.items():
         service = one(resources, "Service", name)
         assert selects(service["spec"]["selector"], deployments[name])
         assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "http")]
@@ -635,7 +647,7 @@ def test_services_autoscalers_and_disruption_budgets_fit_the_deployments(
         # The autoscaler owns the count: a `replicas` in the Deployment would fight it.
         assert "replicas" not in deployments[name]["spec"]
     assert {h["spec"]["scaleTargetRef"]["name"] for h in named(resources, "HorizontalPodAutoscaler")} == set(
-        HTTP_PORTS
+        SERVED_PORTS
     )
     for name, deployment in deployments.items():
         budgets = [
@@ -650,6 +662,17 @@ def test_services_autoscalers_and_disruption_budgets_fit_the_deployments(
         )
 
 
+def applies(policy: Resource, pod_labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicy selects pods with these labels."""
+    selector = policy["spec"]["podSelector"]
+    expressions = selector.get("matchExpressions", [])
+    # The only operator the manifests use: another one would need reading here, not ignoring.
+    assert all(e["operator"] == "In" for e in expressions), label(policy)
+    return selector.get("matchLabels", {}).items() <= pod_labels.items() and all(
+        pod_labels.get(e["key"]) in e["values"] for e in expressions
+    )
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_network_policies_deny_by_default_and_allow_what_each_component_needs(
     rendered: dict[str, list[Resource]], overlay: str
@@ -659,16 +682,6 @@ def test_network_policies_deny_by_default_and_allow_what_each_component_needs(
     app = {"app.kubernetes.io/name": "coordreg"}
     deny = one(resources, "NetworkPolicy", "coordreg-default-deny")
     assert deny["spec"] == {"podSelector": {"matchLabels": app}, "policyTypes": ["Ingress", "Egress"]}
-
-    def applies(policy: Resource, pod_labels: dict[str, str]) -> bool:
-        selector = policy["spec"]["podSelector"]
-        if not selector.get("matchLabels", {}).items() <= pod_labels.items():
-            return False
-        return all(
-            pod_labels.get(e["key"]) in e["values"]
-            for e in selector.get("matchExpressions", [])
-            if e["operator"] == "In"
-        )
 
     def allowed(direction: str, pod_labels: dict[str, str]) -> set[tuple[str, int]]:
         ports: set[tuple[str, int]] = set()
@@ -683,6 +696,8 @@ def test_network_policies_deny_by_default_and_allow_what_each_component_needs(
         "projections": ({("TCP", 8001)}, {("TCP", 5432)}),
         "relay": ({("TCP", 8002)}, {("TCP", 5432), ("TCP", 9093)}),
         "projection-worker": ({("TCP", 8003)}, {("TCP", 5432), ("TCP", 9093)}),
+        # No database, no broker: the two APIs only.
+        "console": ({("TCP", CONSOLE_PORT)}, {("TCP", 8000), ("TCP", 8001)}),
     }
     dns = {("UDP", 53), ("TCP", 53)}
     for deployment in named(resources, "Deployment"):
@@ -696,6 +711,52 @@ def test_network_policies_deny_by_default_and_allow_what_each_component_needs(
             for p in deployment["spec"]["template"]["spec"]["containers"][0].get("ports", [])
         }
         assert {port for _, port in ingress} == container_ports
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_is_reached_from_the_ingress_only_and_reaches_the_two_apis_only(
+    rendered: dict[str, list[Resource]], overlay: str
+) -> None:
+    resources = rendered[overlay]
+    pod_labels = one(resources, "Deployment", CONSOLE)["spec"]["template"]["metadata"]["labels"]
+    policies = [p for p in named(resources, "NetworkPolicy") if applies(p, pod_labels)]
+    ingress = [rule for p in policies for rule in p["spec"].get("ingress", [])]
+    assert ingress, "no ingress rule: nobody could reach the console"
+    for rule in ingress:
+        # Never open to every pod of the cluster: only the ingress controller's namespace.
+        assert rule["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}}}
+        ]
+        assert rule["ports"] == [{"protocol": "TCP", "port": CONSOLE_PORT}]
+    egress = {
+        (peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name"),
+         json.dumps(peer["podSelector"], sort_keys=True), port["protocol"], port["port"])
+        for p in policies
+        for rule in p["spec"].get("egress", [])
+        for peer in rule["to"]
+        for port in rule["ports"]
+    }  # fmt: skip
+
+    def pods(component: str) -> str:
+        return json.dumps(
+            {"matchLabels": {"app.kubernetes.io/name": "coordreg", "app.kubernetes.io/component": component}},
+            sort_keys=True,
+        )
+
+    dns = json.dumps({"matchLabels": {"k8s-app": "kube-dns"}}, sort_keys=True)
+    assert egress == {
+        (None, pods("registry"), "TCP", 8000),
+        (None, pods("projections"), "TCP", 8001),
+        ("kube-system", dns, "UDP", 53),
+        ("kube-system", dns, "TCP", 53),
+    }
+    # ... which are where the Services it is given lead.
+    env = _environment(resources)
+    assert env["CONSOLE_REGISTRY_URL"] == f"http://coordreg-registry:{HTTP_PORTS['coordreg-registry']}"
+    assert (
+        env["CONSOLE_PROJECTIONS_URL"] == f"http://coordreg-projections:{HTTP_PORTS['coordreg-projections']}"
+    )
+    assert env["CONSOLE_PORT"] == str(CONSOLE_PORT) and env["CONSOLE_HOST"] == "0.0.0.0"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -720,6 +781,12 @@ def test_each_component_signs_in_to_postgres_as_its_own_role(
 
     for deployment in named(resources, "Deployment"):
         name = deployment["metadata"]["name"]
+        if name == CONSOLE:
+            # No database at all: no role, no password, no URL (it reads the projections' API).
+            env_names = {e["name"] for c in _containers(deployment) for e in c.get("env", [])}
+            assert not env_names & {"PGUSER", "PGPASSWORD", "DATABASE_URL", *DATABASE_URL_SETTINGS.values()}
+            assert "coordreg-pg-" not in json.dumps(deployment)
+            continue
         component, variable = DATABASE_ROLES[name]
         assert DATABASE_URL_SETTINGS[component] == variable, name
         for container in _containers(deployment):
@@ -803,8 +870,21 @@ def test_only_the_components_that_use_the_database_reach_its_pods(
     users = {
         d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
         for d in named(resources, "Deployment")
+        if d["metadata"]["name"] != CONSOLE
     }
     assert components == users | {"migrate", "audit"}
+    # ... the very components whose egress to the database is allowed.
+    (egress,) = [
+        p
+        for p in named(resources, "NetworkPolicy")
+        if any(port["port"] == 5432 for rule in p["spec"].get("egress", []) for port in rule["ports"])
+    ]
+    [selected] = [
+        e["values"]
+        for e in egress["spec"]["podSelector"]["matchExpressions"]
+        if e["key"].endswith("component")
+    ]
+    assert set(selected) == components
     # Metrics only are open to any namespace (Prometheus).
     assert all(peer == {"namespaceSelector": {}} for peer in by_port[9187])
 
@@ -886,8 +966,8 @@ def test_kafka_topic_users_and_clients_agree(rendered: dict[str, list[Resource]]
         assert ca["secret"]["secretName"] == "coordreg-kafka-cluster-ca-cert"
         [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "kafka-ca"]
         assert env["KAFKA_CA_FILE"] == f"{mount['mountPath']}/{ca['secret']['items'][0]['path']}"
-    # The registry and the query API never talk to Kafka: no principal of theirs.
-    for deployment in ("coordreg-registry", "coordreg-projections"):
+    # The registry, the query API and the console never talk to Kafka: no principal of theirs.
+    for deployment in ("coordreg-registry", "coordreg-projections", CONSOLE):
         pod = one(resources, "Deployment", deployment)["spec"]["template"]["spec"]
         assert not any("KAFKA_PASSWORD" in e["name"] for e in pod["containers"][0].get("env", []))
 
@@ -951,12 +1031,32 @@ def _jwks_secret_name(resources: list[Resource]) -> set[str]:
     return names
 
 
+def _console_session_secret(resources: list[Resource]) -> str:
+    """The Secret the console's CONSOLE_SESSION_SECRET comes from; no other process reads it."""
+    readers = {
+        d["metadata"]["name"]: e["valueFrom"]["secretKeyRef"]
+        for d in named(resources, "Deployment")
+        for c in _containers(d)
+        for e in c.get("env", [])
+        if e["name"] == "CONSOLE_SESSION_SECRET"
+    }
+    assert set(readers) == {CONSOLE}, readers
+    assert readers[CONSOLE]["key"] == "secret"
+    # Never a value in the ConfigMap, where anyone who may read the configuration would see it.
+    assert "CONSOLE_SESSION_SECRET" not in _environment(resources)
+    name: str = readers[CONSOLE]["name"]
+    return name
+
+
 def test_production_is_durable_and_in_production_mode(rendered: dict[str, list[Resource]]) -> None:
     resources = rendered["production"]
     env = _environment(resources)
-    assert env["REGISTRY_ENVIRONMENT"] == env["PROJECTIONS_ENVIRONMENT"] == "production"
-    # The JWKS Secret is the platform team's: not generated here, so no key ships in the manifests.
+    assert env["REGISTRY_ENVIRONMENT"] == env["PROJECTIONS_ENVIRONMENT"] == env["CONSOLE_ENVIRONMENT"]
+    assert env["CONSOLE_ENVIRONMENT"] == "production"
+    # The JWKS Secret and the console's session secret are the platform team's: not generated
+    # here, so no key ships in the manifests.
     assert _jwks_secret_name(resources) == {"coordreg-jwks"}
+    assert _console_session_secret(resources) == "coordreg-console-session"
     assert named(resources, "Secret") == []
 
     topic = one(resources, "KafkaTopic", TOPIC)
@@ -1015,12 +1115,20 @@ def test_development_is_small_and_trusts_only_the_development_key(
     assert secret["metadata"]["name"] == secret_name
     published = json.loads((ROOT / "deploy" / "dev-keys" / "jwks.json").read_text())
     assert json.loads(base64.b64decode(secret["data"]["jwks.json"])) == published
+    # The console stays in production mode: its development sign-in needs the development
+    # private key, which no image carries. Its session secret is a published placeholder.
+    assert env["CONSOLE_ENVIRONMENT"] == "production"
+    session = one(resources, "Secret", "coordreg-console-session")
+    assert _console_session_secret(resources) == session["metadata"]["name"]
+    placeholder = base64.b64decode(session["data"]["secret"]).decode()
+    assert placeholder.startswith("development-only-") and len(placeholder) >= MIN_SECRET_LENGTH
     replicas = {d["metadata"]["name"]: d["spec"].get("replicas") for d in named(resources, "Deployment")}
     assert replicas == {
         "coordreg-registry": None,
         "coordreg-projections": None,
         "coordreg-relay": 1,
         "coordreg-projection-worker": 1,
+        CONSOLE: None,
     }
     assert all(h["spec"]["minReplicas"] == 1 for h in named(resources, "HorizontalPodAutoscaler"))
     cluster = one(resources, "Cluster", "coordreg-pg")["spec"]

@@ -85,8 +85,13 @@ def test_the_pod_monitor_scrapes_the_api_and_the_metrics_ports() -> None:
     assert monitor["kind"] == "PodMonitor"
     assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} == {"http", "metrics"}
     for endpoint in monitor["spec"]["podMetricsEndpoints"]:
-        [job] = endpoint["relabelings"]
+        *drops, job = endpoint["relabelings"]
         assert job["targetLabel"] == "job" and job["replacement"] == "coordreg-$1"
+        # The officials' console has an `http` port but no /metrics: not scraped, so that
+        # CoordregTargetDown does not fire for it. Nothing else is left out.
+        expected = [("console", "drop")] if endpoint["port"] == "http" else []
+        assert [(d["regex"], d["action"]) for d in drops] == expected
+        assert all(d["sourceLabels"] == job["sourceLabels"] for d in drops)
 
 
 @pytest.mark.parametrize(
