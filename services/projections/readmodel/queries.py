@@ -8,9 +8,9 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+from coordreg_contracts import periods
 from coordreg_contracts.common import Cadence
 
-from services.agreement import periods
 from services.common.search_text import search_key
 from services.projections.readmodel.locality import locality_keys, locality_now
 
