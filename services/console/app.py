@@ -5,7 +5,9 @@ Pages (Vietnamese paths), one module each in `services/console/pages/`:
 - `sign_in`: `GET|POST /dang-nhap`, the development sign-in (404 in production); `POST /dang-xuat`;
 - `my_work`: `GET /`, "Việc của đơn vị";
 - `report`: `GET|POST /bao-cao/{agreement_id}/{obligation_id}`, the progress report form;
-- `agreement`: `GET /thoa-thuan/{agreement_id}`, an agreement and the timeline of its events.
+- `agreement`: `GET /thoa-thuan/{agreement_id}`, an agreement and the timeline of its events;
+- `overdue`: `GET /qua-han`, the overdue report of one of the person's bodies for a year, half,
+  quarter or month (printable on A4), and `GET /qua-han.csv`, the same report as a CSV file.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from services.console.backend import Backend
-from services.console.pages import agreement, my_work, report, sign_in
+from services.console.pages import agreement, my_work, overdue, report, sign_in
 from services.console.settings import ConsoleSettings
 from services.console.web import HERE, SECURITY_HEADERS, Console
 
-PAGES = (sign_in, my_work, report, agreement)
+PAGES = (sign_in, my_work, report, agreement, overdue)
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from coordreg_contracts.patterns import full_match
+from coordreg_contracts import periods
+from coordreg_contracts.common import Cadence
 
 # Vietnam's time (UTC+7, no daylight saving), for the timestamps the services give in UTC.
 VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")
@@ -54,9 +55,7 @@ CHANGES = {
     "remove_party": "bớt bên tham gia",
     "change_term": "thay đổi thời hạn",
 }
-_ROMAN = {"1": "I", "2": "II", "3": "III", "4": "IV"}
-# Matched whole (full_match: no trailing newline slips past `$`), ASCII digits only.
-_PERIOD = r"([0-9]{4})(?:-(H[12]|Q[1-4]|[0-9]{2}))?"
+_ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
 
 
 def date(value: str | None) -> str:
@@ -87,30 +86,24 @@ def period(value: str | None) -> str:
     """`2024` Năm 2024, `2024-H1` 6 tháng đầu năm 2024, `2024-Q3` Quý III/2024, `2024-07` Tháng 07/2024."""
     if not value:
         return ""
-    found = full_match(_PERIOD, value)
-    if found is None:
+    try:
+        year, form, number = periods.parts(value)
+    except ValueError:
         return value
-    year, part = found.groups()
-    if part is None:
+    if form is Cadence.ANNUAL:
         return f"Năm {year}"
-    if part == "H1":
-        return f"6 tháng đầu năm {year}"
-    if part == "H2":
-        return f"6 tháng cuối năm {year}"
-    if part.startswith("Q"):
-        return f"Quý {_ROMAN[part[1]]}/{year}"
-    return f"Tháng {part}/{year}"
+    if form is Cadence.SEMIANNUAL:
+        return f"6 tháng {'đầu' if number == 1 else 'cuối'} năm {year}"
+    if form is Cadence.QUARTERLY:
+        return f"Quý {_ROMAN[number]}/{year}"
+    return f"Tháng {number:02d}/{year}"
 
 
-def current_period(cadence: str, today: dt.date) -> str:
-    """The period of `today` in the contract's notation for a cadence."""
-    if cadence == "monthly":
-        return f"{today.year}-{today.month:02d}"
-    if cadence == "quarterly":
-        return f"{today.year}-Q{(today.month - 1) // 3 + 1}"
-    if cadence == "semiannual":
-        return f"{today.year}-H{1 if today.month <= 6 else 2}"
-    return str(today.year)
+def period_in_sentence(value: str | None) -> str:
+    """The period's name inside a sentence: `quý III/2024`, `năm 2024` (only its first letter
+    lowered: `| lower` would write `quý iii`)."""
+    name = period(value)
+    return name[:1].lower() + name[1:]
 
 
 def label(table: dict[str, str], code: str | None) -> str:

@@ -55,6 +55,7 @@ def templates() -> Jinja2Templates:
     env.filters["ngay"] = vietnamese.date
     env.filters["thoi_diem"] = vietnamese.timestamp
     env.filters["ky"] = vietnamese.period
+    env.filters["ky_trong_cau"] = vietnamese.period_in_sentence
     env.globals.update(
         KINDS=vietnamese.KINDS,
         ROLES=vietnamese.ROLES,

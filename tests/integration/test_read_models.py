@@ -9,7 +9,7 @@ from services.common.db import create_pool, migrate
 from services.common.search_text import search_key
 from services.projections.migrations import MIGRATIONS
 from services.projections.readmodel import queries
-from tests.support.builders import report_body, sign_body
+from tests.support.builders import poverty_programme, report_body, sign_body
 from tests.support.stack import Stack
 
 AMENDMENT = {"document_number": "12/QĐ-MTTQ-BTT", "reason": "Điều chỉnh", "effective_on": "2024-03-01"}
@@ -193,6 +193,70 @@ async def test_agreement_view_and_overdue_report(stack: Stack) -> None:
         await stack.projections.get("/v1/reports/overdue", params={"period": "2024-X1"})
     ).status_code == 422
     assert (await stack.projections.get("/v1/agreements/unknown")).status_code == 404
+
+
+async def test_the_overdue_report_of_one_partys_agreements(stack: Stack) -> None:
+    """`party_id`: the obligations of the agreements the party is a current party of, whoever
+    leads them; paged as the whole report is."""
+    red_cross = (await stack.sign(sign_body()))["agreement_id"]  # mttq-hoa-binh and hctd-hoa-binh
+    poverty = await stack.sign(poverty_programme("sldtbxh-hoa-binh", "mttq-hoa-binh", "9/CTPH-MTTQ-SLĐ"))
+    await stack.wait_for_position(poverty["position"])
+
+    async def overdue(period: str, **params: Any) -> list[tuple[str, str, str]]:
+        response = await stack.projections.get("/v1/reports/overdue", params={"period": period, **params})
+        assert response.status_code == 200, response.text
+        assert response.json()["period"] == period
+        return [
+            (o["agreement_id"], o["obligation_id"], o["lead_party_id"])
+            for o in response.json()["obligations"]
+        ]
+
+    everything = await overdue("2024")
+    mine = {red_cross, poverty["agreement_id"]}
+    assert {a for a, _, _ in everything} == mine
+    of_front = await overdue("2024", party_id="mttq-hoa-binh")
+    assert of_front == everything  # a party of both: led by itself, the Red Cross, the department
+    assert {lead for _, _, lead in of_front} == {"mttq-hoa-binh", "sldtbxh-hoa-binh"}
+    assert await overdue("2024", party_id="hctd-hoa-binh") == [o for o in everything if o[0] == red_cross]
+    assert await overdue("2024", party_id="sldtbxh-hoa-binh") == [
+        (poverty["agreement_id"], "giam-ngheo", "sldtbxh-hoa-binh")
+    ]
+    assert await overdue("2024", party_id="nobody") == []
+    # The quarterly obligation the Red Cross leads: in the Front's report too, not the department's.
+    assert await overdue("2024-Q3", party_id="mttq-hoa-binh") == [
+        (red_cross, "tuyen-truyen", "hctd-hoa-binh")
+    ]
+    assert await overdue("2024-Q3", party_id="sldtbxh-hoa-binh") == []
+
+    # Paged one by one, the filter holds on every page and the pages make the whole.
+    walked: list[tuple[str, str, str]] = []
+    cursor = None
+    while True:
+        page = await overdue_page(
+            stack, {"period": "2024", "party_id": "mttq-hoa-binh", "limit": 1, "cursor": cursor}
+        )
+        walked.extend(
+            (o["agreement_id"], o["obligation_id"], o["lead_party_id"]) for o in page["obligations"]
+        )
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert walked == of_front
+
+    refused = await stack.projections.get(
+        "/v1/reports/overdue", params={"period": "2024", "party_id": "Not A Slug"}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["loc"] == ["query", "party_id"]
+
+
+async def overdue_page(stack: Stack, params: dict[str, Any]) -> dict[str, Any]:
+    response = await stack.projections.get(
+        "/v1/reports/overdue", params={k: v for k, v in params.items() if v is not None}
+    )
+    assert response.status_code == 200, response.text
+    page: dict[str, Any] = response.json()
+    return page
 
 
 async def test_status_and_read_your_writes(stack: Stack) -> None:

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from services.console import sessions, vietnamese
+from services.console import due, sessions, vietnamese
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
 
@@ -82,9 +82,13 @@ def test_vietnamese_dates_and_periods() -> None:
     assert vietnamese.period("2024-Q3") == "Quý III/2024"
     assert vietnamese.period("2024-07") == "Tháng 07/2024"
     day = dt.date(2026, 8, 15)
-    assert [vietnamese.current_period(c, day) for c in ("monthly", "quarterly", "semiannual", "annual")] == [
+    assert [due.current_period(c, day) for c in ("monthly", "quarterly", "semiannual", "annual", "once")] == [
         "2026-08",
         "2026-Q3",
         "2026-H2",
         "2026",
+        "2026",
     ]
+    assert vietnamese.period_in_sentence("2024-Q3") == "quý III/2024"
+    assert vietnamese.period_in_sentence("2024") == "năm 2024"
+    assert vietnamese.period("2024-Q5") == "2024-Q5"  # not a period: as it is

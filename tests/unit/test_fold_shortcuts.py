@@ -16,6 +16,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from coordreg_contracts import periods
 from coordreg_contracts.changes import AddObligation
 from coordreg_contracts.common import PERIOD_PATTERN, Cadence, Obligation
 from coordreg_contracts.envelope import canonical_json
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 
 import services.agreement.state as agreement_state
 from bench.events import make_life
-from services.agreement import document_numbers, periods
+from services.agreement import document_numbers
 from services.agreement.state import AgreementState, ObligationState, evolve
 from services.audit.fast_rebuild import GC_THRESHOLD, FastPathRefused, _Rows, fold_stream
 from services.audit.fast_rebuild import _fewer_collections as fewer_collections

@@ -366,13 +366,15 @@ class ProjectionsClient(_Base):
         self,
         period: str,
         *,
+        party_id: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
         min_position: int | None = None,
         consistent: bool = True,
     ) -> answers.OverdueReport:
-        """`listOverdueObligations`: the overdue report of a period."""
-        params = {"period": period, "limit": limit, "cursor": cursor}
+        """`listOverdueObligations`: the overdue report of a period (with `party_id`, of the
+        agreements that party is a current party of)."""
+        params = {"period": period, "party_id": party_id, "limit": limit, "cursor": cursor}
         return await self._query(
             answers.OverdueReport, "/v1/reports/overdue", params, min_position, consistent
         )

@@ -9,10 +9,11 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
+from coordreg_contracts.patterns import PERIOD, full_match
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.console import sessions, vietnamese
+from services.console import due, sessions, vietnamese
 from services.console.backend import Backend
 from services.console.officials import Official
 from services.console.web import Console, ConsoleOf, today
@@ -98,9 +99,11 @@ async def report_page(
     if agreement is None or obligation is None:
         return console.refused(request, 404, NOT_FOUND)
     parties = report_parties(official, obligation)
+    # `?ky=`: the period a link asked for (an overdue one, from "Việc của đơn vị"), when well formed.
+    asked = request.query_params.get("ky", "")
     values = {
         "party_id": parties[0] if parties else "",
-        "period": vietnamese.current_period(obligation["cadence"], today()),
+        "period": asked if full_match(PERIOD, asked) else due.current_period(obligation["cadence"], today()),
         "status": "in_progress",
         "completion_percent": "",
         "summary": "",

@@ -65,6 +65,10 @@ LOCALITY_DESCRIPTION = (
     "202/2025/QH15), ignoring case and Vietnamese diacritics: `Phú Thọ` finds the agreements "
     "signed in Hòa Bình, which is part of it now, and `Hòa Bình` still finds them."
 )
+OVERDUE_PARTY_DESCRIPTION = (
+    "Only the obligations of the agreements this party is a current party of (as `party_id` of "
+    "`GET /v1/agreements` reads it), whichever party leads them"
+)
 # What every query can answer: the token (401, 403, 429), the body limit on any request
 # (413), the database (503). Each route adds its own below.
 router = APIRouter(
@@ -278,11 +282,15 @@ async def get_agreement(agreement_id: Annotated[str, Path(max_length=64)], pool:
     responses=PAGED,
 )
 async def overdue(
-    period: Period, pool: Pool, limit: KeyedLimit = MAX_KEYED_PAGE, cursor: KeyedCursor = None
+    period: Period,
+    pool: Pool,
+    party_id: Annotated[str | None, Query(pattern=SLUG, description=OVERDUE_PARTY_DESCRIPTION)] = None,
+    limit: KeyedLimit = MAX_KEYED_PAGE,
+    cursor: KeyedCursor = None,
 ) -> Response:
     after = _decode_key_cursor(cursor, 4)
     key = (after[0], after[1], after[2], after[3]) if after is not None else None
-    obligations = await queries.overdue(pool, period, key, limit)
+    obligations = await queries.overdue(pool, period, key, limit, party_id)
     next_cursor = (
         _encode_key_cursor(queries.overdue_key(obligations[-1])) if len(obligations) == limit else None
     )

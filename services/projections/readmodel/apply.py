@@ -34,6 +34,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from coordreg_contracts import periods
 from coordreg_contracts.envelope import Envelope
 from coordreg_contracts.events import Event, ProgressReported
 from coordreg_contracts.parties import (
@@ -43,7 +44,6 @@ from coordreg_contracts.parties import (
     party_subject,
 )
 
-from services.agreement import periods
 from services.agreement.document_numbers import parse
 from services.agreement.state import AgreementState, Inheritance, ObligationState, Report, evolve
 from services.common.db import Connection

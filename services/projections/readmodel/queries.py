@@ -8,9 +8,9 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+from coordreg_contracts import periods
 from coordreg_contracts.common import Cadence
 
-from services.agreement import periods
 from services.common.search_text import search_key
 from services.projections.readmodel.locality import locality_keys, locality_now
 
@@ -325,9 +325,14 @@ async def applied_position(pool: asyncpg.Pool) -> int:
 
 
 async def overdue(
-    pool: asyncpg.Pool, period: str, after: OverdueKey | None = None, limit: int = 500
+    pool: asyncpg.Pool,
+    period: str,
+    after: OverdueKey | None = None,
+    limit: int = 500,
+    party_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Active obligations whose cadence asks for a report in `period` and with none from their lead."""
+    """Active obligations whose cadence asks for a report in `period` and with none from their lead;
+    with `party_id`, only those of the agreements it is a current party of, whoever leads them."""
     cadences = [c.value for c in Cadence if periods.matches_cadence(period, c)]
     first, last = periods.bounds(period)
     rows = await pool.fetch(
@@ -342,6 +347,9 @@ async def overdue(
                    AND r.party_id = o.party_id AND r.period = $4)
              AND ($5::text IS NULL
                   OR (o.document_number, o.agreement_id, o.obligation_id, o.party_id) > ($5, $6, $7, $8))
+             AND ($10::text IS NULL OR EXISTS (
+                 SELECT 1 FROM agreements a
+                 WHERE a.agreement_id = o.agreement_id AND $10 = ANY(a.party_ids)))
            ORDER BY o.document_number, o.agreement_id, o.obligation_id, o.party_id
            LIMIT $9""",
         cadences,
@@ -350,6 +358,7 @@ async def overdue(
         period,
         *(after or (None, None, None, None)),
         limit,
+        party_id,
     )
     return [dict(r) for r in rows]
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from coordreg_contracts import periods
 from coordreg_contracts.changes import (
     AddObligation,
     AddParty,
@@ -23,7 +24,6 @@ from coordreg_contracts.commands import AmendAgreement, CloseTerm, Command, Repo
 from coordreg_contracts.common import Outcome
 from coordreg_contracts.events import AgreementAmended, AgreementSigned, Event, ProgressReported, TermClosed
 
-from services.agreement import periods
 from services.agreement.state import AgreementState, ObligationState, apply_change
 from services.registry.domain.errors import Conflict, Rejected, Violation
 from services.registry.domain.rules import (

@@ -159,7 +159,7 @@ public final class Life {
     print(refusal("report_outside_term", () -> agreements.reportProgress(id, late, null)));
 
     // Before the closing: the new obligation has no report from its lead for 2024.
-    OverdueReport due = reports.listOverdueObligations("2024", 500, null, reported.getPosition());
+    OverdueReport due = reports.listOverdueObligations("2024", null, 500, null, reported.getPosition());
     print(overdue("overdue_before_close", due, id));
 
     AgreementCommandResult closed =
@@ -217,7 +217,7 @@ public final class Life {
     }
     print(lines);
 
-    print(overdue("overdue_after_close", reports.listOverdueObligations("2024", 500, null, last), id));
+    print(overdue("overdue_after_close", reports.listOverdueObligations("2024", null, 500, null, last), id));
   }
 
   interface Call {
