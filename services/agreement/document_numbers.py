@@ -24,48 +24,12 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
-# Appendix III, part I, of Decree 30/2020/NĐ-CP: the abbreviation of each type of
-# administrative document. Listed: the entries whose abbreviation is certain. Left out until
-# checked against the decree's published text: bản ghi nhớ, bản thỏa thuận, giấy ủy quyền,
-# giấy giới thiệu and giấy nghỉ phép (GN, TTh, UQ, GT, NP in Circular 01/2011/TT-BNV, which
-# the decree replaced; probably BGN, BTT, GUQ, GGT, GNP in the decree), and the copies (SY,
-# TrS, SL) of part II. A type left out reads as unknown, like any type not listed.
-#
-# The abbreviations are also a type, so that a query parameter is validated against them and
-# OpenAPI lists them; `DOCUMENT_TYPES` names each, and the two must hold the same ones
-# (tests/unit/test_document_numbers.py).
-DocumentType = Literal[
-    "NQ", "QĐ", "CT", "QC", "QyĐ", "TC", "TB", "HD", "CTr", "KH", "PA",
-    "ĐA", "DA", "BC", "BB", "TTr", "HĐ", "CĐ", "GM", "PG", "PC", "PB",
-]  # fmt: skip
-DOCUMENT_TYPES: Mapping[DocumentType, str] = {
-    "NQ": "Nghị quyết (cá biệt)",
-    "QĐ": "Quyết định (cá biệt)",
-    "CT": "Chỉ thị",
-    "QC": "Quy chế",
-    "QyĐ": "Quy định",
-    "TC": "Thông cáo",
-    "TB": "Thông báo",
-    "HD": "Hướng dẫn",
-    "CTr": "Chương trình",
-    "KH": "Kế hoạch",
-    "PA": "Phương án",
-    "ĐA": "Đề án",
-    "DA": "Dự án",
-    "BC": "Báo cáo",
-    "BB": "Biên bản",
-    "TTr": "Tờ trình",
-    "HĐ": "Hợp đồng",
-    "CĐ": "Công điện",
-    "GM": "Giấy mời",
-    "PG": "Phiếu gửi",
-    "PC": "Phiếu chuyển",
-    "PB": "Phiếu báo",
-}
+from coordreg_contracts.document_types import DOCUMENT_TYPES, DocumentType
+
+# The abbreviations of Appendix III, part I, and their names live with the contract
+# (coordreg_contracts.document_types): the query API and the console name them too.
 
 # Markers a joint document appends to its type: phối hợp, liên tịch. Custom, not the decree.
 JOINT_MARKERS = ("PH", "LT")

@@ -8,6 +8,10 @@ Pages (Vietnamese paths), one module each in `services/console/pages/`:
 - `agreement`: `GET /thoa-thuan/{agreement_id}`, an agreement and the timeline of its events;
 - `overdue`: `GET /qua-han`, the overdue report of one of the person's bodies for a year, half,
   quarter or month (printable on A4), and `GET /qua-han.csv`, the same report as a CSV file.
+- `search`: `GET /tim-kiem`, search across agreements (diacritics ignored), filtered by province
+  as now, document type and status;
+- `body`: `GET /don-vi/{party_id}`, a body's directory entry, its predecessors and successors, its
+  current obligations and its history.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from services.console.backend import Backend
-from services.console.pages import agreement, my_work, overdue, report, sign_in
+from services.console.pages import agreement, body, my_work, overdue, report, search, sign_in
 from services.console.settings import ConsoleSettings
 from services.console.web import HERE, SECURITY_HEADERS, Console
 
-PAGES = (sign_in, my_work, report, agreement, overdue)
+PAGES = (sign_in, my_work, report, agreement, overdue, search, body)
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:

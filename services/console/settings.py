@@ -33,6 +33,8 @@ class ConsoleSettings(BaseSettings):
     audience: str = "coordination-registry"
     issuer: str = "coordreg-dev"
     request_timeout_seconds: float = 10.0
+    # How many agreements a search page, and how many events a body's history page, shows.
+    page_size: int = Field(default=20, ge=1, le=100)
 
     @model_validator(mode="after")
     def _a_secret(self) -> Self:

@@ -1,11 +1,14 @@
-"""How the console writes things in Vietnamese: dates as dd/mm/yyyy, periods, and the names of
-the contract's codes (kinds, roles, cadences, statuses, event types)."""
+"""How the console writes things in Vietnamese: dates as dd/mm/yyyy, periods, the names of the
+contract's codes (kinds, roles, cadences, statuses, event types, document types, kinds of body),
+and Vietnamese alphabetical order."""
 
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
+from collections.abc import Mapping
 
-from coordreg_contracts import periods
+from coordreg_contracts import document_types, periods
 from coordreg_contracts.common import Cadence
 
 # Vietnam's time (UTC+7, no daylight saving), for the timestamps the services give in UTC.
@@ -34,6 +37,26 @@ REPORT_STATUSES = {
 }
 OBLIGATION_STATUSES = {"active": "Đang thực hiện", "withdrawn": "Đã rút", "closed": "Đã kết thúc"}
 AGREEMENT_STATUSES = {"active": "Còn hiệu lực", "closed": "Đã kết thúc"}
+# The types of a document number, by their abbreviation in Appendix III, part I, of Decree
+# 30/2020/NĐ-CP on clerical work (Nghị định số 30/2020/NĐ-CP ngày 05/3/2020 của Chính phủ về
+# công tác văn thư), with the appendix's own names: the contract keeps the table.
+DOCUMENT_TYPES: dict[str, str] = {code: name for code, name in document_types.DOCUMENT_TYPES.items()}
+# The directory's kinds of body (docs/CONTRACT.md, decision 15).
+PARTY_KINDS = {
+    "peoples_committee": "Ủy ban nhân dân",
+    "peoples_council": "Hội đồng nhân dân",
+    "front_committee": "Ủy ban Mặt trận Tổ quốc Việt Nam",
+    "department": "Sở, ban, ngành",
+    "ministry": "Bộ, cơ quan ngang bộ",
+    "mass_organisation": "Tổ chức chính trị - xã hội, tổ chức hội",
+    "bank": "Ngân hàng",
+    "press": "Cơ quan báo chí",
+    "court_or_procuracy": "Tòa án, Viện kiểm sát",
+    "armed_forces": "Lực lượng vũ trang",
+    "other": "Khác",
+    "unclassified": "Chưa phân loại",
+}
+PARTY_STATUSES = {"active": "Đang hoạt động", "ceased": "Đã chấm dứt hoạt động"}
 OUTCOMES = {
     "completed": "hoàn thành",
     "terminated": "chấm dứt trước thời hạn",
@@ -46,6 +69,9 @@ EVENT_TYPES = {
     "ProgressReported": "Báo cáo tiến độ",
     "TermClosed": "Kết thúc",
     "ObligationsTransferred": "Chuyển giao nhiệm vụ do sắp xếp tổ chức",
+    "PartyRegistered": "Đăng ký đơn vị",
+    "PartyRenamed": "Đổi tên đơn vị",
+    "SuccessionRecorded": "Ghi nhận đơn vị kế thừa",
 }
 CHANGES = {
     "add_obligation": "thêm nhiệm vụ",
@@ -55,6 +81,10 @@ CHANGES = {
     "remove_party": "bớt bên tham gia",
     "change_term": "thay đổi thời hạn",
 }
+# Vietnamese alphabetical order puts ă and â after a, ê after e, ô and ơ after o, ư after u and
+# đ after d: the breve, circumflex and horn (and đ's bar) make letters of their own; the tone
+# marks only break ties.
+_LETTER_MARKS = {"\u0306": 1, "\u0302": 2, "\u031b": 3}
 _ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
 
 
@@ -106,7 +136,21 @@ def period_in_sentence(value: str | None) -> str:
     return name[:1].lower() + name[1:]
 
 
-def label(table: dict[str, str], code: str | None) -> str:
+def sort_key(text: str) -> tuple[list[tuple[str, int]], str]:
+    """A key that orders names as a Vietnamese dictionary does: Cao Bằng before Cần Thơ (a < â),
+    Đà Nẵng after every name in D (d < đ)."""
+    letters: list[tuple[str, int]] = []
+    for char in unicodedata.normalize("NFD", text.casefold()):
+        if char in _LETTER_MARKS and letters:
+            letters[-1] = (letters[-1][0], _LETTER_MARKS[char])
+        elif char == "đ":
+            letters.append(("d", 4))
+        elif not unicodedata.combining(char):
+            letters.append((char, 0))
+    return letters, text
+
+
+def label(table: Mapping[str, str], code: str | None) -> str:
     if code is None:
         return ""
     return table.get(code, code)

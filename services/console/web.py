@@ -66,6 +66,9 @@ def templates() -> Jinja2Templates:
         EVENT_TYPES=vietnamese.EVENT_TYPES,
         OUTCOMES=vietnamese.OUTCOMES,
         CHANGES=vietnamese.CHANGES,
+        DOCUMENT_TYPES=vietnamese.DOCUMENT_TYPES,
+        PARTY_KINDS=vietnamese.PARTY_KINDS,
+        PARTY_STATUSES=vietnamese.PARTY_STATUSES,
         label=vietnamese.label,
     )
     return found

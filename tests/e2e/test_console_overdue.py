@@ -29,14 +29,10 @@ from playwright.async_api import Page
 
 from services.console.pages.overdue import CSV_HEADER
 from services.console.vietnamese import VIETNAM
-from tests.e2e import test_console as shared
 from tests.e2e.test_console import SCREENSHOTS, WCAG_22_AA, Recorder, shot
 from tests.e2e.test_docs_offline import stays_on_this_machine
 from tests.support.stack import Stack
 
-# The console served over HTTP on the stack, and Debian's chromium: test_console.py's fixtures.
-console = shared.console
-chromium = shared.chromium
 FRONT_OFFICIAL = "demo-nguyen-thi-hoa"  # acts for mttq-phu-tho (services/console/officials.py)
 FRONT = "Ủy ban MTTQ Việt Nam tỉnh Phú Thọ"
 RED_CROSS = "Hội Chữ thập đỏ tỉnh Phú Thọ"

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+from coordreg_contracts.document_types import DOCUMENT_TYPES, DocumentType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.agreement.document_numbers import DOCUMENT_TYPES, DocumentNumber, DocumentType, parse
+from services.agreement.document_numbers import DocumentNumber, parse
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo"
 AGREEMENTS = json.loads((DEMO / "agreements.json").read_text(encoding="utf-8"))

@@ -17,11 +17,11 @@ from typing import Annotated, Literal
 
 import asyncpg
 from coordreg_contracts.common import PERIOD_PATTERN
+from coordreg_contracts.document_types import DocumentType
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from services.agreement.document_numbers import DocumentType
 from services.common import auth, problems
 from services.common.auth.dependencies import require
 from services.common.patterns import CURSOR, MAX_POSITION, RANKED_CURSOR, SLUG, full_match
