@@ -5,7 +5,9 @@ Pages (Vietnamese paths), one module each in `services/console/pages/`:
 - `sign_in`: `GET|POST /dang-nhap`, the development sign-in (404 in production); `POST /dang-xuat`;
 - `my_work`: `GET /`, "Việc của đơn vị";
 - `report`: `GET|POST /bao-cao/{agreement_id}/{obligation_id}`, the progress report form;
-- `agreement`: `GET /thoa-thuan/{agreement_id}`, an agreement and the timeline of its events.
+- `agreement`: `GET /thoa-thuan/{agreement_id}`, an agreement and the timeline of its events;
+- `proof`: `GET /thoa-thuan/{agreement_id}/chung-minh`, the proof of record of its events, checked
+  against the transparency log's pinned key; `GET /diem-kiem-tra/{tree_size}`, a checkpoint's note.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from services.console.backend import Backend
-from services.console.pages import agreement, my_work, report, sign_in
+from services.console.pages import agreement, my_work, proof, report, sign_in
 from services.console.settings import ConsoleSettings
 from services.console.web import HERE, SECURITY_HEADERS, Console
 
-PAGES = (sign_in, my_work, report, agreement)
+PAGES = (sign_in, my_work, report, agreement, proof)
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
