@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import os
 import shlex
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,15 @@ async def test_the_proof_of_record_page_verifies_and_its_commands_prove(
     later[2] = events[2]["id"]
     code, output = await run_shown(shlex.join(later), tmp_path, {"AUDIT_REGISTRY_TOKEN": stack.token()})
     assert code == 1 and "NOT PROVEN: [in-tree]" in output, output
+
+    # The page's time (reported, not asserted): its proofs are fetched and checked per request.
+    started = time.perf_counter()
+    again = await context.request.get(f"{console}/thoa-thuan/{agreement_id}/chung-minh")
+    seconds = time.perf_counter() - started
+    assert again.ok
+    print(
+        f"\nproof page: {len(await again.body())} bytes in {seconds * 1000:.0f} ms (3 events: 8 requests to the services)"
+    )
 
     await context.close()
     assert recorder.requested and recorder.outside == []
