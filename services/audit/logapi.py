@@ -8,10 +8,7 @@ against such a checkpoint, a record only once its hash is recomputed here.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,13 @@ import httpx
 
 from services.audit.common import AuditError
 from services.transparency import note
+from services.transparency.proofs import (
+    OpenedCheckpoint,
+    ProofDataError,
+    b64,
+    open_checkpoint,
+    proof_hashes,
+)
 
 __all__ = [
     "LogApi",
@@ -35,21 +39,12 @@ TOKEN_ENV = "AUDIT_REGISTRY_TOKEN"
 URL_ENV = "AUDIT_REGISTRY_URL"
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def hashes_from(values: object, what: str) -> list[bytes]:
     """The proof hashes of a response (a list of standard base64 strings)."""
-    if not isinstance(values, list):
-        raise LogApiError(0, f"{what}: 'hashes' is not a list")
-    out = []
-    for i, value in enumerate(values):
-        try:
-            out.append(base64.b64decode(str(value), validate=True))
-        except (binascii.Error, ValueError):
-            raise LogApiError(0, f"{what}: hash {i} is not base64") from None
-    return out
+    try:
+        return proof_hashes(values, what)
+    except ProofDataError as exc:
+        raise LogApiError(0, str(exc)) from None
 
 
 def read_log_key(value: str, what: str = "--log-key") -> note.Verifier:
@@ -70,42 +65,6 @@ def read_note_file(path: Path, what: str) -> str:
         raise AuditError(f"{what}: cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise AuditError(f"{what}: {path} is not UTF-8 text") from None
-
-
-@dataclass(frozen=True)
-class OpenedCheckpoint:
-    """A signed note whose log signature verified, and the checkpoint it carries."""
-
-    text: str
-    checkpoint: note.Checkpoint
-
-    @property
-    def size(self) -> int:
-        return self.checkpoint.size
-
-    @property
-    def root(self) -> bytes:
-        return self.checkpoint.root
-
-    def describe(self) -> str:
-        return f"tree size {self.size}, root {b64(self.root)}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "origin": self.checkpoint.origin,
-            "tree_size": self.size,
-            "root": b64(self.root),
-            "note": self.text,
-        }
-
-
-def open_checkpoint(text: str, log_key: note.Verifier) -> OpenedCheckpoint:
-    """The checkpoint of a note signed by `log_key` (other signatures are ignored); raises
-    note.NoteError if the note does not carry the log's valid signature or is no checkpoint."""
-    opened, verified = note.open_note(text, [log_key])
-    if not verified:  # open_note raises first; kept for clarity
-        raise note.NoteError("the note carries no signature by the log's key")
-    return OpenedCheckpoint(text, note.Checkpoint.parse(opened.body))
 
 
 class LogApiError(Exception):

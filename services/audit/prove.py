@@ -1,7 +1,8 @@
 """`prove` and `check-consistency`: one event's place in a signed checkpoint, and one signed
 checkpoint's extension of another, checked from the registry's answers as data.
 
-`prove EVENT_ID --checkpoint FILE --log-key KEY`:
+`prove EVENT_ID --checkpoint FILE --log-key KEY` (the rules are services/transparency/proofs.py's,
+which the officials' console applies too):
 1. the checkpoint's note verifies with the log's key given (`checkpoint`);
 2. the registry knows the event and gives its leaf index, which is below the checkpoint's
    size (`in-tree`; an event appended after the checkpoint is not in it);
@@ -18,34 +19,14 @@ otherwise the registry's consistency proof verifies (`consistency`).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordreg_contracts.envelope import envelope_hash
-
-from services.audit.logapi import (
-    LogApi,
-    LogApiError,
-    OpenedCheckpoint,
-    b64,
-    hashes_from,
-    open_checkpoint,
-    read_note_file,
-)
+from services.audit.logapi import LogApi, LogApiError, b64, hashes_from, read_note_file
 from services.transparency import merkle, note
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+from services.transparency.proofs import Check, OpenedCheckpoint, check_leaf, checked_checkpoint, placed_leaf
 
 
 @dataclass
@@ -97,12 +78,8 @@ class ProofReport:
 
 
 def _open(report: ProofReport, text: str, log_key: note.Verifier, what: str) -> OpenedCheckpoint | None:
-    try:
-        opened = open_checkpoint(text, log_key)
-    except note.NoteError as exc:
-        report.fail("checkpoint", f"{what} does not verify with the log's key {log_key.name}: {exc}")
-        return None
-    report.passed("checkpoint", f"{what} is signed by {log_key.name}: {opened.describe()}")
+    opened, check = checked_checkpoint(text, log_key, what)
+    report.checks.append(check)
     return opened
 
 
@@ -129,61 +106,21 @@ async def prove(event_id: str, *, checkpoint_text: str, log_key: note.Verifier, 
                 f" (the registry: {exc.detail})",
             )
         return report.fail("in-tree", f"the registry gives no inclusion proof: {exc.detail}")
-    index = answer.get("leaf_index")
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
-        return report.fail(
-            "in-tree", f"the registry names leaf {index!r}, not one of the tree of size {size}"
-        )
+    index, placed = placed_leaf(answer, size)
+    report.checks.append(placed)
+    if index is None:
+        return report
     report.subject["leaf_index"] = index
-    report.passed("in-tree", f"the registry places the event at leaf {index} (< {size})")
     try:
         leaf = await api.leaf(index)
-        hashes = hashes_from(answer.get("hashes"), "the inclusion proof")
     except LogApiError as exc:
         if exc.status in (401, 403) or exc.status >= 500:
             raise
         return report.fail("record", f"the registry gives no record for leaf {index}: {exc.detail}")
-    record = leaf.get("record")
-    if not isinstance(record, str) or leaf.get("leaf_index") != index:
-        return report.fail("record", f"the registry's answer for leaf {index} holds no record of that leaf")
-    data = record.encode("utf-8")
-    try:
-        doc = json.loads(record)
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        return report.fail("event-id", f"leaf {index}'s record is not an event envelope: {exc}")
-    if str(doc.get("id")) != event_id:
-        return report.fail("event-id", f"leaf {index}'s record is event {doc.get('id')!r}, not {event_id}")
-    report.passed(
-        "event-id",
-        f"leaf {index}'s record is event {event_id} ({doc.get('subject')} sequence {doc.get('sequence')})",
-    )
-    recomputed = envelope_hash({k: v for k, v in doc.items() if k != "position"})
-    if doc.get("hash") != recomputed:
-        report.fail(
-            "envelope-hash",
-            f"the record's hash {str(doc.get('hash'))[:16]}… is not its envelope's ({recomputed[:16]}…): the event was changed",
-        )
-    else:
-        report.passed("envelope-hash", "the record's envelope hash is intact")
-    leaf_hash = merkle.leaf_hash(data)
-    report.proof_hashes = len(hashes)
-    started = time.perf_counter()
-    try:
-        merkle.verify_inclusion(size, checkpoint.root, index, leaf_hash, hashes)
-    except merkle.ProofError as exc:
-        report.verify_seconds = time.perf_counter() - started
-        return report.fail(
-            "inclusion",
-            f"the record's leaf hash {b64(leaf_hash)} with the inclusion proof ({len(hashes)} hashes) does not lead"
-            f" to the checkpoint's root: {exc}",
-        )
-    report.verify_seconds = time.perf_counter() - started
-    report.passed(
-        "inclusion",
-        f"SHA-256(0x00 || record) with the inclusion proof ({len(hashes)} hashes) leads to the checkpoint's root",
-    )
+    checked = check_leaf(event_id, index, checkpoint, answer, leaf)
+    report.checks.extend(checked.checks)
+    report.proof_hashes = checked.proof_hashes
+    report.verify_seconds = checked.verify_seconds
     return report
 
 

@@ -8,10 +8,10 @@ from pydantic_settings import SettingsConfigDict
 from services.common.envelope_signatures import DEV_VERIFIER_KEY, EnvelopeVerifier, EventKeyError
 from services.common.patterns import SCHEMA_NAME
 from services.common.settings import ServiceSettings
-from services.transparency.log import DEV_LOG_ORIGIN, DEV_PUBLIC_KEY
-from services.transparency.note import NoteError, parse_verifier_key, verifier_key
+from services.transparency.log import DEV_LOG_VERIFIER_KEY
+from services.transparency.note import NoteError, parse_verifier_key
 
-DEV_LOG_VERIFIER_KEY = verifier_key(DEV_LOG_ORIGIN, DEV_PUBLIC_KEY)
+__all__ = ["DEV_LOG_VERIFIER_KEY", "SCHEMA_PATTERN", "AuditSettings"]
 
 SCHEMA_PATTERN = SCHEMA_NAME
 

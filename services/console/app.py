@@ -12,6 +12,8 @@ Pages (Vietnamese paths), one module each in `services/console/pages/`:
   as now, document type and status;
 - `body`: `GET /don-vi/{party_id}`, a body's directory entry, its predecessors and successors, its
   current obligations and its history.
+- `proof`: `GET /thoa-thuan/{agreement_id}/chung-minh`, the proof of record of its events, checked
+  against the transparency log's pinned key; `GET /diem-kiem-tra/{tree_size}`, a checkpoint's note.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from services.console.backend import Backend
-from services.console.pages import agreement, body, my_work, overdue, report, search, sign_in
+from services.console.pages import agreement, body, my_work, overdue, proof, report, search, sign_in
 from services.console.settings import ConsoleSettings
 from services.console.web import HERE, SECURITY_HEADERS, Console
 
-PAGES = (sign_in, my_work, report, agreement, overdue, search, body)
+PAGES = (sign_in, my_work, report, agreement, overdue, search, body, proof)
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:

@@ -62,6 +62,15 @@ class Answer:
     body: Any
 
 
+@dataclass(frozen=True)
+class TextAnswer:
+    """A text answer (a signed note) as sent: status, text and headers."""
+
+    status: int
+    text: str
+    headers: httpx.Headers
+
+
 class Backend:
     def __init__(self, settings: ConsoleSettings) -> None:
         timeout = settings.request_timeout_seconds
@@ -85,6 +94,10 @@ class Backend:
     ) -> Answer:
         response = await client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
         return self._answer(response)
+
+    async def read_text(self, client: httpx.AsyncClient, token: str, path: str) -> TextAnswer:
+        response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+        return TextAnswer(response.status_code, response.text, response.headers)
 
     async def report_progress(
         self, token: str, agreement_id: str, body: dict[str, Any], idempotency_key: str

@@ -9,6 +9,9 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.transparency import note
+from services.transparency.log import DEV_LOG_VERIFIER_KEY, DEV_PUBLIC_KEY
+
 # A checkout's development signing key (deploy/dev-keys/): no installed copy carries it.
 DEV_KEY = Path(__file__).resolve().parents[2] / "deploy" / "dev-keys" / "dev-signing-key.pem"
 MIN_SECRET_LENGTH = 32
@@ -35,6 +38,20 @@ class ConsoleSettings(BaseSettings):
     request_timeout_seconds: float = 10.0
     # How many agreements a search page, and how many events a body's history page, shows.
     page_size: int = Field(default=20, ge=1, le=100)
+    # The proof of record page (/thoa-thuan/{id}/chung-minh) checks every checkpoint with this
+    # verifier key of the transparency log (Go note format `<name>+<key ID>+<key>`), pinned here
+    # and never taken from the registry (GET /v1/log/keys). Empty: the development log's key
+    # in development; production refuses to start without one, or with that one.
+    log_key: str = ""
+    # The witnesses' verifier keys (same format, space-separated) whose cosignatures the page
+    # checks; a cosignature by any other key is shown as present but not checked.
+    log_witness_keys: str = ""
+    # How often the registry signs a checkpoint (its REGISTRY_LOG_CHECKPOINT_SECONDS): how
+    # soon, the page says, an event newer than the latest checkpoint will be in one.
+    log_checkpoint_seconds: float = Field(default=10.0, gt=0)
+    # The registry's address in the `coordreg-audit prove` command the page shows, as an auditor
+    # outside reaches it. Empty: registry_url.
+    public_registry_url: str = ""
 
     @model_validator(mode="after")
     def _a_secret(self) -> Self:
@@ -46,6 +63,41 @@ class ConsoleSettings(BaseSettings):
         elif len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"CONSOLE_SESSION_SECRET must have at least {MIN_SECRET_LENGTH} characters")
         return self
+
+    @model_validator(mode="after")
+    def _log_keys(self) -> Self:
+        if not self.log_key.strip():
+            if self.environment == "production":
+                raise ValueError(
+                    "CONSOLE_LOG_KEY (the transparency log's verifier key) is required in production"
+                )
+            self.log_key = DEV_LOG_VERIFIER_KEY
+        try:
+            pinned = note.parse_verifier_key(self.log_key)
+        except note.NoteError as exc:
+            raise ValueError(f"CONSOLE_LOG_KEY is not a verifier key <name>+<key ID>+<key>: {exc}") from None
+        if self.environment == "production" and pinned.public_key_bytes == DEV_PUBLIC_KEY:
+            raise ValueError("production refuses the development log key in CONSOLE_LOG_KEY (it is public)")
+        for key in self.log_witness_keys.split():
+            try:
+                note.parse_verifier_key(key)
+            except note.NoteError as exc:
+                raise ValueError(
+                    f"CONSOLE_LOG_WITNESS_KEYS: {key[:60]!r} is not a verifier key: {exc}"
+                ) from None
+        return self
+
+    @property
+    def log_verifier(self) -> note.Verifier:
+        return note.parse_verifier_key(self.log_key)
+
+    @property
+    def witness_verifiers(self) -> list[note.Verifier]:
+        return [note.parse_verifier_key(key) for key in self.log_witness_keys.split()]
+
+    @property
+    def audit_registry_url(self) -> str:
+        return (self.public_registry_url or self.registry_url).rstrip("/")
 
     @property
     def secure_cookies(self) -> bool:

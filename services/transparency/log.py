@@ -45,6 +45,9 @@ def _raw_public(key: Ed25519PrivateKey) -> bytes:
 
 
 DEV_PUBLIC_KEY = _raw_public(Ed25519PrivateKey.from_private_bytes(DEV_LOG_KEY_SEED))
+# What a verifier pins for the development log (Go note format): the audit tool's and the
+# console's default, which proves nothing in production.
+DEV_LOG_VERIFIER_KEY = note.verifier_key(DEV_LOG_ORIGIN, DEV_PUBLIC_KEY)
 
 
 @dataclass(frozen=True)

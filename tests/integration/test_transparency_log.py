@@ -8,6 +8,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
 
 import asyncpg
 import pytest
@@ -92,7 +93,14 @@ async def test_every_event_becomes_a_leaf_and_every_proof_verifies(log_stack: St
     )
     merkle.verify_consistency(new.size, new.root, old.size, old.root, _hashes(consistency.json()["hashes"]))
     # The served latest checkpoint is the one just signed; signing again at the same size gives it again.
-    assert (await stack.registry.get("/v1/log/checkpoint")).text == text
+    latest = await stack.registry.get("/v1/log/checkpoint")
+    assert latest.text == text
+    # When it was signed: Last-Modified, the stored issued_at (the note carries no time).
+    issued_at = await stack.pool.fetchval(
+        "SELECT issued_at FROM registry.checkpoints WHERE tree_size = $1", new.size
+    )
+    for served in (latest, await stack.registry.get(f"/v1/log/checkpoints/{new.size}")):
+        assert parsedate_to_datetime(served.headers["last-modified"]) == issued_at.replace(microsecond=0)
     assert (await stack.registry.post("/v1/log/checkpoints")).text == text
 
 

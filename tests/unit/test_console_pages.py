@@ -8,12 +8,18 @@ import re
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.console import due, sessions, vietnamese
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
+from services.transparency import note
 
 SECRET = "s" * 40
+# A log key of a production registry's own (production refuses to start without one).
+PRODUCTION_LOG_KEY = (
+    note.Signer("registry.example.gov.vn/agreements", Ed25519PrivateKey.generate()).verifier().key()
+)
 
 
 def client(settings: ConsoleSettings) -> httpx.AsyncClient:
@@ -65,13 +71,14 @@ async def test_development_sign_in_needs_the_csrf_token_and_sets_a_safe_cookie()
 
 
 async def test_production_refuses_the_development_sign_in_and_sends_secure_cookies() -> None:
-    async with client(ConsoleSettings(environment="production", session_secret=SECRET)) as console:
+    production = ConsoleSettings(environment="production", session_secret=SECRET, log_key=PRODUCTION_LOG_KEY)
+    async with client(production) as console:
         page = await console.get("/dang-nhap")
         assert page.status_code == 404
         assert "secure" in page.headers["set-cookie"].lower()
         assert (await console.post("/dang-nhap", data={"official": "demo-le-thi-thu"})).status_code == 404
     with pytest.raises(ValueError, match="CONSOLE_SESSION_SECRET"):
-        ConsoleSettings(environment="production")
+        ConsoleSettings(environment="production", log_key=PRODUCTION_LOG_KEY)
 
 
 def test_vietnamese_dates_and_periods() -> None:

@@ -4,8 +4,10 @@ is kept by `tree_integrator.py`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -20,14 +22,23 @@ async def note_with_cosignatures(conn: Connection, size: int, note: str) -> str:
     return note + "".join(str(r["signature"]) for r in lines)
 
 
-async def latest_checkpoint(conn: Connection) -> str | None:
+@dataclass(frozen=True)
+class ServedCheckpoint:
+    """A checkpoint as served: its note with the cosignatures, and when the log signed it."""
+
+    note: str
+    issued_at: dt.datetime
+
+
+async def latest_checkpoint(conn: Connection) -> ServedCheckpoint | None:
     """The latest signed checkpoint with its cosignatures, or None before the first."""
     row = await conn.fetchrow(
-        "SELECT tree_size, note FROM registry.checkpoints ORDER BY tree_size DESC LIMIT 1"
+        "SELECT tree_size, note, issued_at FROM registry.checkpoints ORDER BY tree_size DESC LIMIT 1"
     )
     if row is None:
         return None
-    return await note_with_cosignatures(conn, row["tree_size"], row["note"])
+    text = await note_with_cosignatures(conn, row["tree_size"], row["note"])
+    return ServedCheckpoint(text, row["issued_at"])
 
 
 async def checkpoint_note(conn: Connection, size: int) -> str | None:
@@ -36,10 +47,12 @@ async def checkpoint_note(conn: Connection, size: int) -> str | None:
     return note
 
 
-async def checkpoint(conn: Connection, size: int) -> str | None:
+async def checkpoint(conn: Connection, size: int) -> ServedCheckpoint | None:
     """The checkpoint of `size` with its cosignatures, or None when none was signed."""
-    note = await checkpoint_note(conn, size)
-    return None if note is None else await note_with_cosignatures(conn, size, note)
+    row = await conn.fetchrow("SELECT note, issued_at FROM registry.checkpoints WHERE tree_size = $1", size)
+    if row is None:
+        return None
+    return ServedCheckpoint(await note_with_cosignatures(conn, size, row["note"]), row["issued_at"])
 
 
 async def event_leaf(

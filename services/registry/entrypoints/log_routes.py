@@ -10,7 +10,9 @@ services/registry/adapters/log_reads.py and tree_integrator.py.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import uuid
+from email.utils import format_datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -93,8 +95,22 @@ class Cosigned(LogAnswer):
     witnesses: list[str]
 
 
-def _note_answer(status: int, description: str) -> dict[int | str, dict[str, Any]]:
-    return {status: {"description": description, "content": {"text/plain": {"schema": ref(SignedNote)}}}}
+LAST_MODIFIED = {
+    "Last-Modified": {
+        "description": "When the log signed the checkpoint (the registry's word: the note carries no time)",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _note_answer(status: int, description: str, served: bool = True) -> dict[int | str, dict[str, Any]]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"text/plain": {"schema": ref(SignedNote)}},
+    }
+    if served:
+        answer["headers"] = LAST_MODIFIED
+    return {status: answer}
 
 
 def _b64(data: bytes) -> str:
@@ -124,6 +140,16 @@ async def _beyond_the_tree(conn: Any, size: int) -> Response | None:
     )
 
 
+def _served(served: log_reads.ServedCheckpoint) -> Response:
+    """A stored checkpoint's note; `Last-Modified`: when the log signed it (the note carries no
+    time; this one is the registry's word, outside what is signed)."""
+    return Response(
+        served.note,
+        media_type=NOTE,
+        headers={"Last-Modified": format_datetime(served.issued_at.astimezone(dt.UTC), usegmt=True)},
+    )
+
+
 @router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
@@ -133,10 +159,10 @@ async def _beyond_the_tree(conn: Any, size: int) -> Response | None:
 )
 async def latest_checkpoint(pool: Pool, client: Annotated[Client, Reader]) -> Response:
     async with pool.acquire() as conn:
-        text = await log_reads.latest_checkpoint(conn)
-    if text is None:
+        served = await log_reads.latest_checkpoint(conn)
+    if served is None:
         return problem(404, "no checkpoint has been signed yet; POST /v1/log/checkpoints signs one")
-    return Response(text, media_type=NOTE)
+    return _served(served)
 
 
 @router.get(
@@ -150,10 +176,10 @@ async def checkpoint_of(
     pool: Pool, tree_size: Annotated[int, Path(ge=0, le=2**62)], client: Annotated[Client, Reader]
 ) -> Response:
     async with pool.acquire() as conn:
-        text = await log_reads.checkpoint(conn, tree_size)
-    if text is None:
+        served = await log_reads.checkpoint(conn, tree_size)
+    if served is None:
         return problem(404, f"no checkpoint of tree size {tree_size} was signed")
-    return Response(text, media_type=NOTE)
+    return _served(served)
 
 
 @router.post(
@@ -162,7 +188,7 @@ async def checkpoint_of(
     status_code=201,
     summary="Sign a checkpoint of the tree now",
     operation_id="signCheckpoint",
-    responses={**_note_answer(201, "The checkpoint, signed"), **documented_errors(*_AUTH, 503)},
+    responses={**_note_answer(201, "The checkpoint, signed", served=False), **documented_errors(*_AUTH, 503)},
 )
 async def checkpoint_now(request: Request, pool: Pool, client: Witness) -> Response:
     async with pool.acquire() as conn:
