@@ -5,6 +5,8 @@ Kafka: KAFKA_BOOTSTRAP_SERVERS if set (every job then connects as the principal 
 KAFKA_* variables name), else a real broker from Apache Kafka's jars, where each job connects
 as its own principal (deploy/local/kafka_principals.py).
 Each test then gets its own database and its own topic, so tests never see each other.
+Keycloak (an OpenID Connect provider): a real one from Maven Central's distribution, with the
+realm of deploy/keycloak/ (tests/support/keycloak.py), for the tests that sign people in.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from deploy.local.postgres import LocalPostgres
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
 from services.common.settings import ServiceSettings
 from tests.support.kafka import Brokers
+from tests.support.keycloak import LocalKeycloak
 from tests.support.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +55,16 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brokers]:
         yield Brokers(broker.start(), secrets=broker.secrets)
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKeycloak]:
+    server = LocalKeycloak(tmp_path_factory.mktemp("keycloak"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _with_database(url: str, name: str) -> str:

@@ -1,8 +1,10 @@
 """The console's web application: server-rendered pages (Jinja2), no JavaScript, forms that work
-with JavaScript switched off, sessions in a signed cookie, a CSRF token in every form.
+with JavaScript switched off, sessions in an encrypted cookie, a CSRF token in every form.
 
 Pages (Vietnamese paths), one module each in `services/console/pages/`:
-- `sign_in`: `GET|POST /dang-nhap`, the development sign-in (404 in production); `POST /dang-xuat`;
+- `sign_in`: `GET /dang-nhap`, to the identity provider (OpenID Connect) and back at
+  `GET /dang-nhap/xac-nhan`, or the development sign-in (`GET|POST /dang-nhap`, development only);
+  `POST /dang-xuat`, then `GET /da-dang-xuat`;
 - `my_work`: `GET /`, "Việc của đơn vị";
 - `report`: `GET|POST /bao-cao/{agreement_id}/{obligation_id}`, the progress report form;
 - `agreement`: `GET /thoa-thuan/{agreement_id}`, an agreement and the timeline of its events;
@@ -22,14 +24,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from services.console import sessions
 from services.console.backend import Backend
+from services.console.oidc import ProviderUnavailable
 from services.console.pages import agreement, body, my_work, overdue, proof, report, search, sign_in
 from services.console.settings import ConsoleSettings
-from services.console.web import HERE, SECURITY_HEADERS, Console
+from services.console.web import HERE, RENEWED, Console
+
+log = structlog.get_logger(__name__)
+PROVIDER_UNAVAILABLE = (
+    "Không kết nối được với hệ thống xác thực (đăng nhập) của tỉnh. Vui lòng thử lại sau ít phút."
+)
 
 PAGES = (sign_in, my_work, report, agreement, overdue, search, body, proof)
 
@@ -45,6 +55,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             yield
         finally:
             await console.backend.aclose()
+            if console.oidc is not None:
+                await console.oidc.aclose()
 
     app = FastAPI(
         title="Cổng cán bộ — Sổ đăng ký thỏa thuận phối hợp",
@@ -60,9 +72,19 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in console.security_headers.items():
             response.headers.setdefault(name, value)
+        # Tokens renewed on the way: a page keeps its session itself, a redirect does not.
+        renewed = getattr(request.state, RENEWED, None)
+        cookies = response.headers.getlist("set-cookie")
+        if renewed is not None and not any(c.startswith(f"{sessions.COOKIE}=") for c in cookies):
+            console.keep(response, renewed)
         return response
+
+    @app.exception_handler(ProviderUnavailable)
+    async def provider_unavailable(request: Request, exc: ProviderUnavailable) -> Response:
+        log.warning("identity provider unavailable", error=str(exc))
+        return console.refused(request, 503, PROVIDER_UNAVAILABLE)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

@@ -43,8 +43,8 @@ class DevelopmentMinter:
     def mint(self, subject: str, party_ids: Iterable[str]) -> str:
         now = int(time.time())
         claims = {
-            "iss": self._settings.issuer,
-            "aud": self._settings.audience,
+            "iss": self._settings.dev_token_issuer,
+            "aud": self._settings.dev_token_audience,
             "sub": subject,
             "iat": now,
             "exp": now + self._settings.dev_token_ttl_seconds,

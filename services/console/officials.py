@@ -2,7 +2,7 @@
 them), each acting for bodies of the demo data (deploy/demo/agreements.json, successions.json).
 
 Production has no such table: there a person signs in through the province's identity provider
-and the access token carries the parties they act for (issue 23, not built yet)."""
+and the access token carries the parties they act for (services/console/oidc.py, ADR 0019)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
 """What every page of the console shares: the templates, the session cookie, the CSRF check of a
 posted form, the signed-in person and the token the console sends for them, and the security
 headers. One `Console` per application, kept in `app.state.console`; pages reach it through the
-`ConsoleOf` dependency."""
+`ConsoleOf` dependency.
+
+The token: with OpenID Connect, the person's own access token from the session, renewed with
+their refresh token when it is about to expire (the renewed session is written back on the
+response, `RENEWED`); with the development sign-in, one minted per request."""
 
 from __future__ import annotations
 
@@ -9,37 +13,58 @@ import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.console import sessions, vietnamese
 from services.console.backend import Backend, DevelopmentMinter
-from services.console.officials import BY_ID, Official
+from services.console.oidc import OpenIdConnect, needs_renewal
+from services.console.sessions import Person, Session
 from services.console.settings import ConsoleSettings
+
+log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 64 * 1024
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'none'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
+
+
+def content_security_policy(provider: str = "") -> str:
+    """No script at all, everything else from the console itself. A form may post to the
+    console and, with OpenID Connect, lead on to the identity provider's origin: signing out
+    (a form) is answered with a redirect to its end-session page, which `form-action` governs too."""
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'none'",
+            "style-src 'self'",
+            "img-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            f"form-action 'self' {provider}".strip(),
+            "frame-ancestors 'none'",
+        )
     )
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+
+
+def security_headers(settings: ConsoleSettings) -> dict[str, str]:
+    provider = ""
+    if settings.oidc_issuer:
+        issuer = urlsplit(settings.oidc_issuer)
+        provider = f"{issuer.scheme}://{issuer.netloc}"
+    return {
+        "Content-Security-Policy": content_security_policy(provider),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    }
+
+
+# request.state's name for a session whose tokens were renewed while answering (app.py writes it).
+RENEWED = "renewed_session"
 CSRF_REFUSED = (
     "Yêu cầu bị từ chối: phiên làm việc không hợp lệ hoặc đã hết hạn. Vui lòng tải lại trang và thử lại."
 )
@@ -77,22 +102,37 @@ def templates() -> Jinja2Templates:
 class Console:
     def __init__(self, settings: ConsoleSettings) -> None:
         self.settings = settings
+        self.security_headers = security_headers(settings)
         self.minter = DevelopmentMinter(settings) if settings.development_sign_in else None
         self._secret = settings.session_secret.get_secret_value()
         self.templates = templates()
         self.templates.env.globals["development_sign_in"] = settings.development_sign_in
         self.backend: Backend | None = None  # opened by the application's lifespan
+        # The identity provider's client, when an issuer is configured (closed by the lifespan).
+        self.oidc = OpenIdConnect(settings) if settings.openid_connect else None
 
-    def session_of(self, request: Request) -> sessions.Session | None:
+    def session_of(self, request: Request) -> Session | None:
         return sessions.decode(request.cookies.get(sessions.COOKIE), self._secret)
 
-    def new_session(self) -> sessions.Session:
+    def new_session(self) -> Session:
         return sessions.new_session(self.settings.session_max_age_seconds)
 
-    def keep(self, response: Response, session: sessions.Session) -> Response:
+    def cookie_of(self, session: Session) -> str | None:
+        """The cookie for the session, or None when it would be too large for a browser to keep."""
+        cookie = sessions.encode(session, self._secret)
+        if len(cookie) > sessions.MAX_COOKIE_CHARS:
+            log.error("session cookie too large", chars=len(cookie), limit=sessions.MAX_COOKIE_CHARS)
+            return None
+        return cookie
+
+    def keep(self, response: Response, session: Session) -> Response:
+        cookie = self.cookie_of(session)
+        if cookie is None:  # only tokens make it grow, and they are measured where they enter
+            session = self.new_session()
+            cookie = sessions.encode(session, self._secret)
         response.set_cookie(
             sessions.COOKIE,
-            sessions.encode(session, self._secret),
+            cookie,
             max_age=self.settings.session_max_age_seconds,
             httponly=True,
             secure=self.settings.secure_cookies,
@@ -105,19 +145,20 @@ class Console:
         self,
         request: Request,
         name: str,
-        session: sessions.Session,
+        session: Session,
         context: Mapping[str, Any],
         status: int = 200,
     ) -> Response:
-        official = BY_ID.get(session.official or "")
         response = self.templates.TemplateResponse(
-            request, name, {"csrf": session.csrf, "official": official, **context}, status_code=status
+            request, name, {"csrf": session.csrf, "official": session.person, **context}, status_code=status
         )
         return self.keep(response, session)
 
-    def refused(self, request: Request, status: int, message: str) -> Response:
-        session = self.session_of(request) or self.new_session()
-        context = {"title": "Không thực hiện được", "message": message}
+    def refused(
+        self, request: Request, status: int, message: str, session: Session | None = None, **context: Any
+    ) -> Response:
+        session = session or self.session_of(request) or self.new_session()
+        context = {"title": "Không thực hiện được", "message": message, **context}
         return self.page(request, "error.html", session, context, status)
 
     @staticmethod
@@ -135,17 +176,40 @@ class Console:
             return self.refused(request, 403, CSRF_REFUSED)
         return form
 
-    def signed_in(self, request: Request) -> tuple[sessions.Session, Official] | None:
+    async def signed_in(self, request: Request) -> tuple[Session, Person] | None:
+        """The session and the person signed in, with a token good for this request; None:
+        nobody is, or their session at the identity provider has ended (sign in again).
+        Raises ProviderUnavailable when the token must be renewed and the provider cannot be reached."""
         session = self.session_of(request)
-        if session is None or session.official is None:
+        if session is None or session.person is None:
             return None
-        official = BY_ID.get(session.official)
-        return None if official is None else (session, official)
+        if self.oidc is None:
+            # A session signed in through a provider means nothing to a console without one.
+            return (session, session.person) if session.tokens is None else None
+        if session.tokens is None:
+            return None
+        if needs_renewal(session.tokens):
+            renewed = await self.oidc.renewed(session.tokens, session.person)
+            if renewed is None:
+                return None
+            session = session.with_tokens(*renewed)
+            if self.cookie_of(session) is None:
+                return None
+            setattr(request.state, RENEWED, session)
+        assert session.person is not None
+        return session, session.person
 
-    def token_for(self, official: Official) -> str:
-        if self.minter is None:  # production: the person's own token from the identity provider
-            raise RuntimeError("no way to obtain a token in production yet")
-        return self.minter.mint(official.official_id, official.party_ids)
+    def token_for(self, session: Session) -> str:
+        """The bearer token the registry and projections get for the signed-in person."""
+        if session.tokens is not None:
+            return session.tokens.access_token
+        if self.minter is None or session.person is None:
+            raise RuntimeError("a session without tokens outside the development sign-in")
+        return self.minter.mint(session.person.subject, session.person.party_ids)
+
+    def base_url(self, request: Request) -> str:
+        """The console's own address for the provider's redirects (CONSOLE_PUBLIC_URL, or the request's)."""
+        return (self.settings.public_url or str(request.base_url)).rstrip("/")
 
     @property
     def services(self) -> Backend:

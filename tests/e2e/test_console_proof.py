@@ -33,14 +33,12 @@ from services.console.settings import ConsoleSettings
 from services.console.vietnamese import VIETNAM
 from services.transparency import note
 from services.transparency.log import DEV_LOG_VERIFIER_KEY
-from tests.e2e.test_console import WCAG_22_AA, Recorder, agreement_body, chromium, shot, sign_in
+from tests.e2e.test_console import WCAG_22_AA, Recorder, agreement_body, shot, sign_in
 from tests.e2e.test_docs_offline import stays_on_this_machine
 from tests.support.audit_cli import AUDIT_COMMAND, run_audit
 from tests.support.kafka import Brokers
 from tests.support.log import integrate
 from tests.support.stack import Stack, running_stack, serve, stop_server
-
-__all__ = ["chromium"]  # the browser fixture, shared with tests/e2e/test_console.py
 
 WITNESS_PRIVATE = Ed25519PrivateKey.generate()
 WITNESS = note.Signer("witness.test/so-tttt-phu-tho", WITNESS_PRIVATE)

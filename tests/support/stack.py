@@ -23,7 +23,7 @@ import uvicorn
 from deploy.local.db_accounts import DatabaseAccounts, generated_passwords, prepare_database
 from deploy.local.processes import free_port
 from deploy.tokens import mint
-from services.common.auth import ALL_SCOPES
+from services.common.auth import ALL_SCOPES, DEFAULT_ISSUER
 from services.common.db import create_pool
 from services.projections.entrypoints.app import create_app as create_projections
 from services.projections.settings import ProjectionSettings
@@ -96,6 +96,8 @@ class Stack:
     accounts: DatabaseAccounts = field(init=False, repr=False)
     registry_url: str = field(init=False, default="")
     projections_url: str = field(init=False, default="")
+    # The issuer the services trust; the stack's own tokens are minted in its name.
+    issuer: str = DEFAULT_ISSUER
 
     def token(
         self,
@@ -105,6 +107,7 @@ class Stack:
         **options: Any,
     ) -> str:
         """A token signed with the development key (see `deploy.tokens.mint` for the options)."""
+        options.setdefault("issuer", self.issuer)
         return mint(sub, scopes, self.party_ids if party_ids is None else party_ids, **options)
 
     @staticmethod
@@ -147,9 +150,14 @@ async def running_stack(
     projections: bool = True,
     registry_options: dict[str, Any] | None = None,
     projection_options: dict[str, Any] | None = None,
+    issuer: str = DEFAULT_ISSUER,
+    jwks: str = "",
 ) -> AsyncIterator[Stack]:
-    """`registry_options` / `projection_options` override settings fields (e.g. a low rate limit)."""
-    stack = Stack(database_url, kafka, topic)
+    """`registry_options` / `projection_options` override settings fields (e.g. a low rate limit).
+    `issuer` and `jwks` (inline or a file's path): whose tokens both services trust, as
+    *_AUTH_ISSUER and *_AUTH_JWKS; the stack's own tokens need the development key among them."""
+    stack = Stack(database_url, kafka, topic, issuer=issuer)
+    trust = {"auth_issuer": issuer, "auth_jwks": jwks} if jwks else {}
     # Each component as its own database role, as deployed (docs/adr/0002-database-roles.md);
     # `database_url` (the administrator's) stays the tests' own view: `stack.pool`. Each job as
     # its own Kafka principal, as in production.
@@ -161,6 +169,7 @@ async def running_stack(
             **settings_of(kafka.relay),
             "topic": topic,
             "json_logs": False,
+            **trust,
             **(registry_options or {}),
         }
     )
@@ -172,6 +181,7 @@ async def running_stack(
             "topic": topic,
             "consumer_group": f"projections-{uuid.uuid4().hex[:8]}",
             "json_logs": False,
+            **trust,
             **(projection_options or {}),
         }
     )

@@ -14,8 +14,8 @@ import pytest
 from coordreg_contracts.client.answers import AgreementDocument, OverdueObligation
 
 from services.console import csv_export, due, overdue_report
-from services.console.officials import Official
 from services.console.pages import overdue
+from services.console.sessions import Person
 
 D = dt.date
 TERM = (D(2024, 1, 1), D(2026, 12, 31))
@@ -257,7 +257,7 @@ def test_the_periods_asked_are_those_ended_inside_the_span() -> None:
 
 # --- the form ----------------------------------------------------------------------------------
 
-HOA = Official("demo", "Nguyễn Thị Hoa", "Chuyên viên", ("mttq-phu-tho", "ubnd-phu-tho"))
+HOA = Person(subject="demo", name="Nguyễn Thị Hoa", party_ids=("mttq-phu-tho", "ubnd-phu-tho"))
 
 
 def test_the_form_defaults_to_the_first_body_and_the_year_of_the_last_month_ended() -> None:

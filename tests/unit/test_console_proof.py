@@ -31,7 +31,7 @@ from services.transparency.proofs import b64
 
 SECRET = "s" * 40
 AGREEMENT = "ctph-07-2025"
-OFFICIAL = "demo-tran-van-binh"
+OFFICIAL = sessions.Person(subject="demo-tran-van-binh", name="Trần Văn Bình", party_ids=("snv-phu-tho",))
 LOG = load_signer(environment="development", origin="", key_pem="")
 WITNESS = note.Signer("witness.test/so-tttt", Ed25519PrivateKey.generate())
 STRANGER = note.Signer("witness.test/unknown", Ed25519PrivateKey.generate())

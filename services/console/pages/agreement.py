@@ -15,12 +15,12 @@ router = APIRouter()
 
 @router.get("/thoa-thuan/{agreement_id}", response_class=HTMLResponse)
 async def agreement_page(request: Request, console: ConsoleOf, agreement_id: str) -> Response:
-    found = console.signed_in(request)
+    found = await console.signed_in(request)
     if found is None:
         return console.to_sign_in()
     session, official = found
     backend = console.services
-    token = console.token_for(official)
+    token = console.token_for(session)
     params: dict[str, Any] = {}
     min_position = request.query_params.get("min_position", "")
     if min_position.isascii() and min_position.isdigit() and len(min_position) <= 18:

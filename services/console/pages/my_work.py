@@ -65,12 +65,12 @@ def with_standing(item: dict[str, Any], document: AgreementDocument | None, now:
 
 @router.get("/", response_class=HTMLResponse)
 async def my_work(request: Request, console: ConsoleOf) -> Response:
-    found = console.signed_in(request)
+    found = await console.signed_in(request)
     if found is None:
         return console.to_sign_in()
     session, official = found
     backend = console.services
-    token = console.token_for(official)
+    token = console.token_for(session)
     now = today()
     bodies = []
     for party_id in official.party_ids:

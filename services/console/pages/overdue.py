@@ -18,8 +18,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.console import csv_export, overdue_report, vietnamese
 from services.console.backend import Backend
-from services.console.officials import Official
 from services.console.overdue_report import Row, Unavailable
+from services.console.sessions import Person
 from services.console.web import ConsoleOf, today
 
 router = APIRouter()
@@ -60,7 +60,7 @@ def default_year(day: dt.date) -> int:
 
 
 def chosen(
-    query: Mapping[str, str], official: Official, day: dt.date
+    query: Mapping[str, str], official: Person, day: dt.date
 ) -> tuple[dict[str, str], dict[str, str], int]:
     """The form's values (defaults where absent), what is wrong with each, and the status."""
     values = {
@@ -129,12 +129,12 @@ async def body_names(backend: Backend, token: str, party_ids: Sequence[str]) -> 
 
 @router.get("/qua-han", response_class=HTMLResponse)
 async def overdue_page(request: Request, console: ConsoleOf) -> Response:
-    found = console.signed_in(request)
+    found = await console.signed_in(request)
     if found is None:
         return console.to_sign_in()
     session, official = found
     backend = console.services
-    token = console.token_for(official)
+    token = console.token_for(session)
     now = today()
     bodies = await body_names(backend, token, official.party_ids)
     values, errors, status = chosen(request.query_params, official, now)
@@ -169,10 +169,10 @@ async def overdue_page(request: Request, console: ConsoleOf) -> Response:
 
 @router.get("/qua-han.csv")
 async def overdue_csv(request: Request, console: ConsoleOf) -> Response:
-    found = console.signed_in(request)
+    found = await console.signed_in(request)
     if found is None:
         return console.to_sign_in()
-    _, official = found
+    session, official = found
     now = today()
     values, errors, status = chosen(request.query_params, official, now)
     if errors:
@@ -180,7 +180,7 @@ async def overdue_csv(request: Request, console: ConsoleOf) -> Response:
     span = span_of(values)
     try:
         rows = await overdue_report.gather(
-            console.services, console.token_for(official), values["don_vi"], span, now
+            console.services, console.token_for(session), values["don_vi"], span, now
         )
     except Unavailable:
         return console.refused(request, 503, UNAVAILABLE)

@@ -64,15 +64,15 @@ async def _json(request: Awaitable[Answer]) -> Answer | None:
 
 @router.get("/thoa-thuan/{agreement_id}/chung-minh", response_class=HTMLResponse)
 async def proof_page(request: Request, console: ConsoleOf, agreement_id: str) -> Response:
-    found = console.signed_in(request)
+    found = await console.signed_in(request)
     if found is None:
         return console.to_sign_in()
-    session, official = found
+    session, _ = found
     after = request.query_params.get("sau", "")
     if after and not (after.isascii() and after.isdigit() and len(after) <= MAX_CURSOR_DIGITS):
         return console.refused(request, 400, BAD_PAGE)
     backend = console.services
-    token = console.token_for(official)
+    token = console.token_for(session)
     path = quote(agreement_id, safe="")
     params: dict[str, Any] = {"limit": PAGE_EVENTS, **({"cursor": after} if after else {})}
     agreement, events, served = await asyncio.gather(
@@ -142,10 +142,10 @@ async def proof_page(request: Request, console: ConsoleOf, agreement_id: str) ->
 async def checkpoint_file(request: Request, console: ConsoleOf, tree_size: str) -> Response:
     """The checkpoint of `tree_size` as the registry serves it, with its cosignatures, to save as
     the file the shown command reads. Not checked here: the command checks it."""
-    found = console.signed_in(request)
+    found = await console.signed_in(request)
     if found is None:
         return console.to_sign_in()
-    _, official = found
+    session, _ = found
     if (
         not (tree_size.isascii() and tree_size.isdigit() and len(tree_size) <= 19)
         or int(tree_size) > MAX_TREE_SIZE
@@ -154,7 +154,7 @@ async def checkpoint_file(request: Request, console: ConsoleOf, tree_size: str) 
     backend = console.services
     served = await _text(
         backend.read_text(
-            backend.registry, console.token_for(official), f"/v1/log/checkpoints/{int(tree_size)}"
+            backend.registry, console.token_for(session), f"/v1/log/checkpoints/{int(tree_size)}"
         )
     )
     if served is None or served.status >= 500:

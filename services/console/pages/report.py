@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.console import due, sessions, vietnamese
 from services.console.backend import Backend
-from services.console.officials import Official
+from services.console.sessions import Person
 from services.console.web import Console, ConsoleOf, today
 
 router = APIRouter()
@@ -48,7 +48,7 @@ async def obligation_of(
     return agreement, None
 
 
-def report_parties(official: Official, obligation: dict[str, Any]) -> list[str]:
+def report_parties(official: Person, obligation: dict[str, Any]) -> list[str]:
     """The person's bodies that lead or support the obligation, or did until a succession (they
     may still report the periods that began before it: decision 18): the only ones offered."""
     holders = [
@@ -63,7 +63,7 @@ def report_form(
     console: Console,
     request: Request,
     session: sessions.Session,
-    official: Official,
+    official: Person,
     agreement: dict[str, Any],
     obligation: dict[str, Any],
     values: dict[str, str],
@@ -90,11 +90,11 @@ def report_form(
 async def report_page(
     request: Request, console: ConsoleOf, agreement_id: str, obligation_id: str
 ) -> Response:
-    found = console.signed_in(request)
+    found = await console.signed_in(request)
     if found is None:
         return console.to_sign_in()
     session, official = found
-    token = console.token_for(official)
+    token = console.token_for(session)
     agreement, obligation = await obligation_of(console.services, token, agreement_id, obligation_id)
     if agreement is None or obligation is None:
         return console.refused(request, 404, NOT_FOUND)
@@ -113,7 +113,7 @@ async def report_page(
 
 
 def checked_values(
-    form: dict[str, str], official: Official, obligation: dict[str, Any]
+    form: dict[str, str], official: Person, obligation: dict[str, Any]
 ) -> tuple[dict[str, str], int | None, dict[str, str]]:
     """The form's values, the completion percent, and what is wrong with each field."""
     values = {name: form.get(name, "").strip() for name in REPORT_FIELDS}
@@ -164,11 +164,11 @@ async def report(request: Request, console: ConsoleOf, agreement_id: str, obliga
     form = await console.checked_form(request)
     if isinstance(form, Response):
         return form
-    found = console.signed_in(request)
+    found = await console.signed_in(request)
     if found is None:
         return console.to_sign_in()
     session, official = found
-    token = console.token_for(official)
+    token = console.token_for(session)
     agreement, obligation = await obligation_of(console.services, token, agreement_id, obligation_id)
     if agreement is None or obligation is None:
         return console.refused(request, 404, NOT_FOUND)
