@@ -77,6 +77,7 @@ PRODUCTION: dict[str, Any] = {
     # Nothing listens on port 1: the provider cannot be reached.
     "oidc_issuer": "https://127.0.0.1:1/realms/coordreg",
     "public_url": "https://canbo.example",
+    "log_key": PRODUCTION_LOG_KEY,
 }
 
 

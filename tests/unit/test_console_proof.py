@@ -31,7 +31,9 @@ from services.transparency.proofs import b64
 
 SECRET = "s" * 40
 AGREEMENT = "ctph-07-2025"
-OFFICIAL = sessions.Person(subject="demo-tran-van-binh", name="Trần Văn Bình", party_ids=("snv-phu-tho",))
+OFFICIAL = "demo-tran-van-binh"
+IDP = "https://idp.example"  # production needs an identity provider (ADR 0019)
+PERSON = sessions.Person(subject=OFFICIAL, name="Trần Văn Bình", party_ids=("snv-phu-tho",))
 LOG = load_signer(environment="development", origin="", key_pem="")
 WITNESS = note.Signer("witness.test/so-tttt", Ed25519PrivateKey.generate())
 STRANGER = note.Signer("witness.test/unknown", Ed25519PrivateKey.generate())
@@ -176,7 +178,7 @@ async def page(
     backend.registry = httpx.AsyncClient(base_url="http://registry", transport=transport)
     backend.projections = httpx.AsyncClient(base_url="http://projections", transport=transport)
     app.state.console.backend = backend
-    cookie = sessions.encode(sessions.new_session(600).signed_in_as(OFFICIAL, 600), SECRET)
+    cookie = sessions.encode(sessions.new_session(600).signed_in_as(PERSON, 600), SECRET)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://console", cookies={sessions.COOKIE: cookie}
     ) as console:
@@ -346,11 +348,23 @@ def test_the_log_keys_are_pinned_and_checked() -> None:
     with pytest.raises(ValueError, match="CONSOLE_LOG_WITNESS_KEYS"):
         ConsoleSettings(session_secret=SECRET, log_witness_keys="witness+00000000+AAAA")
     with pytest.raises(ValueError, match=r"CONSOLE_LOG_KEY .* required in production"):
-        ConsoleSettings(environment="production", session_secret=SECRET)
+        ConsoleSettings(environment="production", session_secret=SECRET, oidc_issuer=IDP, public_url=IDP)
     with pytest.raises(ValueError, match="refuses the development log key"):
-        ConsoleSettings(environment="production", session_secret=SECRET, log_key=DEV_LOG_VERIFIER_KEY)
+        ConsoleSettings(
+            environment="production",
+            session_secret=SECRET,
+            oidc_issuer=IDP,
+            public_url=IDP,
+            log_key=DEV_LOG_VERIFIER_KEY,
+        )
     own = note.Signer("registry.example.gov.vn/agreements", Ed25519PrivateKey.generate()).verifier()
     assert (
-        ConsoleSettings(environment="production", session_secret=SECRET, log_key=own.key()).log_verifier
+        ConsoleSettings(
+            environment="production",
+            session_secret=SECRET,
+            oidc_issuer=IDP,
+            public_url=IDP,
+            log_key=own.key(),
+        ).log_verifier
         == own
     )
