@@ -80,6 +80,10 @@ async def test_each_page_time_to_first_byte_and_weight(stack: Stack, console: st
         "Việc của đơn vị (/)": f"{console}/",
         "Báo cáo tiến độ (/bao-cao/…)": f"{console}/bao-cao/{agreement_id}/chuyen-doi-so",
         "Thỏa thuận (/thoa-thuan/…)": f"{console}/thoa-thuan/{agreement_id}",
+        "Chứng minh ghi nhận (/thoa-thuan/…/chung-minh)": f"{console}/thoa-thuan/{agreement_id}/chung-minh",
+        "Tìm kiếm (/tim-kiem)": f"{console}/tim-kiem?q=chuyen+doi+so",
+        "Đơn vị (/don-vi/…)": f"{console}/don-vi/snv-phu-tho",
+        "Quá hạn báo cáo (/qua-han)": f"{console}/qua-han",
     }
     for name, url in pages.items():
         if name not in figures:
