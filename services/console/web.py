@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
@@ -99,6 +99,15 @@ def templates() -> Jinja2Templates:
     return found
 
 
+class Visit(NamedTuple):
+    """A signed-in request: the session, the person, and the bearer token the registry and the
+    projections get for them (the person's own, or in development one minted for them)."""
+
+    session: Session
+    person: Person
+    token: str
+
+
 class Console:
     def __init__(self, settings: ConsoleSettings) -> None:
         self.settings = settings
@@ -176,8 +185,8 @@ class Console:
             return self.refused(request, 403, CSRF_REFUSED)
         return form
 
-    async def signed_in(self, request: Request) -> tuple[Session, Person] | None:
-        """The session and the person signed in, with a token good for this request; None:
+    async def signed_in(self, request: Request) -> Visit | None:
+        """The session, the person signed in and the token good for this request; None:
         nobody is, or their session at the identity provider has ended (sign in again).
         Raises ProviderUnavailable when the token must be renewed and the provider cannot be reached."""
         session = self.session_of(request)
@@ -185,7 +194,7 @@ class Console:
             return None
         if self.oidc is None:
             # A session signed in through a provider means nothing to a console without one.
-            return (session, session.person) if session.tokens is None else None
+            return Visit(session, session.person, self._token(session)) if session.tokens is None else None
         if session.tokens is None:
             return None
         if needs_renewal(session.tokens):
@@ -197,9 +206,9 @@ class Console:
                 return None
             setattr(request.state, RENEWED, session)
         assert session.person is not None
-        return session, session.person
+        return Visit(session, session.person, self._token(session))
 
-    def token_for(self, session: Session) -> str:
+    def _token(self, session: Session) -> str:
         """The bearer token the registry and projections get for the signed-in person."""
         if session.tokens is not None:
             return session.tokens.access_token

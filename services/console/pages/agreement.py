@@ -15,12 +15,11 @@ router = APIRouter()
 
 @router.get("/thoa-thuan/{agreement_id}", response_class=HTMLResponse)
 async def agreement_page(request: Request, console: ConsoleOf, agreement_id: str) -> Response:
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, official = found
+    session, official, token = visit
     backend = console.services
-    token = console.token_for(session)
     params: dict[str, Any] = {}
     min_position = request.query_params.get("min_position", "")
     if min_position.isascii() and min_position.isdigit() and len(min_position) <= 18:

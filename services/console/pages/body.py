@@ -63,12 +63,11 @@ async def documents(backend: Backend, token: str, agreement_ids: set[str]) -> di
 
 @router.get("/don-vi/{party_id}", response_class=HTMLResponse)
 async def body_page(request: Request, console: ConsoleOf, party_id: str) -> Response:
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, official = found
+    session, official, token = visit
     backend = console.services
-    token = console.token_for(session)
     path = f"/v1/parties/{quote(party_id, safe='')}"
     entry = await backend.read(backend.projections, token, path)
     if entry.status == 503:

@@ -65,12 +65,11 @@ def with_standing(item: dict[str, Any], document: AgreementDocument | None, now:
 
 @router.get("/", response_class=HTMLResponse)
 async def my_work(request: Request, console: ConsoleOf) -> Response:
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, official = found
+    session, official, token = visit
     backend = console.services
-    token = console.token_for(session)
     now = today()
     bodies = []
     for party_id in official.party_ids:

@@ -129,12 +129,11 @@ async def body_names(backend: Backend, token: str, party_ids: Sequence[str]) -> 
 
 @router.get("/qua-han", response_class=HTMLResponse)
 async def overdue_page(request: Request, console: ConsoleOf) -> Response:
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, official = found
+    session, official, token = visit
     backend = console.services
-    token = console.token_for(session)
     now = today()
     bodies = await body_names(backend, token, official.party_ids)
     values, errors, status = chosen(request.query_params, official, now)
@@ -169,19 +168,17 @@ async def overdue_page(request: Request, console: ConsoleOf) -> Response:
 
 @router.get("/qua-han.csv")
 async def overdue_csv(request: Request, console: ConsoleOf) -> Response:
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, official = found
+    _, official, token = visit
     now = today()
     values, errors, status = chosen(request.query_params, official, now)
     if errors:
         return console.refused(request, status, " ".join(errors.values()))
     span = span_of(values)
     try:
-        rows = await overdue_report.gather(
-            console.services, console.token_for(session), values["don_vi"], span, now
-        )
+        rows = await overdue_report.gather(console.services, token, values["don_vi"], span, now)
     except Unavailable:
         return console.refused(request, 503, UNAVAILABLE)
     filename = f"qua-han-{values['don_vi']}-{span}.csv"

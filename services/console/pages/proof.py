@@ -64,15 +64,14 @@ async def _json(request: Awaitable[Answer]) -> Answer | None:
 
 @router.get("/thoa-thuan/{agreement_id}/chung-minh", response_class=HTMLResponse)
 async def proof_page(request: Request, console: ConsoleOf, agreement_id: str) -> Response:
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, _ = found
+    session, _, token = visit
     after = request.query_params.get("sau", "")
     if after and not (after.isascii() and after.isdigit() and len(after) <= MAX_CURSOR_DIGITS):
         return console.refused(request, 400, BAD_PAGE)
     backend = console.services
-    token = console.token_for(session)
     path = quote(agreement_id, safe="")
     params: dict[str, Any] = {"limit": PAGE_EVENTS, **({"cursor": after} if after else {})}
     agreement, events, served = await asyncio.gather(
@@ -142,21 +141,17 @@ async def proof_page(request: Request, console: ConsoleOf, agreement_id: str) ->
 async def checkpoint_file(request: Request, console: ConsoleOf, tree_size: str) -> Response:
     """The checkpoint of `tree_size` as the registry serves it, with its cosignatures, to save as
     the file the shown command reads. Not checked here: the command checks it."""
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, _ = found
+    token = visit.token
     if (
         not (tree_size.isascii() and tree_size.isdigit() and len(tree_size) <= 19)
         or int(tree_size) > MAX_TREE_SIZE
     ):
         return console.refused(request, 404, "Không có điểm kiểm tra này.")
     backend = console.services
-    served = await _text(
-        backend.read_text(
-            backend.registry, console.token_for(session), f"/v1/log/checkpoints/{int(tree_size)}"
-        )
-    )
+    served = await _text(backend.read_text(backend.registry, token, f"/v1/log/checkpoints/{int(tree_size)}"))
     if served is None or served.status >= 500:
         return console.refused(request, 503, UPDATING)
     if served.status != 200:

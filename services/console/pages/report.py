@@ -90,11 +90,10 @@ def report_form(
 async def report_page(
     request: Request, console: ConsoleOf, agreement_id: str, obligation_id: str
 ) -> Response:
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, official = found
-    token = console.token_for(session)
+    session, official, token = visit
     agreement, obligation = await obligation_of(console.services, token, agreement_id, obligation_id)
     if agreement is None or obligation is None:
         return console.refused(request, 404, NOT_FOUND)
@@ -164,11 +163,10 @@ async def report(request: Request, console: ConsoleOf, agreement_id: str, obliga
     form = await console.checked_form(request)
     if isinstance(form, Response):
         return form
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, official = found
-    token = console.token_for(session)
+    session, official, token = visit
     agreement, obligation = await obligation_of(console.services, token, agreement_id, obligation_id)
     if agreement is None or obligation is None:
         return console.refused(request, 404, NOT_FOUND)

@@ -91,10 +91,10 @@ def page_link(values: dict[str, str], cursor: str | None = None) -> str:
 
 @router.get("/tim-kiem", response_class=HTMLResponse)
 async def search_page(request: Request, console: ConsoleOf) -> Response:
-    found = await console.signed_in(request)
-    if found is None:
+    visit = await console.signed_in(request)
+    if visit is None:
         return console.to_sign_in()
-    session, _ = found
+    session, _, token = visit
     query = request.query_params
     values = {name: query.get(name, "").strip() for name in FILTERS}
     cursor = query.get("cursor", "")
@@ -112,7 +112,7 @@ async def search_page(request: Request, console: ConsoleOf) -> Response:
         if cursor:
             params["cursor"] = cursor
         backend = console.services
-        answer = await backend.read(backend.projections, console.token_for(session), "/v1/agreements", params)
+        answer = await backend.read(backend.projections, token, "/v1/agreements", params)
         if answer.status == 200:
             results = answer.body["agreements"]
             next_cursor = answer.body.get("next_cursor")
