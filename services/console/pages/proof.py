@@ -92,7 +92,13 @@ async def proof_page(request: Request, console: ConsoleOf, agreement_id: str) ->
     ]
     settings = console.settings
     proof = await prove_record(
-        backend, token, [e["id"] for e in listed], served, settings.log_verifier, settings.witness_verifiers
+        backend,
+        token,
+        [e["id"] for e in listed],
+        served,
+        settings.log_verifier,
+        settings.witness_verifiers,
+        settings.policy,
     )
     about = agreement.body if agreement is not None and agreement.status == 200 else {}
     number = about.get("document_number") if isinstance(about, dict) else None
