@@ -23,6 +23,7 @@ import httpx
 
 from services.console.backend import Backend, TextAnswer
 from services.transparency import note
+from services.transparency.policy import Policy
 from services.transparency.proofs import (
     Check,
     Cosignature,
@@ -33,7 +34,6 @@ from services.transparency.proofs import (
     placed_leaf,
     quorum_check,
 )
-from services.transparency.policy import Policy
 
 # A checkpoint: verified with the pinned key; refused (its signature or form); none signed yet;
 # the registry could not be asked.
