@@ -137,9 +137,7 @@ def test_a_tiles_hashes_are_the_merkle_tree_hashes_of_the_spec() -> None:
         width = tiles.width_in_tree(level, n, size)
         hashes = tree.read(tiles.tile_hash_indexes(Tile(level, n, width)))
         span = 256**level
-        expected = [
-            mth(leaves[(n * 256 + i) * span : (n * 256 + i + 1) * span]) for i in range(width)
-        ]
+        expected = [mth(leaves[(n * 256 + i) * span : (n * 256 + i + 1) * span]) for i in range(width)]
         assert hashes == expected, (level, n)
     assert tiles.width_in_tree(1, 0, size) == 3
     # A partial tile is the prefix of the tile of any larger width.
@@ -207,7 +205,9 @@ def test_the_tiles_of_an_inclusion_proof() -> None:
 def test_the_tiles_of_a_proof_hold_every_hash_it_needs(size: int, data: st.DataObject) -> None:
     index = data.draw(st.integers(min_value=0, max_value=size - 1))
     planned = tiles.inclusion_tiles(size, index)
-    assert all(1 <= t.width <= 256 and t.width == tiles.width_in_tree(t.level, t.index, size) for t in planned)
+    assert all(
+        1 <= t.width <= 256 and t.width == tiles.width_in_tree(t.level, t.index, size) for t in planned
+    )
     held = {x for t in planned for x in tiles.tile_hash_indexes(t)}
     needed: list[int] = []
 
@@ -220,5 +220,7 @@ def test_the_tiles_of_a_proof_hold_every_hash_it_needs(size: int, data: st.DataO
         level, n = merkle.split_stored_hash_index(x)
         # A hash between tile levels is recomputed from the hashes under it at the tile's level.
         base = level - level % 8
-        below = {merkle.stored_hash_index(base, (n << (level - base)) + i) for i in range(1 << (level - base))}
+        below = {
+            merkle.stored_hash_index(base, (n << (level - base)) + i) for i in range(1 << (level - base))
+        }
         assert below <= held, (size, index, level, n)

@@ -138,7 +138,9 @@ async def entry_bundle(request: Request, pool: Pool, client: Reader, index: str)
     headers = {"Cache-Control": IMMUTABLE, "Vary": "Accept-Encoding"}
     if tiles.accepts_gzip(request.headers.get("accept-encoding")):
         # The spec asks for compressed bundles; JSON records shrink to about a fifth.
-        return Response(gzip.compress(body, 6), media_type=TILE, headers={**headers, "Content-Encoding": "gzip"})
+        return Response(
+            gzip.compress(body, 6), media_type=TILE, headers={**headers, "Content-Encoding": "gzip"}
+        )
     return Response(body, media_type=TILE, headers=headers)
 
 
