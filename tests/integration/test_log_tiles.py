@@ -232,7 +232,15 @@ async def test_a_record_over_65535_bytes_is_refused_from_bundles_only(log_stack:
     await write_events(stack, agreements=3, reports=0)
     large = (await stack.sign(large_signing()))["agreement_id"]
     await write_events(stack, agreements=2, reports=0)
+    integrated = _counter(
+        (await stack.registry.get("/metrics")).text, "log_leaves_too_large_for_bundles_total"
+    )
     await integrate(stack.pool)
+    # The integrator (here in this process, as in the relay's) counts the leaf no bundle can hold.
+    assert (
+        _counter((await stack.registry.get("/metrics")).text, "log_leaves_too_large_for_bundles_total")
+        == integrated + 1
+    )
     size = int(await stack.pool.fetchval("SELECT count(*) FROM registry.tree_leaves"))
     position = await stack.pool.fetchval(
         "SELECT position FROM registry.events WHERE agreement_id = $1 AND sequence = 1", large
