@@ -22,7 +22,11 @@ from services.registry.service_layer.bus import CommandContext
 from services.transparency.tiles import MAX_ENTRY_BYTES
 from tests.support.demo import load_in_memory
 
-COMMANDS = {"report": ReportProgress, "amend": AmendAgreement, "close": CloseTerm}
+COMMANDS: dict[str, type[ReportProgress | AmendAgreement | CloseTerm]] = {
+    "report": ReportProgress,
+    "amend": AmendAgreement,
+    "close": CloseTerm,
+}
 
 
 def record_sizes(store: InMemoryEventStore) -> list[int]:
