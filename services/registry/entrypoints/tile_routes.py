@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import Counter
 from pydantic import RootModel
@@ -31,6 +31,16 @@ from services.transparency import tiles
 PREFIX = "/v1/log/tiles"
 router = APIRouter(prefix=PREFIX, tags=["transparency log"])
 Reader = Annotated[Client, Depends(require(auth.READ))]
+# Plain text, parsed by tiles.py: a malformed one is a 404 (no such tile), as a static server says.
+Level = Annotated[str, Path(description="The tile's level: 0 … 63, no leading zero", examples=["0"])]
+Index = Annotated[
+    str,
+    Path(
+        description="`<N>[.p/<W>]`: the tile's number in 3-digit groups, all but the last with `x` "
+        "(1234067: `x001/x234/067`), and for a partial tile its width W, 1 … 255",
+        examples=["000", "x001/x234/067", "001.p/44"],
+    ),
+]
 TILE = "application/octet-stream"
 # The spec: tiles and bundles "immutable, so its caching headers SHOULD be long-lived"; the
 # checkpoint "SHOULD prevent caching beyond a few seconds". No `public`: the request carries a
@@ -111,7 +121,7 @@ async def tiled_checkpoint(pool: Pool, client: Reader) -> Response:
         ),
     },
 )
-async def entry_bundle(request: Request, pool: Pool, client: Reader, index: str) -> Response:
+async def entry_bundle(request: Request, pool: Pool, client: Reader, index: Index) -> Response:
     try:
         bundle = tiles.parse_entries_path(index)
     except tiles.TilePathError as exc:
@@ -152,7 +162,7 @@ async def entry_bundle(request: Request, pool: Pool, client: Reader, index: str)
     description="`level` is 0 … 63 and `index` is `<N>[.p/<W>]` as C2SP tlog-tiles writes them.",
     responses={**_binary("The tile's hashes, 32 bytes each"), **documented_errors(*_AUTH, 404, 422, 503)},
 )
-async def hash_tile(pool: Pool, client: Reader, level: str, index: str) -> Response:
+async def hash_tile(pool: Pool, client: Reader, level: Level, index: Index) -> Response:
     try:
         tile = tiles.parse_tile_path(level, index)
     except tiles.TilePathError as exc:
