@@ -95,6 +95,8 @@ async def test_cosignatures_v1_make_the_quorum_and_verify_checks_each(
         await cosign_as(stack, COSIGNERS["c"], tmp_path / "c")
         text, quorum = await served(stack)
         assert quorum == "met"
+        tiled = await stack.registry.get("/v1/log/tiles/checkpoint")
+        assert tiled.text == text and tiled.headers["witness-quorum"] == "met"
         proven = await prove(event_id, checkpoint_text=text, log_key=LOG_KEY, api=api, policy=policy)
         assert proven.ok, proven.summary()
 

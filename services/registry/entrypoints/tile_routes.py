@@ -25,7 +25,7 @@ from services.common.auth.dependencies import require
 from services.common.openapi import ref
 from services.common.problems import documented_errors, problem
 from services.registry.adapters import log_reads, tile_reads
-from services.registry.entrypoints.log_routes import NOTE, Pool, SignedNote
+from services.registry.entrypoints.log_routes import NOTE, Pool, SignedNote, quorum_header
 from services.transparency import tiles
 
 PREFIX = "/v1/log/tiles"
@@ -91,18 +91,20 @@ def _beyond(tile: tiles.Tile) -> Response:
     response_class=PlainTextResponse,
     summary="The latest checkpoint, at the C2SP tlog-tiles path",
     operation_id="getTiledCheckpoint",
-    description="The same note as `GET /v1/log/checkpoint` (with its cosignatures), cached 2 seconds.",
+    description="The same note as `GET /v1/log/checkpoint` (with its cosignatures and, under a "
+    "witnessing policy, `Witness-Quorum`), cached 2 seconds.",
     responses={
         200: {"description": "The latest checkpoint", "content": {"text/plain": {"schema": ref(SignedNote)}}},
         **documented_errors(*_AUTH, 404, 503),
     },
 )
-async def tiled_checkpoint(pool: Pool, client: Reader) -> Response:
+async def tiled_checkpoint(request: Request, pool: Pool, client: Reader) -> Response:
     async with pool.acquire() as conn:
         served = await log_reads.latest_checkpoint(conn)
     if served is None:
         return problem(404, "no checkpoint has been signed yet", headers={"Cache-Control": "no-store"})
-    return Response(served.note, media_type=NOTE, headers={"Cache-Control": CHECKPOINT_CACHE})
+    quorum = quorum_header(request.app.state.log_policy, served.note)
+    return Response(served.note, media_type=NOTE, headers={"Cache-Control": CHECKPOINT_CACHE, **quorum})
 
 
 # Before the hash tiles' route: `entries` would otherwise be taken for a level and refused.
