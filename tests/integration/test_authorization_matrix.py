@@ -216,6 +216,21 @@ def endpoints() -> list[Endpoint]:
             "registry", "POST", "/v1/parties/{party}/succession", auth.ADMINISTER, 200, False, succession
         ),
         Endpoint("registry", "GET", "/v1/parties/{party}", auth.READ, 200, False, get(f"/v1/parties/{LEAD}")),
+        # The transparency log (B11): a checkpoint signed on demand first, so that it is served.
+        Endpoint(
+            "registry", "POST", "/v1/log/checkpoints", auth.WITNESS, 201, False, get("/v1/log/checkpoints")
+        ),
+        Endpoint("registry", "GET", "/v1/log/checkpoint", auth.READ, 200, False, get("/v1/log/checkpoint")),
+        Endpoint("registry", "GET", "/v1/log/keys", auth.READ, 200, False, get("/v1/log/keys")),
+        Endpoint(
+            "registry",
+            "GET",
+            "/v1/log/tiles/checkpoint",
+            auth.READ,
+            200,
+            False,
+            get("/v1/log/tiles/checkpoint"),
+        ),
         Endpoint(
             "registry",
             "GET",
