@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from coordreg_contracts.topic import CHECKPOINT_TOPIC
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -57,6 +59,15 @@ class RegistrySettings(ClientAccessSettings):
     # registry accepts (POST /v1/log/cosignatures).
     log_retired_keys: str = ""
     log_witness_keys: str = ""
+    # The witnessing policy (C2SP tlog-policy; docs/CONTRACT.md B11): a path to the policy file,
+    # or its text. It names this log, the witnesses (their cosignature/v1 keys, and the URL the
+    # relay submits checkpoints to) and the quorum. Empty: no policy, no witness is fed.
+    log_policy: str = ""
+    # Plain Ed25519 cosignatures (type 0x01, the witnesses of before cosignature/v1) are
+    # accepted for new checkpoints until the end of this day (UTC); those stored stay served.
+    log_legacy_cosignatures_until: dt.date = dt.date(2027, 6, 30)
+    # A cosignature's timestamp may be this far ahead of the registry's clock, no further.
+    log_cosignature_max_skew_seconds: int = Field(default=300, ge=0, le=86400)
     # The integrator (in every relay process, one leads) signs a checkpoint when the tree grew
     # and this long has passed since the last one.
     log_checkpoint_seconds: float = Field(default=10.0, gt=0)

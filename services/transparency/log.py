@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.transparency import merkle, note
 from services.transparency.keys import read_private_key
+from services.transparency.policy import Policy, PolicyError, parse_policy
 
 # The development signing key's seed: public on purpose (deploy/dev-keys/README.md).
 DEV_LOG_KEY_SEED = bytes.fromhex("43682d9c04a7bafc3dc41b7d325afc7ec210ddb1077e949083a4c5d429b54377")
@@ -95,3 +96,26 @@ def is_placeholder_origin(origin: str) -> bool:
     """The development log's name, or any name under the reserved `.invalid` domain."""
     host = origin.split("/", 1)[0].rstrip(".").lower()
     return origin == DEV_LOG_ORIGIN or host == PLACEHOLDER_DOMAIN[1:] or host.endswith(PLACEHOLDER_DOMAIN)
+
+
+def load_policy(value: str, signer: CheckpointSigner) -> Policy | None:
+    """The witnessing policy REGISTRY_LOG_POLICY holds (its text, when it has a line break) or
+    names (a path); None when empty. LogKeyError if it cannot be read, does not follow C2SP
+    tlog-policy, or does not name this log's key (whose checkpoints it would judge)."""
+    if not value.strip():
+        return None
+    text = value
+    if "\n" not in value:
+        try:
+            with open(value, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LogKeyError(f"REGISTRY_LOG_POLICY: cannot read {value}: {exc}") from None
+    try:
+        policy = parse_policy(text)
+    except PolicyError as exc:
+        raise LogKeyError(f"REGISTRY_LOG_POLICY: {exc}") from None
+    own = note.parse_verifier_key(signer.verifier_key)
+    if own not in policy.logs:
+        raise LogKeyError(f"REGISTRY_LOG_POLICY does not name this log's key {signer.verifier_key}")
+    return policy

@@ -10,6 +10,13 @@ Pure: no I/O. The text formats are those of Go's golang.org/x/mod/sumdb/note, so
 * verifier key "<name>+<8 hex digits key ID>+<base64(0x01 || public key)>";
 * signer key "PRIVATE+KEY+<name>+<8 hex digits key ID>+<base64(0x01 || 32-byte seed)>".
 
+Witnesses' cosignatures follow C2SP tlog-cosignature (https://c2sp.org/tlog-cosignature),
+"cosignature/v1": signature type 0x04 (in the key ID and the verifier key, in place of 0x01),
+and the signature is a big-endian u64 timestamp then Ed25519 over
+"cosignature/v1\ntime <timestamp>\n" followed by the checkpoint's text. Go's note package does
+not know the type; litewitness and omniwitness sign it. A cosigner's private key is written as
+a signer key with type 0x04 (this project's convention: no standard format exists).
+
 Verification follows the spec: signatures whose (key name, key ID) no verifier knows are
 kept but ignored; a signature from a known key that does not verify rejects the whole
 note; a note that no known key signed is rejected.
@@ -21,18 +28,23 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = [
+    "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
     "MAX_NOTE_BYTES",
     "MAX_SIGNATURES",
     "SIGNATURE_PREFIX",
     "Checkpoint",
+    "CosignatureVerifier",
+    "Cosigner",
     "NoteError",
     "Signature",
     "SignedNote",
@@ -41,11 +53,13 @@ __all__ = [
     "add_signature",
     "check_key_name",
     "check_text",
+    "cosignature_time",
     "key_id",
     "open_note",
     "parse_note",
     "parse_signer_key",
     "parse_verifier_key",
+    "parse_witness_key",
     "sign_note",
     "signer_key",
     "verifier_key",
@@ -53,6 +67,12 @@ __all__ = [
 
 ALG_ED25519 = 0x01
 """The signature type byte of Ed25519 signatures (c2sp.org/signed-note)."""
+
+ALG_COSIGNATURE_V1 = 0x04
+"""The signature type byte of Ed25519 timestamped cosignatures (c2sp.org/tlog-cosignature)."""
+
+COSIGNATURE_HEADER = "cosignature/v1\n"
+"""What starts the message a cosignature/v1 signs (domain separation)."""
 
 SIGNATURE_PREFIX = "— "
 """What starts a signature line: em dash U+2014, then a space."""
@@ -66,11 +86,14 @@ MAX_NOTE_BYTES = 1 << 20
 
 _HASH_SIZE = 32
 _ED25519_SIGNATURE_SIZE = 64
+_TIMESTAMP_SIZE = 8
+_ALGORITHMS = (ALG_ED25519, ALG_COSIGNATURE_V1)
 _PRIVATE_KEY_PREFIX = "PRIVATE+KEY+"
 # Unicode spaces (Go's unicode.IsSpace) that str.isspace might not cover; both are refused.
 _GO_SPACES = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
     chr(c) for c in range(0x2000, 0x200B)
 )
+_V = TypeVar("_V", bound="Verifier | Signer")
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)")
 _MAX_SIZE = 2**63 - 1
 
@@ -148,11 +171,13 @@ def _public_bytes(key: Ed25519PublicKey | bytes) -> bytes:
     raise NoteError("an Ed25519 public key is an Ed25519PublicKey or its 32 bytes")
 
 
-def key_id(name: str, public_key: Ed25519PublicKey | bytes) -> int:
-    """The key ID of an Ed25519 key: SHA-256(name || 0x0A || 0x01 || public key)[:4], as a
-    big-endian unsigned 32-bit integer."""
+def key_id(name: str, public_key: Ed25519PublicKey | bytes, alg: int = ALG_ED25519) -> int:
+    """The key ID of an Ed25519 key: SHA-256(name || 0x0A || alg || public key)[:4], as a
+    big-endian unsigned 32-bit integer (alg 0x01: note signatures; 0x04: cosignature/v1)."""
     check_key_name(name)
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + _public_bytes(public_key)).digest()
+    if alg not in _ALGORITHMS:
+        raise NoteError(f"signature type 0x{alg:02x} is not supported (0x01 or 0x04)")
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + _public_bytes(public_key)).digest()
     return int.from_bytes(digest[:4], "big")
 
 
@@ -175,13 +200,15 @@ class Signature:
 class Verifier:
     """Verifies one Ed25519 key's signatures."""
 
+    ALG = ALG_ED25519
+
     def __init__(self, name: str, public_key: Ed25519PublicKey | bytes) -> None:
         check_key_name(name)
         raw = _public_bytes(public_key)
         self.name = name
         self.public_key = Ed25519PublicKey.from_public_bytes(raw)
         self.public_key_bytes = raw
-        self.key_id = key_id(name, raw)
+        self.key_id = key_id(name, raw, self.ALG)
 
     def verify(self, text: str | bytes, signature: bytes) -> bool:
         """Whether `signature` (the 64 bytes, no key ID) signs `text`."""
@@ -195,17 +222,18 @@ class Verifier:
         return True
 
     def key(self) -> str:
-        """This verifier's key in Go's note format."""
-        return verifier_key(self.name, self.public_key_bytes)
+        """This verifier's key in Go's note format (C2SP vkey)."""
+        return verifier_key(self.name, self.public_key_bytes, self.ALG)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Verifier) and (self.name, self.public_key_bytes) == (
+        return isinstance(other, Verifier) and (self.ALG, self.name, self.public_key_bytes) == (
+            other.ALG,
             other.name,
             other.public_key_bytes,
         )
 
     def __hash__(self) -> int:
-        return hash((self.name, self.public_key_bytes))
+        return hash((self.ALG, self.name, self.public_key_bytes))
 
     def __repr__(self) -> str:
         return f"Verifier({self.key()!r})"
@@ -214,6 +242,8 @@ class Verifier:
 class Signer:
     """Signs note texts with an Ed25519 private key under a key name."""
 
+    ALG = ALG_ED25519
+
     def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
         check_key_name(name)
         if not isinstance(private_key, Ed25519PrivateKey):
@@ -221,7 +251,7 @@ class Signer:
         self.name = name
         self.private_key = private_key
         self.public_key = private_key.public_key()
-        self.key_id = key_id(name, self.public_key)
+        self.key_id = key_id(name, self.public_key, self.ALG)
 
     def signature(self, text: str) -> Signature:
         """The signature of a note's text (checked first with `check_text`)."""
@@ -239,13 +269,79 @@ class Signer:
         return f"Signer({self.name!r}, key ID {self.key_id:08x})"
 
 
-def verifier_key(name: str, public_key: Ed25519PublicKey | bytes) -> str:
-    """ "<name>+<hex key ID>+<base64(0x01 || public key)>", Go's note.NewVerifier input."""
+def _cosigned_message(body: str | bytes, timestamp: int) -> bytes:
+    text = body.encode("utf-8") if isinstance(body, str) else body
+    return f"{COSIGNATURE_HEADER}time {timestamp}\n".encode() + text
+
+
+class CosignatureVerifier(Verifier):
+    """Verifies one witness's cosignature/v1 signatures (c2sp.org/tlog-cosignature, type 0x04):
+    the signature bytes are the big-endian u64 timestamp, then Ed25519 over the cosigned
+    message."""
+
+    ALG = ALG_COSIGNATURE_V1
+
+    def verify(self, text: str | bytes, signature: bytes) -> bool:
+        """Whether `signature` (timestamp || Ed25519 signature, no key ID) cosigns `text`."""
+        if len(signature) != _TIMESTAMP_SIZE + _ED25519_SIGNATURE_SIZE:
+            return False
+        timestamp = int.from_bytes(signature[:_TIMESTAMP_SIZE], "big")
+        if timestamp > _MAX_SIZE:
+            return False
+        return super().verify(_cosigned_message(text, timestamp), signature[_TIMESTAMP_SIZE:])
+
+    def __repr__(self) -> str:
+        return f"CosignatureVerifier({self.key()!r})"
+
+
+class Cosigner(Signer):
+    """Cosigns checkpoints as a witness, cosignature/v1 (type 0x04), timestamped by `clock`."""
+
+    ALG = ALG_COSIGNATURE_V1
+
+    def __init__(
+        self, name: str, private_key: Ed25519PrivateKey, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(name, private_key)
+        self._clock = clock
+
+    def cosign(self, text: str, timestamp: int) -> Signature:
+        """The cosignature of a checkpoint's text at `timestamp` (POSIX seconds)."""
+        check_text(text)
+        if not 0 <= timestamp <= _MAX_SIZE:
+            raise NoteError(f"a cosignature's timestamp must be in 0 … 2**63 − 1, not {timestamp}")
+        signed = self.private_key.sign(_cosigned_message(text, timestamp))
+        return Signature(self.name, self.key_id, timestamp.to_bytes(_TIMESTAMP_SIZE, "big") + signed)
+
+    def signature(self, text: str) -> Signature:
+        """The cosignature of a checkpoint's text now."""
+        return self.cosign(text, int(self._clock()))
+
+    def verifier(self) -> CosignatureVerifier:
+        return CosignatureVerifier(self.name, self.public_key)
+
+    def __repr__(self) -> str:
+        return f"Cosigner({self.name!r}, key ID {self.key_id:08x})"
+
+
+def cosignature_time(signature: Signature) -> int:
+    """The timestamp a cosignature/v1 signature carries (its first 8 bytes, big-endian);
+    NoteError if the signature is not of that length."""
+    if len(signature.signature) != _TIMESTAMP_SIZE + _ED25519_SIGNATURE_SIZE:
+        raise NoteError(f"the signature by {signature.name} is not a cosignature/v1 (72 bytes)")
+    return int.from_bytes(signature.signature[:_TIMESTAMP_SIZE], "big")
+
+
+def verifier_key(name: str, public_key: Ed25519PublicKey | bytes, alg: int = ALG_ED25519) -> str:
+    """ "<name>+<hex key ID>+<base64(alg || public key)>": Go's note.NewVerifier input for
+    alg 0x01, a C2SP vkey for either type."""
     raw = _public_bytes(public_key)
-    return f"{name}+{key_id(name, raw):08x}+{_b64(bytes([ALG_ED25519]) + raw)}"
+    return f"{name}+{key_id(name, raw, alg):08x}+{_b64(bytes([alg]) + raw)}"
 
 
-def _split_key(text: str, what: str) -> tuple[str, int, bytes]:
+def _split_key(
+    text: str, what: str, algorithms: tuple[int, ...] = (ALG_ED25519,)
+) -> tuple[str, int, int, bytes]:
     parts = text.split("+", 2)  # the base64 key may itself hold plus signs
     if len(parts) != 3:
         raise NoteError(f"a {what} has the form <name>+<hex key ID>+<base64 key>")
@@ -254,39 +350,52 @@ def _split_key(text: str, what: str) -> tuple[str, int, bytes]:
     if not re.fullmatch(r"[0-9a-fA-F]{8}", hex_id):
         raise NoteError(f"the {what}'s key ID is not 8 hexadecimal digits")
     key = _b64decode(encoded, f"the {what}'s key")
-    if len(key) != 1 + 32 or key[0] != ALG_ED25519:
-        raise NoteError(f"the {what} is not an Ed25519 key (type 0x01, 32 bytes)")
-    return name, int(hex_id, 16), key[1:]
+    if len(key) != 1 + 32 or key[0] not in algorithms:
+        types = " or ".join(f"0x{alg:02x}" for alg in algorithms)
+        raise NoteError(f"the {what} is not an Ed25519 key (type {types}, 32 bytes)")
+    return name, int(hex_id, 16), key[0], key[1:]
+
+
+def _checked(made: _V, expected_id: int, what: str) -> _V:
+    if made.key_id != expected_id:
+        raise NoteError(f"the {what}'s ID {expected_id:08x} is not its key's ({made.key_id:08x})")
+    return made
 
 
 def parse_verifier_key(text: str) -> Verifier:
     """Read a verifier key "<name>+<hex key ID>+<base64(0x01 || public key)>"."""
-    name, expected_id, raw = _split_key(text.strip(), "verifier key")
-    verifier = Verifier(name, raw)
-    if verifier.key_id != expected_id:
-        raise NoteError(f"the verifier key's ID {expected_id:08x} is not its key's ({verifier.key_id:08x})")
-    return verifier
+    name, expected_id, _, raw = _split_key(text.strip(), "verifier key")
+    return _checked(Verifier(name, raw), expected_id, "verifier key")
 
 
-def signer_key(name: str, private_key: Ed25519PrivateKey) -> str:
-    """ "PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || seed)>", Go's note.NewSigner input.
+def parse_witness_key(text: str) -> Verifier:
+    """Read a witness's verifier key: type 0x04 (cosignature/v1, a CosignatureVerifier) or, for
+    the witnesses of before issue 24, type 0x01 (plain note signatures, a Verifier)."""
+    name, expected_id, alg, raw = _split_key(text.strip(), "verifier key", _ALGORITHMS)
+    made = CosignatureVerifier(name, raw) if alg == ALG_COSIGNATURE_V1 else Verifier(name, raw)
+    return _checked(made, expected_id, "verifier key")
+
+
+def signer_key(name: str, private_key: Ed25519PrivateKey, alg: int = ALG_ED25519) -> str:
+    """ "PRIVATE+KEY+<name>+<hex key ID>+<base64(alg || seed)>": Go's note.NewSigner input
+    for alg 0x01; alg 0x04 makes a cosigner's key (this project's convention).
 
     It is the private key: keep it secret."""
-    signer = Signer(name, private_key)
+    signer = Cosigner(name, private_key) if alg == ALG_COSIGNATURE_V1 else Signer(name, private_key)
     seed = private_key.private_bytes_raw()
-    return f"{_PRIVATE_KEY_PREFIX}{name}+{signer.key_id:08x}+{_b64(bytes([ALG_ED25519]) + seed)}"
+    return f"{_PRIVATE_KEY_PREFIX}{name}+{signer.key_id:08x}+{_b64(bytes([signer.ALG]) + seed)}"
 
 
 def parse_signer_key(text: str) -> Signer:
-    """Read a signer key "PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || seed)>"."""
+    """Read a signer key "PRIVATE+KEY+<name>+<hex key ID>+<base64(alg || seed)>": a Signer
+    for type 0x01, a Cosigner for type 0x04."""
     text = text.strip()
     if not text.startswith(_PRIVATE_KEY_PREFIX):
         raise NoteError(f"a signer key starts with {_PRIVATE_KEY_PREFIX}")
-    name, expected_id, seed = _split_key(text[len(_PRIVATE_KEY_PREFIX) :], "signer key")
-    signer = Signer(name, Ed25519PrivateKey.from_private_bytes(seed))
-    if signer.key_id != expected_id:
-        raise NoteError(f"the signer key's ID {expected_id:08x} is not its key's ({signer.key_id:08x})")
-    return signer
+    name, expected_id, alg, seed = _split_key(text[len(_PRIVATE_KEY_PREFIX) :], "signer key", _ALGORITHMS)
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    made = Cosigner(name, key) if alg == ALG_COSIGNATURE_V1 else Signer(name, key)
+    return _checked(made, expected_id, "signer key")
 
 
 # --- signed notes ----------------------------------------------------------------------

@@ -25,7 +25,8 @@ from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.successions import run_forever
 from services.registry.settings import RegistrySettings
 from services.transparency import note
-from services.transparency.log import CheckpointSigner, load_signer
+from services.transparency.log import CheckpointSigner, LogKeyError, load_policy, load_signer
+from services.transparency.policy import Policy
 
 
 def log_signer_from_settings(settings: RegistrySettings) -> CheckpointSigner:
@@ -35,6 +36,21 @@ def log_signer_from_settings(settings: RegistrySettings) -> CheckpointSigner:
         key_pem=settings.log_signing_key,
         key_name=settings.log_key_name,
     )
+
+
+def log_policy_from_settings(settings: RegistrySettings, signer: CheckpointSigner) -> Policy | None:
+    return load_policy(settings.log_policy, signer)
+
+
+def witness_verifiers(settings: RegistrySettings, policy: Policy | None) -> list[note.Verifier]:
+    """The witnesses whose cosignatures the registry accepts: REGISTRY_LOG_WITNESS_KEYS (type
+    0x01 or 0x04) and the policy's."""
+    try:
+        listed = [note.parse_witness_key(key) for key in settings.log_witness_keys.split()]
+    except note.NoteError as exc:
+        raise LogKeyError(f"REGISTRY_LOG_WITNESS_KEYS: {exc}") from None
+    from_policy = [w.verifier for w in policy.witnesses] if policy else []
+    return list(dict.fromkeys([*listed, *from_policy]))
 
 
 def event_signer_from_settings(settings: RegistrySettings) -> EnvelopeSigner:
@@ -76,6 +92,8 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     verifier = auth.verifier_from_settings(settings)
     # Likewise without a log key of its own in production (services/transparency/log.py).
     log_signer = log_signer_from_settings(settings)
+    log_policy = log_policy_from_settings(settings, log_signer)
+    log_witnesses = witness_verifiers(settings, log_policy)
     # And without an event key of its own (services/common/envelope_signatures.py).
     event_signer = event_signer_from_settings(settings)
     retired_event_keys = settings.event_retired_keys.split()
@@ -94,7 +112,10 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         app.state.pool = pool
         app.state.log_signer = log_signer
         app.state.log_retired_keys = settings.log_retired_keys.split()
-        app.state.log_witnesses = [note.parse_verifier_key(key) for key in settings.log_witness_keys.split()]
+        app.state.log_witnesses = log_witnesses
+        app.state.log_policy = log_policy
+        app.state.log_legacy_until = settings.log_legacy_cosignatures_until
+        app.state.log_max_skew = settings.log_cosignature_max_skew_seconds
         app.state.event_signer = event_signer
         app.state.event_retired_keys = retired_event_keys
         registry = bootstrap.on_postgres(pool, retries=settings.concurrency_retries, signer=event_signer)
