@@ -8,7 +8,8 @@ checkpoint as the log signed it. The answer:
 
 * 200: signature lines (timestamped cosignature/v1, c2sp.org/tlog-cosignature) by the witness's
   key(s). Lines by keys the log does not know are ignored, as the spec says; those by the
-  witness's key must verify on the checkpoint, and one at least must: else the answer is bad.
+  witness's key must verify on the checkpoint, with a timestamp that is not zero, and one at
+  least must be there: else the answer is bad.
 * 409 with `Content-Type: text/x.tlog.size`: the witness holds another size; the body is that
   size and a newline. The log starts again from it.
 * 403 (the log's signature refused), 404 (origin unknown), 400 (old size above the checkpoint's)
@@ -23,7 +24,6 @@ import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from services.transparency import note
 
@@ -42,16 +42,6 @@ _DECIMAL = re.compile(r"(0|[1-9][0-9]{0,18})\n")
 
 class WitnessProtocolError(ValueError):
     """A request that cannot be built as the spec says (the message says why)."""
-
-
-class CosignatureKey(Protocol):
-    """A witness's key as a note verifier has it: a name, a key ID, and `verify(body, signature)`
-    over the bytes after the key ID (Ed25519 for type 0x01, cosignature/v1 for type 0x04)."""
-
-    name: str
-    key_id: int
-
-    def verify(self, text: str | bytes, signature: bytes) -> bool: ...
 
 
 def add_checkpoint_url(prefix: str) -> str:
@@ -115,7 +105,7 @@ def excerpt(body: bytes) -> str:
 
 
 def read_answer(
-    status: int, content_type: str, body: bytes, signed_checkpoint: str, key: CosignatureKey
+    status: int, content_type: str, body: bytes, signed_checkpoint: str, key: note.Verifier
 ) -> Answer:
     """What a witness answered to `add-checkpoint` with `signed_checkpoint` (the note as sent):
     its cosignatures verified with its `key` (never trusted unverified), its size, an alarm or a
@@ -133,7 +123,7 @@ def read_answer(
     return Failed(status, excerpt(body))
 
 
-def _cosigned(body: bytes, signed_checkpoint: str, key: CosignatureKey) -> Answer:
+def _cosigned(body: bytes, signed_checkpoint: str, key: note.Verifier) -> Answer:
     # As the spec suggests: the lines appended to the checkpoint make a note to parse.
     try:
         text = body.decode("utf-8")
@@ -147,5 +137,8 @@ def _cosigned(body: bytes, signed_checkpoint: str, key: CosignatureKey) -> Answe
     message = parsed.body.encode("utf-8")
     mine = [s for s in parsed.signatures[sent:] if (s.name, s.key_id) == (key.name, key.key_id)]
     if not mine or not all(key.verify(message, s.signature) for s in mine):
+        return Alarm("bad-cosignature", excerpt(body))
+    # cosignature/v1: "the timestamp MUST NOT be zero" (tlog-witness).
+    if isinstance(key, note.CosignatureVerifier) and any(note.cosignature_time(s) == 0 for s in mine):
         return Alarm("bad-cosignature", excerpt(body))
     return Cosigned(tuple(dict.fromkeys(mine)))

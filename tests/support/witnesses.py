@@ -24,7 +24,6 @@ How each learns its key and the log, read from their sources:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -64,7 +63,6 @@ _PROGRAMS = {
     "witnessctl": (LITEWITNESS_MODULE, LITEWITNESS_VERSION, "cmd/witnessctl"),
     "omniwitness": (OMNIWITNESS_MODULE, OMNIWITNESS_VERSION, "cmd/omniwitness"),
 }
-ALG_COSIGNATURE_V1 = 0x04  # c2sp.org/tlog-cosignature: timestamped Ed25519 cosignatures
 
 
 def build_witnesses() -> dict[str, Path]:
@@ -99,14 +97,6 @@ def build_witnesses() -> dict[str, Path]:
     return binaries
 
 
-def cosignature_vkey(name: str, public_key: bytes) -> str:
-    """The C2SP vkey of a cosignature/v1 key: `<name>+<hex key ID>+base64(0x04 || key)`, key ID =
-    SHA-256(name || "\\n" || 0x04 || key)[:4] (c2sp.org/tlog-cosignature)."""
-    typed = bytes([ALG_COSIGNATURE_V1]) + public_key
-    key_id = hashlib.sha256(name.encode() + b"\n" + typed).digest()[:4]
-    return f"{name}+{key_id.hex()}+{base64.b64encode(typed).decode()}"
-
-
 @dataclass
 class Witness:
     """One witness program: its name, key, state folder and port, and its process while it runs."""
@@ -127,7 +117,11 @@ class Witness:
     @property
     def vkey(self) -> str:
         """Its cosignature verifier key (type 0x04), as a policy's `witness` line names it."""
-        return cosignature_vkey(self.name, self.public_key)
+        return self.verifier.key()
+
+    @property
+    def verifier(self) -> note.CosignatureVerifier:
+        return note.CosignatureVerifier(self.name, self.public_key)
 
     @property
     def url(self) -> str:

@@ -24,8 +24,8 @@ from services.transparency.witness_protocol import (
 
 ORIGIN = "example.test/log"
 LOG = CheckpointSigner(ORIGIN, ORIGIN, Ed25519PrivateKey.generate())
-WITNESS = note.Signer("witness.example/w1", Ed25519PrivateKey.generate())
-OTHER = note.Signer("witness.example/w2", Ed25519PrivateKey.generate())
+WITNESS = note.Cosigner("witness.example/w1", Ed25519PrivateKey.generate())
+OTHER = note.Cosigner("witness.example/w2", Ed25519PrivateKey.generate())
 
 
 def tree(size: int) -> MemoryTree:
@@ -82,8 +82,9 @@ def test_a_verified_cosignature_is_kept_and_others_keys_ignored() -> None:
     read = read_answer(200, "text/plain", answer, signed, WITNESS.verifier())
     assert isinstance(read, Cosigned)
     assert [s.name for s in read.signatures] == [WITNESS.name]
-    # The lines are the witness's, verified on the checkpoint's body.
+    # The line is the witness's cosignature/v1, verified on the checkpoint's body.
     assert note.open_note(body + "\n" + read.signatures[0].line(), [WITNESS.verifier()])
+    assert note.cosignature_time(read.signatures[0]) > 0
 
 
 @pytest.mark.parametrize(
@@ -92,29 +93,43 @@ def test_a_verified_cosignature_is_kept_and_others_keys_ignored() -> None:
         b"",  # no line at all
         b"not a signature line\n",
         "— witness.example/w1 AAAA\n".encode(),  # too short
-        None,  # a line by the witness's key that does not verify (another body)
-        "other".encode(),  # only another key's line: none of the witness
+        b"another body",  # a line by the witness's key that does not verify
+        b"other",  # only another key's line: none of the witness
+        b"zero",  # a cosignature/v1 at timestamp 0
+        b"plain",  # a plain Ed25519 signature (type 0x01) by the witness's key: not a cosignature
     ],
 )
-def test_a_200_without_a_verifying_line_of_the_witness_is_an_alarm(answer: bytes | None) -> None:
+def test_a_200_without_a_verifying_line_of_the_witness_is_an_alarm(answer: bytes) -> None:
     signed = LOG.sign(5, tree(5).root())
-    if answer is None:
+    body = note.parse_note(signed).body
+    if answer == b"another body":
         answer = WITNESS.sign(note.Checkpoint(ORIGIN, 5, bytes(32)).body()).encode()
     elif answer == b"other":
-        answer = OTHER.sign(note.parse_note(signed).body).encode()
+        answer = OTHER.sign(body).encode()
+    elif answer == b"zero":
+        answer = WITNESS.cosign(body, 0).line().encode()
+    elif answer == b"plain":
+        answer = note.Signer(WITNESS.name, WITNESS.private_key).sign(body).encode()
     read = read_answer(200, "text/plain", answer, signed, WITNESS.verifier())
-    assert isinstance(read, Alarm) and read.reason == "bad-cosignature"
+    assert isinstance(read, Alarm) and read.reason == "bad-cosignature", read
 
 
 def test_a_409_gives_the_witness_size() -> None:
     signed = LOG.sign(5, tree(5).root())
     assert read_answer(409, "text/x.tlog.size", b"3\n", signed, WITNESS.verifier()) == Conflict(3)
-    assert read_answer(409, "text/x.tlog.size; charset=utf-8", b"0\n", signed, WITNESS.verifier()) == Conflict(0)
+    assert read_answer(
+        409, "text/x.tlog.size; charset=utf-8", b"0\n", signed, WITNESS.verifier()
+    ) == Conflict(0)
 
 
 @pytest.mark.parametrize(
     ("content_type", "body"),
-    [("text/plain", b"3\n"), ("text/x.tlog.size", b"03\n"), ("text/x.tlog.size", b"3"), ("text/x.tlog.size", b"")],
+    [
+        ("text/plain", b"3\n"),
+        ("text/x.tlog.size", b"03\n"),
+        ("text/x.tlog.size", b"3"),
+        ("text/x.tlog.size", b""),
+    ],
 )
 def test_a_409_against_the_spec_is_an_alarm(content_type: str, body: bytes) -> None:
     read = read_answer(409, content_type, body, LOG.sign(5, tree(5).root()), WITNESS.verifier())
