@@ -179,16 +179,20 @@ class WitnessFeeder:
             )
         finally:
             REQUEST_SECONDS.labels(witness).observe(time.perf_counter() - started)
-        context = {"witness": witness, "key_name": key.name, "old_size": old_size, "tree_size": size}
+        context = {"key_name": key.name, "old_size": old_size, "tree_size": size}
         if isinstance(answer, Cosigned):
-            await self._store(answer, size, signed_note, context)
+            await self._store(witness, answer, size, signed_note, context)
         elif isinstance(answer, Alarm):
             self.alarm(witness, answer.reason, answer.excerpt, **context)
         elif isinstance(answer, Failed):
             reason = answer.excerpt.split(":", 1)[0] if answer.status == 0 else str(answer.status)
             FAILURES.labels(witness, reason).inc()
             log.warning(
-                "witness did not cosign; trying again later", **context, reason=reason, answer=answer.excerpt
+                "witness did not cosign; trying again later",
+                witness=witness,
+                **context,
+                reason=reason,
+                answer=answer.excerpt,
             )
         return answer
 
@@ -196,20 +200,27 @@ class WitnessFeeder:
         ALARMS.labels(witness, status).inc()
         log.error(
             "witness alarm: the witness refused the log's checkpoint",
+            witness=witness,
             status=status,
             answer=answer,
-            **{"witness": witness, **context},
+            **context,
         )
 
-    async def _store(self, answer: Cosigned, size: int, signed_note: str, context: dict[str, object]) -> None:
+    async def _store(
+        self, witness: str, answer: Cosigned, size: int, signed_note: str, context: dict[str, object]
+    ) -> None:
         body = note.parse_note(signed_note).body
         async with self.pool.acquire() as conn, conn.transaction():
             stored = await log_reads.checkpoint_note(conn, size)
             if stored is None or note.parse_note(stored).body != body:
-                log.error("a cosignature of a checkpoint this log did not store: not kept", **context)
+                log.error(
+                    "a cosignature of a checkpoint this log did not store: not kept",
+                    witness=witness,
+                    **context,
+                )
                 return
             await log_reads.add_cosignatures(conn, size, [(s.name, s.line()) for s in answer.signatures])
-        COSIGNATURES.labels(str(context["witness"])).inc()
+        COSIGNATURES.labels(witness).inc()
 
     # --- leading -----------------------------------------------------------------------
 
