@@ -27,7 +27,15 @@ from aiokafka.errors import KafkaError
 from services.audit.common import AuditError, check_schema_name, parse_instant, read_meta
 from services.audit.diff import diff
 from services.audit.kafkalog import TopicUnavailable
-from services.audit.logapi import TOKEN_ENV, URL_ENV, LogApi, LogApiError, read_log_key, read_note_file
+from services.audit.logapi import (
+    TOKEN_ENV,
+    URL_ENV,
+    LogApi,
+    LogApiError,
+    read_log_key,
+    read_note_file,
+    read_policy,
+)
 from services.audit.party import party
 from services.audit.prove import check_consistency, prove
 from services.audit.rebuild import rebuild
@@ -181,6 +189,11 @@ def _log_common() -> argparse.ArgumentParser:
         help="the log's verifier key, Go note format <name>+<key ID>+<key> (or a file holding it);"
         " never the key the registry serves",
     )
+    group.add_argument(
+        "--policy",
+        type=Path,
+        help="a witnessing policy file (C2SP tlog-policy): refuse a checkpoint below its quorum",
+    )
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
     group.add_argument(
         "--json", dest="json_path", type=Path, metavar="PATH", help="write the full report as JSON"
@@ -222,18 +235,23 @@ async def run_log(args: argparse.Namespace) -> tuple[Report, str, int]:
         )
         code = FOUND if done.refused else (OK if done.delivered else UNAVAILABLE)
         return done, done.summary(), code
+    policy = read_policy(args.policy) if getattr(args, "policy", None) else None
     if command == "prove":
         text = read_note_file(args.checkpoint, "--checkpoint")
         async with LogApi(args.registry, args.token, timeout=args.timeout) as api:
-            proven = await prove(args.event_id, checkpoint_text=text, log_key=log_key, api=api)
+            proven = await prove(args.event_id, checkpoint_text=text, log_key=log_key, api=api, policy=policy)
         return proven, proven.summary(), OK if proven.ok else FOUND
     assert command == "check-consistency"
     old, new = read_note_file(args.old, "--old"), read_note_file(args.new, "--new")
     if args.registry:
         async with LogApi(args.registry, args.token, timeout=args.timeout) as api:
-            checked = await check_consistency(old_text=old, new_text=new, log_key=log_key, api=api)
+            checked = await check_consistency(
+                old_text=old, new_text=new, log_key=log_key, api=api, policy=policy
+            )
     else:
-        checked = await check_consistency(old_text=old, new_text=new, log_key=log_key, api=None)
+        checked = await check_consistency(
+            old_text=old, new_text=new, log_key=log_key, api=None, policy=policy
+        )
     return checked, checked.summary(), OK if checked.ok else FOUND
 
 

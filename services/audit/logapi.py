@@ -16,6 +16,7 @@ import httpx
 
 from services.audit.common import AuditError
 from services.transparency import note
+from services.transparency.policy import Policy, PolicyError, parse_policy
 from services.transparency.proofs import (
     OpenedCheckpoint,
     ProofDataError,
@@ -56,6 +57,16 @@ def read_log_key(value: str, what: str = "--log-key") -> note.Verifier:
         return note.parse_verifier_key(text.strip())
     except note.NoteError as exc:
         raise AuditError(f"{what}: not a verifier key <name>+<key ID>+<base64 key>: {exc}") from None
+
+
+def read_policy(path: Path) -> Policy:
+    """--policy: a C2SP tlog-policy file."""
+    try:
+        return parse_policy(path.read_bytes())
+    except OSError as exc:
+        raise AuditError(f"--policy: cannot read {path}: {exc.strerror}") from None
+    except PolicyError as exc:
+        raise AuditError(f"--policy: {path}: {exc}") from None
 
 
 def read_note_file(path: Path, what: str) -> str:

@@ -11,7 +11,10 @@ Run in the store walk's REPEATABLE READ snapshot, after every event's record
   from the records with MemoryTree (`stored-hash`), and every signed checkpoint: its signature
   verifies with the configured log key (AUDIT_LOG_VERIFIER_KEY, `checkpoint-signature`), the
   tree's stored root at its size is its root (`checkpoint-root`), and so is the root of the
-  recomputed tree (`recomputed-root`).
+  recomputed tree (`recomputed-root`); and every stored cosignature (registry.cosignatures): a
+  signature line of the witness its row names, by a key of AUDIT_LOG_WITNESS_KEYS, that
+  verifies on its checkpoint's text (`cosignature`; cosignature/v1 or, from before it, type
+  0x01). Without witness keys the cosignatures are counted, not checked.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class TreeReport:
     leaves: int = 0
     pending: int = 0
     checkpoints: int = 0
+    cosignatures: int = 0
+    cosignatures_checked: bool = False
     latest_size: int | None = None
     latest_root: str | None = None
     verifier_keys: list[str] = field(default_factory=list)
@@ -79,9 +84,14 @@ class TreeReport:
             if self.latest_size is not None
             else "no checkpoint signed yet"
         )
+        cosigned = (
+            f"{self.cosignatures:,} cosignatures"
+            if self.cosignatures_checked
+            else f"{self.cosignatures:,} cosignatures NOT checked (no AUDIT_LOG_WITNESS_KEYS)"
+        )
         return (
             f"tree: {self.leaves:,} leaves, {self.pending:,} events pending, {self.checkpoints:,}"
-            f" checkpoints ({latest}) checked in {self.seconds:.1f}s"
+            f" checkpoints ({latest}), {cosigned} checked in {self.seconds:.1f}s"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +100,8 @@ class TreeReport:
             "leaves": self.leaves,
             "pending": self.pending,
             "checkpoints": self.checkpoints,
+            "cosignatures": self.cosignatures,
+            "cosignatures_checked": self.cosignatures_checked,
             "latest_checkpoint_size": self.latest_size,
             "latest_checkpoint_root": self.latest_root,
             "verifier_keys": self.verifier_keys,
@@ -106,6 +118,14 @@ def parse_verifier_keys(text: str) -> list[note.Verifier]:
         raise ValueError(f"AUDIT_LOG_VERIFIER_KEY: {exc}") from None
 
 
+def parse_witness_keys(text: str) -> list[note.Verifier]:
+    """AUDIT_LOG_WITNESS_KEYS: the witnesses' verifier keys (type 0x04 or 0x01), space-separated."""
+    try:
+        return [note.parse_witness_key(key) for key in text.split()]
+    except note.NoteError as exc:
+        raise ValueError(f"AUDIT_LOG_WITNESS_KEYS: {exc}") from None
+
+
 async def tree_present(conn: Connection) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass('registry.tree_leaves') IS NOT NULL"))
 
@@ -118,6 +138,7 @@ async def check_tree(
     tree: TreeReport,
     event_problem: Any,
     batch_size: int,
+    witnesses: list[note.Verifier] | None = None,
 ) -> None:
     """Compares the tree with `records` (position → the event's leaf hash); per-event problems
     go to `event_problem(stream_id, sequence, position, check, detail, leaf_index)`."""
@@ -193,6 +214,7 @@ async def check_tree(
         )
     await _check_stored_hashes(conn, recomputed, tree, batch_size)
     await _check_checkpoints(conn, recomputed, verifiers, tree)
+    await _check_cosignatures(conn, verifiers, witnesses or [], tree)
     tree.seconds = time.perf_counter() - started
 
 
@@ -296,3 +318,41 @@ async def _check_checkpoints(
                     tree_size=checkpoint.size,
                 )
             )
+
+
+async def _check_cosignatures(
+    conn: Connection, verifiers: list[note.Verifier], witnesses: list[note.Verifier], tree: TreeReport
+) -> None:
+    rows = await conn.fetch(
+        """SELECT c.tree_size, c.witness, c.signature, k.note FROM registry.cosignatures c
+           LEFT JOIN registry.checkpoints k USING (tree_size) ORDER BY c.tree_size, c.witness"""
+    )
+    tree.cosignatures = len(rows)
+    tree.cosignatures_checked = bool(witnesses)
+    if not witnesses:
+        return
+    known = {(w.name, w.key_id): w for w in witnesses}
+    for row in rows:
+        size, name, line = int(row["tree_size"]), str(row["witness"]), str(row["signature"])
+
+        def bad(detail: str, size: int = size, name: str = name) -> None:
+            tree.problems.append(
+                LogProblem("cosignature", f"the cosignature by {name}: {detail}", tree_size=size)
+            )
+
+        if row["note"] is None:
+            bad("its checkpoint is not stored")
+            continue
+        try:
+            body = note.parse_note(str(row["note"])).body
+            signature = note.parse_note(body + "\n" + line).signatures[0]
+        except note.NoteError as exc:
+            bad(f"not a signature line: {exc}")
+            continue
+        witness = known.get((signature.name, signature.key_id))
+        if signature.name != name:
+            bad(f"the line is signed by {signature.name}, not the witness its row names")
+        elif witness is None:
+            bad(f"key ID {signature.key_id:08x} is none of AUDIT_LOG_WITNESS_KEYS")
+        elif not witness.verify(body, signature.signature):
+            bad("it does not verify on the checkpoint's text (changed after it was stored?)")

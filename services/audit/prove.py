@@ -12,6 +12,9 @@ which the officials' console applies too):
 5. SHA-256(0x00 || record bytes), recomputed here, with the inclusion proof leads to the
    checkpoint's root (`inclusion`).
 
+With `--policy FILE` (C2SP tlog-policy), each checkpoint must also be cosigned by the policy's
+quorum of witnesses (`quorum`): a checkpoint below it is refused before anything else.
+
 `check-consistency --old FILE --new FILE --log-key KEY`: both notes verify (`checkpoint`);
 the new tree is not smaller (`rollback`); equal sizes have equal roots (`split-view`);
 otherwise the registry's consistency proof verifies (`consistency`).
@@ -26,7 +29,15 @@ from typing import Any
 
 from services.audit.logapi import LogApi, LogApiError, b64, hashes_from, read_note_file
 from services.transparency import merkle, note
-from services.transparency.proofs import Check, OpenedCheckpoint, check_leaf, checked_checkpoint, placed_leaf
+from services.transparency.policy import Policy
+from services.transparency.proofs import (
+    Check,
+    OpenedCheckpoint,
+    check_leaf,
+    checked_checkpoint,
+    placed_leaf,
+    quorum_check,
+)
 
 
 @dataclass
@@ -77,15 +88,25 @@ class ProofReport:
         }
 
 
-def _open(report: ProofReport, text: str, log_key: note.Verifier, what: str) -> OpenedCheckpoint | None:
+def _open(
+    report: ProofReport, text: str, log_key: note.Verifier, what: str, policy: Policy | None = None
+) -> OpenedCheckpoint | None:
+    """The checkpoint once its note verifies with the log's key and, given a policy, once its
+    cosignatures make the policy's quorum (a checkpoint below it proves nothing)."""
     opened, check = checked_checkpoint(text, log_key, what)
     report.checks.append(check)
-    return opened
+    if opened is None or policy is None:
+        return opened
+    quorum = quorum_check(text, policy, what)
+    report.checks.append(quorum)
+    return opened if quorum.ok else None
 
 
-async def prove(event_id: str, *, checkpoint_text: str, log_key: note.Verifier, api: LogApi) -> ProofReport:
+async def prove(
+    event_id: str, *, checkpoint_text: str, log_key: note.Verifier, api: LogApi, policy: Policy | None = None
+) -> ProofReport:
     report = ProofReport("prove", {"event_id": event_id, "leaf_index": None, "tree_size": None})
-    checkpoint = _open(report, checkpoint_text, log_key, "the checkpoint")
+    checkpoint = _open(report, checkpoint_text, log_key, "the checkpoint", policy)
     if checkpoint is None:
         return report
     size = report.subject["tree_size"] = checkpoint.size
@@ -125,11 +146,16 @@ async def prove(event_id: str, *, checkpoint_text: str, log_key: note.Verifier, 
 
 
 async def check_consistency(
-    *, old_text: str, new_text: str, log_key: note.Verifier, api: LogApi | None
+    *,
+    old_text: str,
+    new_text: str,
+    log_key: note.Verifier,
+    api: LogApi | None,
+    policy: Policy | None = None,
 ) -> ProofReport:
     report = ProofReport("check-consistency", {"old_size": None, "new_size": None})
-    old = _open(report, old_text, log_key, "the old checkpoint")
-    new = _open(report, new_text, log_key, "the new checkpoint")
+    old = _open(report, old_text, log_key, "the old checkpoint", policy)
+    new = _open(report, new_text, log_key, "the new checkpoint", policy)
     if old is None or new is None:
         return report
     report.subject.update(old_size=old.size, new_size=new.size)

@@ -9,7 +9,7 @@ from services.common.envelope_signatures import DEV_VERIFIER_KEY, EnvelopeVerifi
 from services.common.patterns import SCHEMA_NAME
 from services.common.settings import ServiceSettings
 from services.transparency.log import DEV_LOG_VERIFIER_KEY
-from services.transparency.note import NoteError, parse_verifier_key
+from services.transparency.note import NoteError, parse_verifier_key, parse_witness_key
 
 __all__ = ["DEV_LOG_VERIFIER_KEY", "SCHEMA_PATTERN", "AuditSettings"]
 
@@ -42,12 +42,26 @@ class AuditSettings(ServiceSettings):
     # /v1/event-keys): each stored signature must verify under one of them. Default: the
     # development key's (services/common/envelope_signatures.py), which proves nothing in production.
     event_verifier_keys: str = DEV_VERIFIER_KEY
+    # The witnesses' verifier keys (C2SP vkeys, type 0x04 cosignature/v1 or 0x01, separated by
+    # spaces): every cosignature `verify` finds stored must be by one of them and verify on its
+    # checkpoint. Empty: the cosignatures are counted, not checked (the summary says so).
+    log_witness_keys: str = ""
 
     def envelope_verifier(self) -> EnvelopeVerifier:
         try:
             return EnvelopeVerifier.from_keys(self.event_verifier_keys.split())
         except EventKeyError as exc:
             raise ValueError(f"AUDIT_EVENT_VERIFIER_KEYS: {exc}") from None
+
+    @field_validator("log_witness_keys")
+    @classmethod
+    def _witness_keys(cls, value: str) -> str:
+        for key in value.split():
+            try:
+                parse_witness_key(key)
+            except NoteError as exc:
+                raise ValueError(f"AUDIT_LOG_WITNESS_KEYS: {exc}") from None
+        return value
 
     @field_validator("log_verifier_key")
     @classmethod

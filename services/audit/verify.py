@@ -44,7 +44,15 @@ from pydantic import ValidationError
 
 from services.agreement.state import AgreementState, evolve
 from services.audit.kafkalog import Record, TopicReader
-from services.audit.logtree import TREE, LeafRecord, TreeReport, check_tree, parse_verifier_keys, tree_present
+from services.audit.logtree import (
+    TREE,
+    LeafRecord,
+    TreeReport,
+    check_tree,
+    parse_verifier_keys,
+    parse_witness_keys,
+    tree_present,
+)
 from services.audit.progress import Progress
 from services.audit.settings import AuditSettings
 from services.common.envelope_signatures import EnvelopeVerifier, RecordRefused
@@ -495,7 +503,13 @@ async def _walk_store(
             report.store_seconds = progress.finish()
             if walk.leaves is not None:
                 await check_tree(
-                    conn, walk.leaves, verifiers, report.tree, _tree_problem(report), settings.batch_size
+                    conn,
+                    walk.leaves,
+                    verifiers,
+                    report.tree,
+                    _tree_problem(report),
+                    settings.batch_size,
+                    parse_witness_keys(settings.log_witness_keys),
                 )
     finally:
         await conn.close()

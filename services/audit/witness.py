@@ -60,7 +60,7 @@ def new_witness_key(name: str, path: Path) -> str:
     """Write a new signer key file (mode 0600, refusing to overwrite); its verifier key."""
     private = Ed25519PrivateKey.generate()
     try:
-        text = note.signer_key(name, private)
+        text = note.signer_key(name, private, note.ALG_COSIGNATURE_V1)
     except note.NoteError as exc:
         raise AuditError(f"witness key name {name!r}: {exc}") from None
     try:
@@ -69,7 +69,7 @@ def new_witness_key(name: str, path: Path) -> str:
         raise AuditError(f"{path} exists: refusing to overwrite a key") from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
-    return note.Signer(name, private).verifier().key()
+    return note.Cosigner(name, private).verifier().key()
 
 
 def read_witness_key(path: Path) -> note.Signer:

@@ -96,7 +96,7 @@ class ConsoleSettings(BaseSettings):
             raise ValueError("production refuses the development log key in CONSOLE_LOG_KEY (it is public)")
         for key in self.log_witness_keys.split():
             try:
-                note.parse_verifier_key(key)
+                note.parse_witness_key(key)
             except note.NoteError as exc:
                 raise ValueError(
                     f"CONSOLE_LOG_WITNESS_KEYS: {key[:60]!r} is not a verifier key: {exc}"
@@ -109,7 +109,7 @@ class ConsoleSettings(BaseSettings):
 
     @property
     def witness_verifiers(self) -> list[note.Verifier]:
-        return [note.parse_verifier_key(key) for key in self.log_witness_keys.split()]
+        return [note.parse_witness_key(key) for key in self.log_witness_keys.split()]
 
     @property
     def audit_registry_url(self) -> str:

@@ -18,7 +18,7 @@ of the logs signed it and the quorum witnessed it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.transparency import note
 
@@ -56,6 +56,8 @@ class Policy:
     witnesses: tuple[PolicyWitness, ...]
     groups: tuple[Group, ...]
     quorum: str
+    # The file as read: what the registry publishes (GET /v1/log/keys).
+    source: str = field(default="", compare=False)
 
     def witness(self, name: str) -> PolicyWitness | None:
         return next((w for w in self.witnesses if w.name == name), None)
@@ -209,4 +211,4 @@ def parse_policy(text: str | bytes) -> Policy:
             raise PolicyError(f"line {number}: unknown keyword {keyword!r} (one of {', '.join(_KEYWORDS)})")
     if quorum is None:
         raise PolicyError("a policy needs a quorum line (quorum none: no witness required)")
-    return Policy(tuple(logs), tuple(witnesses), tuple(groups), quorum)
+    return Policy(tuple(logs), tuple(witnesses), tuple(groups), quorum, text)

@@ -31,6 +31,7 @@ from typing import Any
 from coordreg_contracts.envelope import envelope_hash
 
 from services.transparency import merkle, note
+from services.transparency.policy import Policy
 
 __all__ = [
     "Check",
@@ -115,6 +116,20 @@ def checked_checkpoint(
             "checkpoint", False, f"{what} does not verify with the log's key {log_key.name}: {exc}"
         )
     return opened, Check("checkpoint", True, f"{what} is signed by {log_key.name}: {opened.describe()}")
+
+
+def quorum_check(text: str, policy: Policy, what: str = "the checkpoint") -> Check:
+    """The policy's quorum (C2SP tlog-policy): enough of its witnesses cosigned the note."""
+    try:
+        cosigners = policy.cosigners(text)
+    except note.NoteError as exc:
+        return Check("quorum", False, f"{what} does not open under the policy: {exc}")
+    named = ", ".join(cosigners) or "no witness of the policy"
+    if not policy.quorum_met(cosigners):
+        return Check(
+            "quorum", False, f"{what} is cosigned by {named}: below the policy's quorum, {policy.required()}"
+        )
+    return Check("quorum", True, f"{what} is cosigned by {named}: the quorum {policy.required()} is met")
 
 
 @dataclass(frozen=True)

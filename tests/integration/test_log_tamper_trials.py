@@ -341,16 +341,17 @@ async def test_the_cli_witnesses_proves_and_refuses(log_stack: Stack, tmp_path: 
         "witness-key", "witness.test/cli", "--out", str(tmp_path / "w.key"), env=env
     )
     assert code == 0, out + err
-    assert (
-        note.parse_verifier_key(out.strip())
-        == note.parse_signer_key((tmp_path / "w.key").read_text(encoding="utf-8")).verifier()
-    )
+    # A new witness key signs cosignature/v1 (type 0x04).
+    made = note.parse_witness_key(out.strip())
+    assert isinstance(made, note.CosignatureVerifier)
+    assert made == note.parse_signer_key((tmp_path / "w.key").read_text(encoding="utf-8")).verifier()
     assert (tmp_path / "w.key").stat().st_mode & 0o777 == 0o600
     code, _, err = await run_audit(
         "witness-key", "witness.test/cli", "--out", str(tmp_path / "w.key"), env=env
     )
     assert code == 2 and "refusing to overwrite" in err
-    # The registry accepts only its configured witness: use that key.
+    # The registry accepts only its configured witness, of before cosignature/v1 (type 0x01,
+    # accepted until the date in docs/CONTRACT.md B11): use that key.
     key_file = tmp_path / "agency.key"
     key_file.write_text(note.signer_key(WITNESS.name, WITNESS_PRIVATE) + "\n", encoding="utf-8")
     witness_args = ("witness", "--key", str(key_file), "--state", str(tmp_path / "state"))

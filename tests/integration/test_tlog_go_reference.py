@@ -28,7 +28,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.transparency import merkle
 from services.transparency.merkle import MemoryTree, ProofError, leaf_hash
-from services.transparency.note import Checkpoint, NoteError, Signer, add_signature, open_note, sign_note
+from services.transparency.note import (
+    Checkpoint,
+    CosignatureVerifier,
+    Cosigner,
+    NoteError,
+    Signature,
+    SignedNote,
+    Signer,
+    add_signature,
+    cosignature_time,
+    open_note,
+    parse_note,
+    parse_witness_key,
+    sign_note,
+)
 from tests.support.tlogcheck import build_tlogcheck, run_tlogcheck
 
 ORIGIN = "registry.test/coordreg/tlog"
@@ -384,3 +398,41 @@ def test_go_rejects_tampered_checkpoints(tlogcheck: Path, tree: MemoryTree) -> N
         request={"verifier_key": LOG.verifier().key(), "origin": "another.test/log", "checkpoint": good},
     )
     assert not wrong_origin["checkpoint"]["ok"]
+
+
+def test_cosignatures_v1_agree_with_torchwood(tlogcheck: Path) -> None:
+    """Our cosignature/v1 (services/transparency/note.py) and filippo.io/torchwood's (what
+    litewitness signs with) accept each other's lines and write the same vkey; a line with
+    its timestamp changed is refused by both."""
+    seed = bytes(range(7, 39))
+    ours = Cosigner("witness.test/so-tttt", Ed25519PrivateKey.from_private_bytes(seed))
+    body = Checkpoint(ORIGIN, 1234, hashlib.sha256(b"root").digest()).body()
+    signed = sign_note(body, [LOG])
+    cosigned = add_signature(signed, ours)
+    cosigners = [{"name": ours.name, "seed_b64": b64(seed)}]
+    go = run(
+        tlogcheck,
+        "verify",
+        request={"verifier_key": LOG.verifier().key(), "cosigners": cosigners, "checkpoint": cosigned},
+    )["checkpoint"]
+    assert go["ok"] and go["signed_by"] == [ORIGIN, ours.name], go
+    assert go["cosigner_keys"] == [ours.verifier().key()]
+    # torchwood's own line (its clock, now) verifies here, with the vkey torchwood wrote.
+    theirs = parse_witness_key(go["cosigner_keys"][0])
+    assert isinstance(theirs, CosignatureVerifier)
+    _, verified = open_note(go["cosigned_note"], [LOG.verifier(), theirs])
+    assert [s.name for s in verified] == [ORIGIN, ours.name]
+    # The timestamp moved by one second: neither implementation accepts the line.
+    line = parse_note(cosigned).signatures[-1]
+    moved = Signature(
+        line.name, line.key_id, (cosignature_time(line) + 1).to_bytes(8, "big") + line.signature[8:]
+    )
+    forged = SignedNote(body, [*parse_note(signed).signatures, moved]).format()
+    refused = run(
+        tlogcheck,
+        "verify",
+        request={"verifier_key": LOG.verifier().key(), "cosigners": cosigners, "checkpoint": forged},
+    )["checkpoint"]
+    assert not refused["ok"] and "note.Open" in refused["error"], refused
+    with pytest.raises(NoteError, match="does not verify"):
+        open_note(forged, [LOG.verifier(), ours.verifier()])

@@ -35,7 +35,7 @@ OFFICIAL = "demo-tran-van-binh"
 IDP = "https://idp.example"  # production needs an identity provider (ADR 0019)
 PERSON = sessions.Person(subject=OFFICIAL, name="Trần Văn Bình", party_ids=("snv-phu-tho",))
 LOG = load_signer(environment="development", origin="", key_pem="")
-WITNESS = note.Signer("witness.test/so-tttt", Ed25519PrivateKey.generate())
+WITNESS = note.Cosigner("witness.test/so-tttt", Ed25519PrivateKey.generate())
 STRANGER = note.Signer("witness.test/unknown", Ed25519PrivateKey.generate())
 Json = dict[str, Any]
 
@@ -296,7 +296,7 @@ async def test_a_forged_checkpoint_and_a_bad_cosignature() -> None:
     # A witness line that does not verify with the witness's configured key: that line says so,
     # the log's own signature still holds.
     registry = new_registry(cosigners=())
-    forged = note.Signer(WITNESS.name, Ed25519PrivateKey.generate())
+    forged = note.Cosigner(WITNESS.name, Ed25519PrivateKey.generate())
     text = note.add_signature(registry.checkpoint_text or "", forged)
     line = text.splitlines()[-1]
     _, encoded = line[2:].split(" ")

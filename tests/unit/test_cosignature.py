@@ -93,3 +93,21 @@ def test_a_cosigner_key_round_trips_as_a_signer_key_of_type_0x04() -> None:
 def test_log_keys_stay_type_0x01_only() -> None:
     with pytest.raises(note.NoteError, match="type 0x01"):
         note.parse_verifier_key(cosigner().verifier().key())
+
+
+def test_plain_cosignatures_are_accepted_until_the_end_of_their_period() -> None:
+    import datetime as dt
+
+    from services.registry.entrypoints.log_routes import cosignature_refusal
+
+    plain = note.Signer(NAME, WITNESS_KEY).signature(BODY)
+    until = dt.date(2027, 6, 30)
+    last_second = dt.datetime(2027, 6, 30, 23, 59, 59, tzinfo=dt.UTC).timestamp()
+    assert cosignature_refusal([plain], until, 300, now=last_second) is None
+    refused = cosignature_refusal([plain], until, 300, now=last_second + 1)
+    assert refused is not None and "accepted until 2027-06-30" in refused
+    # cosignature/v1: never out of period, but not from the future.
+    now = 1_800_000_000
+    assert cosignature_refusal([cosigner().cosign(BODY, now + 300)], until, 300, now=now) is None
+    ahead = cosignature_refusal([cosigner().cosign(BODY, now + 301)], until, 300, now=now)
+    assert ahead is not None and "future" in ahead

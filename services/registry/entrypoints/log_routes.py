@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import time
 import uuid
 from email.utils import format_datetime
 from typing import Annotated, Any
 
 import asyncpg
+import structlog
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -34,7 +36,9 @@ from services.registry.entrypoints.routes import json_answer
 from services.registry.service_layer.event_store import StoredEvent
 from services.transparency import merkle, note
 from services.transparency.log import CheckpointSigner
+from services.transparency.policy import Policy
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/log", tags=["transparency log"])
 TAG = "transparency log"
 Reader = Depends(require(auth.READ))
@@ -87,7 +91,16 @@ class LogKeys(LogAnswer):
     origin: str
     verifier_key: str
     retired_verifier_keys: list[str]
-    witness_verifier_keys: list[str]
+    witness_verifier_keys: list[str] = Field(
+        description="Witnesses' keys (C2SP vkeys): type 0x04 cosignature/v1, or type 0x01 (accepted for new "
+        "checkpoints until legacy_cosignatures_until)"
+    )
+    policy: str | None = Field(
+        description="The witnessing policy (C2SP tlog-policy text) the registry applies, or null"
+    )
+    legacy_cosignatures_until: str = Field(
+        description="The last day (UTC) type 0x01 cosignatures are accepted"
+    )
 
 
 class Cosigned(LogAnswer):
@@ -99,7 +112,12 @@ LAST_MODIFIED = {
     "Last-Modified": {
         "description": "When the log signed the checkpoint (the registry's word: the note carries no time)",
         "schema": {"type": "string"},
-    }
+    },
+    "Witness-Quorum": {
+        "description": "`met` or `not-met`: whether the cosignatures served make the policy's quorum "
+        "(absent when the registry has no policy)",
+        "schema": {"type": "string", "enum": ["met", "not-met"]},
+    },
 }
 
 
@@ -140,13 +158,29 @@ async def _beyond_the_tree(conn: Any, size: int) -> Response | None:
     )
 
 
-def _served(served: log_reads.ServedCheckpoint) -> Response:
+def quorum_header(policy: Policy | None, text: str) -> dict[str, str]:
+    """`Witness-Quorum: met|not-met` for a served note, under the registry's policy (none: no
+    header). Every cosignature served was verified when it was stored."""
+    if policy is None:
+        return {}
+    try:
+        met = policy.quorum_met(policy.cosigners(text))
+    except note.NoteError:
+        log.error("a served checkpoint does not open under the policy", note=text[:200])
+        met = False
+    return {"Witness-Quorum": "met" if met else "not-met"}
+
+
+def _served(request: Request, served: log_reads.ServedCheckpoint) -> Response:
     """A stored checkpoint's note; `Last-Modified`: when the log signed it (the note carries no
     time; this one is the registry's word, outside what is signed)."""
     return Response(
         served.note,
         media_type=NOTE,
-        headers={"Last-Modified": format_datetime(served.issued_at.astimezone(dt.UTC), usegmt=True)},
+        headers={
+            "Last-Modified": format_datetime(served.issued_at.astimezone(dt.UTC), usegmt=True),
+            **quorum_header(request.app.state.log_policy, served.note),
+        },
     )
 
 
@@ -157,12 +191,12 @@ def _served(served: log_reads.ServedCheckpoint) -> Response:
     operation_id="getCheckpoint",
     responses={**_note_answer(200, "The latest checkpoint"), **documented_errors(*_AUTH, 404, 503)},
 )
-async def latest_checkpoint(pool: Pool, client: Annotated[Client, Reader]) -> Response:
+async def latest_checkpoint(request: Request, pool: Pool, client: Annotated[Client, Reader]) -> Response:
     async with pool.acquire() as conn:
         served = await log_reads.latest_checkpoint(conn)
     if served is None:
         return problem(404, "no checkpoint has been signed yet; POST /v1/log/checkpoints signs one")
-    return _served(served)
+    return _served(request, served)
 
 
 @router.get(
@@ -173,13 +207,16 @@ async def latest_checkpoint(pool: Pool, client: Annotated[Client, Reader]) -> Re
     responses={**_note_answer(200, "The checkpoint"), **documented_errors(*_AUTH, 404, 422, 503)},
 )
 async def checkpoint_of(
-    pool: Pool, tree_size: Annotated[int, Path(ge=0, le=2**62)], client: Annotated[Client, Reader]
+    request: Request,
+    pool: Pool,
+    tree_size: Annotated[int, Path(ge=0, le=2**62)],
+    client: Annotated[Client, Reader],
 ) -> Response:
     async with pool.acquire() as conn:
         served = await log_reads.checkpoint(conn, tree_size)
     if served is None:
         return problem(404, f"no checkpoint of tree size {tree_size} was signed")
-    return _served(served)
+    return _served(request, served)
 
 
 @router.post(
@@ -321,12 +358,15 @@ async def leaves(
 async def keys(request: Request, client: Annotated[Client, Reader]) -> Response:
     signer = _signer(request)
     state = request.app.state
+    policy: Policy | None = state.log_policy
     return json_answer(
         LogKeys.model_construct(
             origin=signer.origin,
             verifier_key=signer.verifier_key,
             retired_verifier_keys=list(state.log_retired_keys),
             witness_verifier_keys=[w.key() for w in state.log_witnesses],
+            policy=policy.source if policy else None,
+            legacy_cosignatures_until=state.log_legacy_until.isoformat(),
         )
     )
 
@@ -362,19 +402,21 @@ async def cosign(
     request: Request, pool: Pool, client: Witness, text: Annotated[str, Body(media_type="text/plain")] = ""
 ) -> Response:
     signer = _signer(request)
-    witnesses: list[note.Verifier] = list(request.app.state.log_witnesses)
+    state = request.app.state
     log_verifier = note.parse_verifier_key(signer.verifier_key)
     try:
-        opened, verified = note.open_note(text, [log_verifier, *witnesses])
+        opened, verified = note.open_note(text, [log_verifier, *state.log_witnesses])
         checkpoint = note.Checkpoint.parse(opened.body)
     except (note.NoteError, ValueError) as exc:
         return problem(422, f"not a checkpoint signed by this log: {exc}", kind="bad-cosignature")
-    names = {v.name for v in verified}
-    if signer.name not in names:
+    if (log_verifier.name, log_verifier.key_id) not in {(s.name, s.key_id) for s in verified}:
         return problem(422, "the note does not carry this log's valid signature", kind="bad-cosignature")
-    cosigners = [s for s in verified if s.name != signer.name]
+    cosigners = [s for s in verified if (s.name, s.key_id) != (log_verifier.name, log_verifier.key_id)]
     if not cosigners:
         return problem(422, "no signature of a known witness verifies on this note", kind="bad-cosignature")
+    refused = cosignature_refusal(cosigners, state.log_legacy_until, state.log_max_skew)
+    if refused is not None:
+        return problem(422, refused, kind="bad-cosignature")
     async with pool.acquire() as conn, conn.transaction():
         stored = await log_reads.checkpoint_note(conn, checkpoint.size)
         if stored is None or note.open_note(stored, [log_verifier])[0].body != opened.body:
@@ -386,3 +428,21 @@ async def cosign(
         await log_reads.add_cosignatures(conn, checkpoint.size, [(s.name, s.line()) for s in cosigners])
     cosigned = sorted(signature.name for signature in cosigners)
     return json_answer(Cosigned.model_construct(tree_size=checkpoint.size, witnesses=cosigned), 201)
+
+
+def cosignature_refusal(
+    cosigners: list[note.Signature], legacy_until: dt.date, max_skew: int, now: float | None = None
+) -> str | None:
+    """Why verified cosignatures may not be stored, or None: a plain (type 0x01) signature after
+    its acceptance period, or a cosignature/v1 timestamped ahead of the registry's clock."""
+    moment = time.time() if now is None else now
+    for signature in cosigners:
+        if len(signature.signature) == 64:
+            if dt.datetime.fromtimestamp(moment, dt.UTC).date() > legacy_until:
+                return (
+                    f"{signature.name} signed a plain Ed25519 (type 0x01) cosignature, accepted until "
+                    f"{legacy_until.isoformat()}; sign cosignature/v1 (type 0x04)"
+                )
+        elif note.cosignature_time(signature) > moment + max_skew:
+            return f"the cosignature by {signature.name} is timestamped in the future"
+    return None

@@ -12,6 +12,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"filippo.io/torchwood"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
@@ -241,9 +243,17 @@ type consistencyItem struct {
 	Proof   []string `json:"proof"`
 }
 
+// cosigner is a witness's Ed25519 seed: filippo.io/torchwood's cosignature/v1
+// (c2sp.org/tlog-cosignature) signer and verifier are made from it.
+type cosigner struct {
+	Name string `json:"name"`
+	Seed string `json:"seed_b64"`
+}
+
 type request struct {
 	VerifierKey  string            `json:"verifier_key"`
 	VerifierKeys []string          `json:"verifier_keys"`
+	Cosigners    []cosigner        `json:"cosigners"`
 	Origin       *string           `json:"origin"`
 	Checkpoint   *string           `json:"checkpoint"`
 	Inclusion    []inclusionItem   `json:"inclusion"`
@@ -262,6 +272,10 @@ type checkpointResult struct {
 	Size     int64    `json:"size"`
 	Root     string   `json:"root_b64,omitempty"`
 	SignedBy []string `json:"signed_by"`
+	// The cosigners' vkeys as torchwood writes them, and the note with torchwood's
+	// cosignature/v1 lines added after those verified.
+	CosignerKeys []string `json:"cosigner_keys,omitempty"`
+	CosignedNote string   `json:"cosigned_note,omitempty"`
 }
 
 type response struct {
@@ -334,9 +348,32 @@ func openCheckpoint(req request) (checkpointResult, head) {
 		}
 		verifiers = append(verifiers, v)
 	}
+	var signers []note.Signer
+	var cosignerKeys []string
+	for _, c := range req.Cosigners {
+		seed, err := base64.StdEncoding.DecodeString(c.Seed)
+		if err != nil || len(seed) != ed25519.SeedSize {
+			return fail(fmt.Errorf("cosigner %q: seed_b64 is not 32 bytes of base64", c.Name))
+		}
+		s, err := torchwood.NewCosignatureSigner(c.Name, ed25519.NewKeyFromSeed(seed))
+		if err != nil {
+			return fail(fmt.Errorf("cosigner %q: %w", c.Name, err))
+		}
+		signers = append(signers, s)
+		verifiers = append(verifiers, s.Verifier())
+		cosignerKeys = append(cosignerKeys, s.Verifier().String())
+	}
 	n, err := note.Open([]byte(*req.Checkpoint), note.VerifierList(verifiers...))
 	if err != nil {
 		return fail(fmt.Errorf("note.Open: %w", err))
+	}
+	cosigned := ""
+	if len(signers) > 0 {
+		signed, err := note.Sign(&note.Note{Text: n.Text, Sigs: n.Sigs}, signers...)
+		if err != nil {
+			return fail(fmt.Errorf("note.Sign with the cosigners: %w", err))
+		}
+		cosigned = string(signed)
 	}
 	origin, size, root, err := parseCheckpoint(n.Text)
 	if err != nil {
@@ -349,7 +386,10 @@ func openCheckpoint(req request) (checkpointResult, head) {
 	for _, s := range n.Sigs {
 		signed = append(signed, s.Name)
 	}
-	return checkpointResult{OK: true, Origin: origin, Size: size, Root: b64(root[:]), SignedBy: signed},
+	return checkpointResult{
+			OK: true, Origin: origin, Size: size, Root: b64(root[:]), SignedBy: signed,
+			CosignerKeys: cosignerKeys, CosignedNote: cosigned,
+		},
 		head{size, root}
 }
 
