@@ -8,8 +8,9 @@ checkpoint as the log signed it. The answer:
 
 * 200: signature lines (timestamped cosignature/v1, c2sp.org/tlog-cosignature) by the witness's
   key(s). Lines by keys the log does not know are ignored, as the spec says; those by the
-  witness's key must verify on the checkpoint, with a timestamp that is not zero, and one at
-  least must be there: else the answer is bad.
+  witness's key must verify on the checkpoint, with a timestamp that is neither zero nor
+  ahead of the log's clock (by more than the skew it allows), and one at least must be there:
+  else the answer is bad.
 * 409 with `Content-Type: text/x.tlog.size`: the witness holds another size; the body is that
   size and a newline. The log starts again from it.
 * 403 (the log's signature refused), 404 (origin unknown), 400 (old size above the checkpoint's)
@@ -105,13 +106,19 @@ def excerpt(body: bytes) -> str:
 
 
 def read_answer(
-    status: int, content_type: str, body: bytes, signed_checkpoint: str, key: note.Verifier
+    status: int,
+    content_type: str,
+    body: bytes,
+    signed_checkpoint: str,
+    key: note.Verifier,
+    not_after: int | None = None,
 ) -> Answer:
     """What a witness answered to `add-checkpoint` with `signed_checkpoint` (the note as sent):
     its cosignatures verified with its `key` (never trusted unverified), its size, an alarm or a
-    failure."""
+    failure. `not_after`: the latest timestamp a cosignature may carry (POSIX seconds; the
+    registry's clock and the skew it allows), None for any."""
     if status == 200:
-        return _cosigned(body, signed_checkpoint, key)
+        return _cosigned(body, signed_checkpoint, key, not_after)
     if status == 409:
         media_type = content_type.split(";", 1)[0].strip().lower()
         text = body.decode("ascii", errors="replace")
@@ -123,7 +130,7 @@ def read_answer(
     return Failed(status, excerpt(body))
 
 
-def _cosigned(body: bytes, signed_checkpoint: str, key: note.Verifier) -> Answer:
+def _cosigned(body: bytes, signed_checkpoint: str, key: note.Verifier, not_after: int | None) -> Answer:
     # As the spec suggests: the lines appended to the checkpoint make a note to parse.
     try:
         text = body.decode("utf-8")
@@ -138,7 +145,9 @@ def _cosigned(body: bytes, signed_checkpoint: str, key: note.Verifier) -> Answer
     mine = [s for s in parsed.signatures[sent:] if (s.name, s.key_id) == (key.name, key.key_id)]
     if not mine or not all(key.verify(message, s.signature) for s in mine):
         return Alarm("bad-cosignature", excerpt(body))
-    # cosignature/v1: "the timestamp MUST NOT be zero" (tlog-witness).
-    if isinstance(key, note.CosignatureVerifier) and any(note.cosignature_time(s) == 0 for s in mine):
-        return Alarm("bad-cosignature", excerpt(body))
+    # cosignature/v1: "the timestamp MUST NOT be zero" (tlog-witness), nor in the future.
+    if isinstance(key, note.CosignatureVerifier):
+        times = [note.cosignature_time(s) for s in mine]
+        if 0 in times or (not_after is not None and max(times) > not_after):
+            return Alarm("bad-cosignature", excerpt(body))
     return Cosigned(tuple(dict.fromkeys(mine)))

@@ -78,8 +78,8 @@ def test_a_body_needs_a_signed_note() -> None:
 def test_a_verified_cosignature_is_kept_and_others_keys_ignored() -> None:
     signed = LOG.sign(5, tree(5).root())
     body = note.parse_note(signed).body
-    answer = (WITNESS.sign(body) + OTHER.sign(body)).encode()
-    read = read_answer(200, "text/plain", answer, signed, WITNESS.verifier())
+    answer = (WITNESS.cosign(body, 2_000_000_000).line() + OTHER.sign(body)).encode()
+    read = read_answer(200, "text/plain", answer, signed, WITNESS.verifier(), not_after=2_000_000_000)
     assert isinstance(read, Cosigned)
     assert [s.name for s in read.signatures] == [WITNESS.name]
     # The line is the witness's cosignature/v1, verified on the checkpoint's body.
@@ -96,6 +96,7 @@ def test_a_verified_cosignature_is_kept_and_others_keys_ignored() -> None:
         b"another body",  # a line by the witness's key that does not verify
         b"other",  # only another key's line: none of the witness
         b"zero",  # a cosignature/v1 at timestamp 0
+        b"future",  # one timestamped after the latest time allowed
         b"plain",  # a plain Ed25519 signature (type 0x01) by the witness's key: not a cosignature
     ],
 )
@@ -108,9 +109,11 @@ def test_a_200_without_a_verifying_line_of_the_witness_is_an_alarm(answer: bytes
         answer = OTHER.sign(body).encode()
     elif answer == b"zero":
         answer = WITNESS.cosign(body, 0).line().encode()
+    elif answer == b"future":
+        answer = WITNESS.cosign(body, 2_000_000_001).line().encode()
     elif answer == b"plain":
         answer = note.Signer(WITNESS.name, WITNESS.private_key).sign(body).encode()
-    read = read_answer(200, "text/plain", answer, signed, WITNESS.verifier())
+    read = read_answer(200, "text/plain", answer, signed, WITNESS.verifier(), not_after=2_000_000_000)
     assert isinstance(read, Alarm) and read.reason == "bad-cosignature", read
 
 

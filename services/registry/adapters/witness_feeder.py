@@ -110,9 +110,11 @@ class WitnessFeeder:
         timeout_seconds: float = 5.0,
         backoff_max_seconds: float = 300.0,
         poll_seconds: float = 1.0,
+        max_skew_seconds: int = 300,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.pool = pool
+        self.max_skew_seconds = max_skew_seconds
         self.timeout_seconds = timeout_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.poll_seconds = poll_seconds
@@ -130,6 +132,7 @@ class WitnessFeeder:
         timeout_seconds: float,
         backoff_max_seconds: float,
         poll_seconds: float,
+        max_skew_seconds: int,
     ) -> WitnessFeeder | None:
         """A feeder for the policy's witnesses that have a URL; None when none has."""
         if policy is None or not any(w.url for w in policy.witnesses):
@@ -140,6 +143,7 @@ class WitnessFeeder:
             timeout_seconds=timeout_seconds,
             backoff_max_seconds=backoff_max_seconds,
             poll_seconds=poll_seconds,
+            max_skew_seconds=max_skew_seconds,
         )
 
     async def aclose(self) -> None:
@@ -176,6 +180,7 @@ class WitnessFeeder:
                 response.content,
                 signed_note,
                 key,
+                not_after=int(time.time()) + self.max_skew_seconds,
             )
         finally:
             REQUEST_SECONDS.labels(witness).observe(time.perf_counter() - started)

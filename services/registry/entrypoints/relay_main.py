@@ -96,6 +96,7 @@ async def run(settings: RegistrySettings) -> None:
                 timeout_seconds=settings.log_witness_timeout_seconds,
                 backoff_max_seconds=settings.log_witness_backoff_max_seconds,
                 poll_seconds=settings.log_witness_poll_seconds,
+                max_skew_seconds=settings.log_cosignature_max_skew_seconds,
             )
             tasks = [relay.run(stop), integrator.run(stop), *([feeder.run(stop)] if feeder else [])]
             await asyncio.gather(*tasks)
