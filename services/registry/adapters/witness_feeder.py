@@ -73,6 +73,9 @@ BACKOFF = Gauge(
     "log_witness_backoff_seconds", "The wait before a witness is tried again (0: not failing)", ["witness"]
 )
 IS_LEADER = Gauge("log_witness_feeder_is_leader", "1 while this process feeds the witnesses")
+# The `status` labels of log_witness_alarms_total: the refusals, a 409 beyond the log's latest
+# checkpoint, and answers that break the protocol (witness_protocol.read_answer).
+ALARM_REASONS = ("400", "403", "404", "409", "422", "bad-cosignature", "bad-size")
 _CONFLICTS_IN_A_ROW = 3  # then a witness whose size keeps moving is backed off, not chased
 
 
@@ -122,6 +125,10 @@ class WitnessFeeder:
         self.client = client or httpx.AsyncClient()
         self.states = {w.name: _WitnessState(w, w.url) for w in witnesses if w.url}
         self.latest: LatestCheckpoint | None = None
+        for name in self.states:  # exported from the start, so that the alerts see a 0
+            for status in ALARM_REASONS:
+                ALARMS.labels(name, status)
+            BACKOFF.labels(name).set(0)
 
     @classmethod
     def for_policy(
