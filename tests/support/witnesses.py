@@ -15,8 +15,8 @@ How each learns its key and the log, read from their sources:
 * litewitness signs through an ssh-agent (`-ssh-agent <socket>`, `-key <hex SHA-256 of the
   public key>`), keeps its state in SQLite (`-db`), and reads the logs it accepts from that
   database, where `witnessctl add-log -origin` and `add-key -origin -key <vkey>` put them.
-* omniwitness reads a note signer key (`PRIVATE+KEY+<name>+<id>+<base64(0x01 || seed)>`) from
-  `--private_key_path`, its extra logs from a YAML file (`--additional_logs`: Origin, PublicKey),
+* omniwitness reads a note signer key (`PRIVATE+KEY+<name>+<id>+<base64(0x01 or 0x04 || seed)>`)
+  from `--private_key_path`, its extra logs from a YAML file (`--additional_logs`: Origin, PublicKey),
   and keeps its state in SQLite (`--db_file`). It also loads its built-in list of public logs,
   but contacts none of them: it fetches nothing unless given a distributor or a public witness
   network URL, and neither is given here. Its metrics listener is turned off.
@@ -167,7 +167,11 @@ class Witness:
             assert done.returncode == 0, f"ssh-add: {done.stderr}"
             key_file.unlink()  # the agent holds it now
         else:
-            (self.folder / "witness-key").write_text(note.signer_key(self.name, self.key))
+            # As `coordreg-audit witness-key` writes it (type 0x04), which docs/OPERATIONS.md
+            # tells an agency running omniwitness to use.
+            (self.folder / "witness-key").write_text(
+                note.signer_key(self.name, self.key, note.ALG_COSIGNATURE_V1)
+            )
             (self.folder / "witness-key").chmod(0o600)
             (self.folder / "logs.yaml").write_text(
                 f'Logs:\n  - Origin: "{origin}"\n    PublicKey: "{log_vkey}"\n', encoding="utf-8"
