@@ -273,7 +273,7 @@ async def test_a_witness_ahead_of_the_feeder_restarts_it_from_its_size(witnessed
     """A 409: witness a cosigned a checkpoint the feeder does not know it cosigned (as after a
     crash between its answer and the store). The feeder starts again from a's size."""
     w = witnessed
-    base = await w.latest_size()
+    base = await w.grow()
     await until(lambda: _all_three(w, base), f"three cosignatures on {base}")
     await w.stop_feeder()
     ahead = await w.grow()
@@ -296,7 +296,7 @@ async def test_a_split_view_is_refused_by_every_witness_and_raises_the_alarm(wit
     forked would. Every witness refuses it with 422; nothing of it is stored."""
     w = witnessed
     assert w.feeder is not None
-    size = await w.latest_size()
+    size = await w.grow()
     await until(lambda: _all_three(w, size), f"three cosignatures on {size}")
     signer = load_signer(environment="development", origin="", key_pem="")
     forged = signer.sign(size, bytes(range(32)))
