@@ -110,22 +110,6 @@ class TreeReport:
         }
 
 
-def parse_verifier_keys(text: str) -> list[note.Verifier]:
-    """AUDIT_LOG_VERIFIER_KEY: one or more verifier keys (Go note format), separated by spaces."""
-    try:
-        return [note.parse_verifier_key(key) for key in text.split()]
-    except note.NoteError as exc:
-        raise ValueError(f"AUDIT_LOG_VERIFIER_KEY: {exc}") from None
-
-
-def parse_witness_keys(text: str) -> list[note.Verifier]:
-    """AUDIT_LOG_WITNESS_KEYS: the witnesses' verifier keys (type 0x04 or 0x01), space-separated."""
-    try:
-        return [note.parse_witness_key(key) for key in text.split()]
-    except note.NoteError as exc:
-        raise ValueError(f"AUDIT_LOG_WITNESS_KEYS: {exc}") from None
-
-
 async def tree_present(conn: Connection) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass('registry.tree_leaves') IS NOT NULL"))
 

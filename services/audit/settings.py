@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -9,7 +11,7 @@ from services.common.envelope_signatures import DEV_VERIFIER_KEY, EnvelopeVerifi
 from services.common.patterns import SCHEMA_NAME
 from services.common.settings import ServiceSettings
 from services.transparency.log import DEV_LOG_VERIFIER_KEY
-from services.transparency.note import NoteError, parse_verifier_key, parse_witness_key
+from services.transparency.note import NoteError, Verifier, parse_verifier_key, parse_witness_key
 
 __all__ = ["DEV_LOG_VERIFIER_KEY", "SCHEMA_PATTERN", "AuditSettings"]
 
@@ -56,11 +58,7 @@ class AuditSettings(ServiceSettings):
     @field_validator("log_witness_keys")
     @classmethod
     def _witness_keys(cls, value: str) -> str:
-        for key in value.split():
-            try:
-                parse_witness_key(key)
-            except NoteError as exc:
-                raise ValueError(f"AUDIT_LOG_WITNESS_KEYS: {exc}") from None
+        parse_witness_keys(value)
         return value
 
     @field_validator("log_verifier_key")
@@ -68,9 +66,22 @@ class AuditSettings(ServiceSettings):
     def _verifier_keys(cls, value: str) -> str:
         if not value.split():
             raise ValueError("AUDIT_LOG_VERIFIER_KEY needs at least one verifier key")
-        for key in value.split():
-            try:
-                parse_verifier_key(key)
-            except NoteError as exc:
-                raise ValueError(f"AUDIT_LOG_VERIFIER_KEY: {exc}") from None
+        parse_verifier_keys(value)
         return value
+
+
+def _keys(text: str, parse: Callable[[str], Verifier], setting: str) -> list[Verifier]:
+    try:
+        return [parse(key) for key in text.split()]
+    except NoteError as exc:
+        raise ValueError(f"{setting}: {exc}") from None
+
+
+def parse_verifier_keys(text: str) -> list[Verifier]:
+    """AUDIT_LOG_VERIFIER_KEY: one or more verifier keys (Go note format), separated by spaces."""
+    return _keys(text, parse_verifier_key, "AUDIT_LOG_VERIFIER_KEY")
+
+
+def parse_witness_keys(text: str) -> list[Verifier]:
+    """AUDIT_LOG_WITNESS_KEYS: the witnesses' verifier keys (type 0x04 or 0x01), space-separated."""
+    return _keys(text, parse_witness_key, "AUDIT_LOG_WITNESS_KEYS")

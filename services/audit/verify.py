@@ -49,12 +49,10 @@ from services.audit.logtree import (
     LeafRecord,
     TreeReport,
     check_tree,
-    parse_verifier_keys,
-    parse_witness_keys,
     tree_present,
 )
 from services.audit.progress import Progress
-from services.audit.settings import AuditSettings
+from services.audit.settings import AuditSettings, parse_verifier_keys, parse_witness_keys
 from services.common.envelope_signatures import EnvelopeVerifier, RecordRefused
 from services.directory.state import PartyState, evolve_party
 from services.registry.service_layer.event_store import StoredEvent

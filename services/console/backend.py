@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import jwt
@@ -94,6 +95,13 @@ class Backend:
     ) -> Answer:
         response = await client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
         return self._answer(response)
+
+    async def agreement(self, token: str, agreement_id: str, params: dict[str, Any] | None = None) -> Answer:
+        """One agreement's document from the projections (GET /v1/agreements/{id}, the id quoted:
+        it comes from an address or a form)."""
+        return await self.read(
+            self.projections, token, f"/v1/agreements/{quote(agreement_id, safe='')}", params
+        )
 
     async def read_text(self, client: httpx.AsyncClient, token: str, path: str) -> TextAnswer:
         response = await client.get(path, headers={"Authorization": f"Bearer {token}"})

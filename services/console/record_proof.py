@@ -23,6 +23,7 @@ import httpx
 
 from services.console.backend import Backend, TextAnswer
 from services.transparency import note
+from services.transparency.policy import Policy
 from services.transparency.proofs import (
     Check,
     Cosignature,
@@ -31,6 +32,7 @@ from services.transparency.proofs import (
     checked_checkpoint,
     cosignatures,
     placed_leaf,
+    quorum_check,
 )
 
 # A checkpoint: verified with the pinned key; refused (its signature or form); none signed yet;
@@ -48,6 +50,9 @@ class CheckpointProof:
     opened: OpenedCheckpoint | None = None
     issued_at: str | None = None  # RFC 3339, from Last-Modified: the registry's word, not signed
     cosignatures: tuple[Cosignature, ...] = ()
+    # The policy's quorum (C2SP tlog-policy), checked here; None without a policy.
+    quorum: Check | None = None
+    quorum_required: str = ""
 
     @property
     def size(self) -> int:
@@ -97,7 +102,10 @@ def _issued_at(headers: httpx.Headers) -> str | None:
 
 
 def open_served_checkpoint(
-    answer: TextAnswer | None, log_key: note.Verifier, witnesses: Sequence[note.Verifier]
+    answer: TextAnswer | None,
+    log_key: note.Verifier,
+    witnesses: Sequence[note.Verifier],
+    policy: Policy | None = None,
 ) -> CheckpointProof:
     """The registry's latest checkpoint (None: it could not be asked), opened with the pinned key."""
     if answer is None or answer.status >= 500 or answer.status in (401, 403, 429):
@@ -110,7 +118,9 @@ def open_served_checkpoint(
     if opened is None:
         return CheckpointProof("refused", check)
     found = tuple(cosignatures(opened, log_key, witnesses))
-    return CheckpointProof("verified", check, opened, _issued_at(answer.headers), found)
+    quorum = quorum_check(answer.text, policy) if policy else None
+    required = policy.required() if policy else ""
+    return CheckpointProof("verified", check, opened, _issued_at(answer.headers), found, quorum, required)
 
 
 def _leaf_entry(body: Any, index: int) -> Mapping[str, Any]:
@@ -188,9 +198,10 @@ async def prove_record(
     served: TextAnswer | None,
     log_key: note.Verifier,
     witnesses: Sequence[note.Verifier],
+    policy: Policy | None = None,
 ) -> RecordProof:
     """The checkpoint (already fetched: `served`) and each event's proof against it."""
-    checkpoint = open_served_checkpoint(served, log_key, witnesses)
+    checkpoint = open_served_checkpoint(served, log_key, witnesses, policy)
     opened = checkpoint.opened
     if opened is None:
         # No checkpoint to check against: nothing is asked for the events.

@@ -7,6 +7,7 @@ only, the development sign-in as a demo official."""
 from __future__ import annotations
 
 import secrets
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -15,7 +16,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.transparency import note
-from services.transparency.log import DEV_LOG_VERIFIER_KEY, DEV_PUBLIC_KEY
+from services.transparency.log import DEV_LOG_VERIFIER_KEY, DEV_PUBLIC_KEY, LogKeyError, read_policy
+from services.transparency.policy import Policy
 
 # A checkout's development signing key (deploy/dev-keys/): no installed copy carries it.
 DEV_KEY = Path(__file__).resolve().parents[2] / "deploy" / "dev-keys" / "dev-signing-key.pem"
@@ -62,6 +64,10 @@ class ConsoleSettings(BaseSettings):
     # The witnesses' verifier keys (same format, space-separated) whose cosignatures the page
     # checks; a cosignature by any other key is shown as present but not checked.
     log_witness_keys: str = ""
+    # The witnessing policy (C2SP tlog-policy: a path, or the file's text), the one the
+    # registry's operators publish: the page checks the cosignatures of its witnesses too, and
+    # says whether they make its quorum. Empty: no quorum shown.
+    log_policy: str = ""
     # How often the registry signs a checkpoint (its REGISTRY_LOG_CHECKPOINT_SECONDS): how
     # soon, the page says, an event newer than the latest checkpoint will be in one.
     log_checkpoint_seconds: float = Field(default=10.0, gt=0)
@@ -94,6 +100,10 @@ class ConsoleSettings(BaseSettings):
             raise ValueError(f"CONSOLE_LOG_KEY is not a verifier key <name>+<key ID>+<key>: {exc}") from None
         if self.environment == "production" and pinned.public_key_bytes == DEV_PUBLIC_KEY:
             raise ValueError("production refuses the development log key in CONSOLE_LOG_KEY (it is public)")
+        try:
+            read_policy(self.log_policy, "CONSOLE_LOG_POLICY")
+        except LogKeyError as exc:
+            raise ValueError(str(exc)) from None
         for key in self.log_witness_keys.split():
             try:
                 note.parse_witness_key(key)
@@ -107,9 +117,15 @@ class ConsoleSettings(BaseSettings):
     def log_verifier(self) -> note.Verifier:
         return note.parse_verifier_key(self.log_key)
 
+    @cached_property
+    def policy(self) -> Policy | None:
+        return read_policy(self.log_policy, "CONSOLE_LOG_POLICY")
+
     @property
     def witness_verifiers(self) -> list[note.Verifier]:
-        return [note.parse_witness_key(key) for key in self.log_witness_keys.split()]
+        listed = [note.parse_witness_key(key) for key in self.log_witness_keys.split()]
+        policy = self.policy
+        return list(dict.fromkeys([*listed, *(w.verifier for w in policy.witnesses)] if policy else listed))
 
     @property
     def audit_registry_url(self) -> str:

@@ -98,10 +98,10 @@ def is_placeholder_origin(origin: str) -> bool:
     return origin == DEV_LOG_ORIGIN or host == PLACEHOLDER_DOMAIN[1:] or host.endswith(PLACEHOLDER_DOMAIN)
 
 
-def load_policy(value: str, signer: CheckpointSigner) -> Policy | None:
-    """The witnessing policy REGISTRY_LOG_POLICY holds (its text, when it has a line break) or
-    names (a path); None when empty. LogKeyError if it cannot be read, does not follow C2SP
-    tlog-policy, or does not name this log's key (whose checkpoints it would judge)."""
+def read_policy(value: str, setting: str) -> Policy | None:
+    """The witnessing policy a setting holds (its text, when it has a line break) or names (a
+    path); None when empty. LogKeyError, naming the setting, if it cannot be read or does not
+    follow C2SP tlog-policy."""
     if not value.strip():
         return None
     text = value
@@ -110,11 +110,19 @@ def load_policy(value: str, signer: CheckpointSigner) -> Policy | None:
             with open(value, encoding="utf-8") as handle:
                 text = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
-            raise LogKeyError(f"REGISTRY_LOG_POLICY: cannot read {value}: {exc}") from None
+            raise LogKeyError(f"{setting}: cannot read {value}: {exc}") from None
     try:
-        policy = parse_policy(text)
+        return parse_policy(text)
     except PolicyError as exc:
-        raise LogKeyError(f"REGISTRY_LOG_POLICY: {exc}") from None
+        raise LogKeyError(f"{setting}: {exc}") from None
+
+
+def load_policy(value: str, signer: CheckpointSigner) -> Policy | None:
+    """REGISTRY_LOG_POLICY's policy (read_policy), which must name this log's key: a policy of
+    another log would judge checkpoints it never saw."""
+    policy = read_policy(value, "REGISTRY_LOG_POLICY")
+    if policy is None:
+        return None
     own = note.parse_verifier_key(signer.verifier_key)
     if own not in policy.logs:
         raise LogKeyError(f"REGISTRY_LOG_POLICY does not name this log's key {signer.verifier_key}")

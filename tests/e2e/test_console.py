@@ -91,6 +91,23 @@ class Recorder:
         await context.route("**/*", only_this_machine)
 
 
+async def signed_for_today(stack: Stack, today: dt.date) -> str:
+    """Signs `agreement_body(today)` as MTTQ Phú Thọ and waits until the projections have it."""
+    signer = stack.bearer(stack.token(party_ids=["mttq-phu-tho"]))
+    signed = (await stack.registry.post("/v1/agreements", json=agreement_body(today), headers=signer)).json()
+    await stack.wait_for_position(signed["position"])
+    return str(signed["agreement_id"])
+
+
+async def recorded_context(chromium: Any, **options: Any) -> tuple[BrowserContext, Recorder]:
+    """A Vietnamese-locale browser context whose requests are recorded (those for another host
+    aborted)."""
+    recorder = Recorder()
+    context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900}, **options)
+    await recorder.attach(context)
+    return context, recorder
+
+
 async def sign_in(page: Page, console: str) -> None:
     await page.goto(f"{console}/dang-nhap")
     await page.check(f"#can-bo-{OFFICIAL}")
@@ -119,10 +136,7 @@ async def form_values(page: Page) -> dict[str, str]:
 async def test_an_official_reports_with_javascript_off(stack: Stack, console: str, chromium: Any) -> None:
     today = dt.datetime.now(VIETNAM).date()
     last_year = str(today.year - 1)
-    signer = stack.bearer(stack.token(party_ids=["mttq-phu-tho"]))
-    signed = (await stack.registry.post("/v1/agreements", json=agreement_body(today), headers=signer)).json()
-    agreement_id = signed["agreement_id"]
-    await stack.wait_for_position(signed["position"])
+    agreement_id = await signed_for_today(stack, today)
 
     recorder = Recorder()
     context = await chromium.new_context(
@@ -211,9 +225,7 @@ async def test_an_official_reports_with_javascript_off(stack: Stack, console: st
 
 async def every_page_passes_axe(chromium: Any, console: str, agreement_id: str, report_url: str) -> None:
     """axe-core needs script in the page: a context with JavaScript on, the pages unchanged."""
-    recorder = Recorder()
-    context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
-    await recorder.attach(context)
+    context, recorder = await recorded_context(chromium)
     page = await context.new_page()
     axe = Axe()
     results: dict[str, list[str]] = {}

@@ -18,7 +18,7 @@ from typing import Any
 from playwright.async_api import Page
 
 from services.console.vietnamese import VIETNAM
-from tests.e2e.test_console import OFFICIAL, Recorder, agreement_body, sign_in
+from tests.e2e.test_console import OFFICIAL, Recorder, sign_in, signed_for_today
 from tests.support.stack import Stack
 
 FIGURES = Path(__file__).parents[2] / ".local" / "console-figures"
@@ -61,10 +61,7 @@ async def measure(page: Page, url: str) -> dict[str, Any]:
 
 async def test_each_page_time_to_first_byte_and_weight(stack: Stack, console: str, chromium: Any) -> None:
     today = dt.datetime.now(VIETNAM).date()
-    signer = stack.bearer(stack.token(party_ids=["mttq-phu-tho"]))
-    signed = (await stack.registry.post("/v1/agreements", json=agreement_body(today), headers=signer)).json()
-    agreement_id = signed["agreement_id"]
-    await stack.wait_for_position(signed["position"])
+    agreement_id = await signed_for_today(stack, today)
 
     recorder = Recorder()
     # Caching off: every load fetches its stylesheet too, so the weight is a first visit's.

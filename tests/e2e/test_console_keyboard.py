@@ -17,10 +17,10 @@ from services.console.vietnamese import VIETNAM
 from tests.e2e.test_console import (
     OBLIGATION_TITLE,
     OFFICIAL,
-    Recorder,
-    agreement_body,
     progress_reports,
+    recorded_context,
     shot,
+    signed_for_today,
 )
 from tests.support.stack import Stack
 
@@ -60,14 +60,9 @@ async def test_an_official_reports_an_overdue_obligation_by_keyboard_only(
 ) -> None:
     today = dt.datetime.now(VIETNAM).date()
     last_year = str(today.year - 1)
-    signer = stack.bearer(stack.token(party_ids=["mttq-phu-tho"]))
-    signed = (await stack.registry.post("/v1/agreements", json=agreement_body(today), headers=signer)).json()
-    agreement_id = signed["agreement_id"]
-    await stack.wait_for_position(signed["position"])
+    agreement_id = await signed_for_today(stack, today)
 
-    recorder = Recorder()
-    context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
-    await recorder.attach(context)
+    context, recorder = await recorded_context(chromium)
     page = await context.new_page()
     await page.goto(f"{console}/dang-nhap")
 

@@ -44,10 +44,10 @@ from services.console.vietnamese import VIETNAM
 from tests.e2e.test_console import (
     OBLIGATION_TITLE,
     WCAG_22_AA,
-    Recorder,
-    agreement_body,
     progress_reports,
+    recorded_context,
     shot,
+    signed_for_today,
 )
 from tests.support.kafka import Brokers
 from tests.support.keycloak import REALM_FILE, LocalKeycloak
@@ -131,14 +131,9 @@ async def test_a_person_signs_in_at_the_provider_and_is_the_actor_of_their_repor
     stack, (console, settings) = oidc_stack, oidc_console
     today = dt.datetime.now(VIETNAM).date()
     last_year = str(today.year - 1)
-    signer = stack.bearer(stack.token(party_ids=["mttq-phu-tho"]))
-    signed = (await stack.registry.post("/v1/agreements", json=agreement_body(today), headers=signer)).json()
-    agreement_id = signed["agreement_id"]
-    await stack.wait_for_position(signed["position"])
+    agreement_id = await signed_for_today(stack, today)
 
-    recorder = Recorder()
-    context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
-    await recorder.attach(context)
+    context, recorder = await recorded_context(chromium)
     page = await context.new_page()
 
     # The console sends the browser to Keycloak's own login page; no development sign-in here.
@@ -172,7 +167,7 @@ async def test_a_person_signs_in_at_the_provider_and_is_the_actor_of_their_repor
     await page.select_option("#status", "completed")
     await page.fill("#completion_percent", "100")
     await page.fill("#summary", "Báo cáo gửi sau khi đăng nhập qua hệ thống xác thực")
-    sent: dict[str, str] = await page.eval_on_selector_all(
+    sent: dict[str, str | float | bool] = await page.eval_on_selector_all(
         "form[action^='/bao-cao'] [name]", "(els) => Object.fromEntries(els.map((e) => [e.name, e.value]))"
     )
     # Its access token about to expire as it is sent: renewed with the refresh token first, and

@@ -29,7 +29,7 @@ from playwright.async_api import Page
 
 from services.console.pages.overdue import CSV_HEADER
 from services.console.vietnamese import VIETNAM
-from tests.e2e.test_console import SCREENSHOTS, WCAG_22_AA, Recorder, shot
+from tests.e2e.test_console import SCREENSHOTS, WCAG_22_AA, Recorder, recorded_context, shot
 from tests.e2e.test_docs_offline import stays_on_this_machine
 from tests.support.stack import Stack
 
@@ -322,9 +322,7 @@ async def test_the_overdue_report_of_a_front_committee(stack: Stack, console: st
 
 async def the_report_passes_axe(chromium: Any, console: str, *urls: str) -> None:
     """axe-core needs script in the page: a context with JavaScript on, the pages unchanged."""
-    recorder = Recorder()
-    context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
-    await recorder.attach(context)
+    context, recorder = await recorded_context(chromium)
     page = await context.new_page()
     await sign_in_as(page, console, FRONT_OFFICIAL)
     axe = Axe()

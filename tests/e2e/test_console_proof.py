@@ -33,7 +33,7 @@ from services.console.settings import ConsoleSettings
 from services.console.vietnamese import VIETNAM
 from services.transparency import note
 from services.transparency.log import DEV_LOG_VERIFIER_KEY
-from tests.e2e.test_console import WCAG_22_AA, Recorder, agreement_body, shot, sign_in
+from tests.e2e.test_console import WCAG_22_AA, Recorder, agreement_body, recorded_context, shot, sign_in
 from tests.e2e.test_docs_offline import stays_on_this_machine
 from tests.support.audit_cli import AUDIT_COMMAND, run_audit
 from tests.support.kafka import Brokers
@@ -192,9 +192,7 @@ async def test_the_proof_of_record_page_verifies_and_its_commands_prove(
     assert all(stays_on_this_machine(url) for url in recorder.requested)
 
     # axe-core needs script in the page: a context with JavaScript on, the pages unchanged.
-    context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
-    recorder = Recorder()
-    await recorder.attach(context)
+    context, recorder = await recorded_context(chromium)
     page = await context.new_page()
     await sign_in(page, console)
     axe = Axe()

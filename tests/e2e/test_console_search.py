@@ -32,6 +32,7 @@ from tests.e2e.test_console import (
     WCAG_22_AA,
     Recorder,
     agreement_body,
+    recorded_context,
     shot,
     sign_in,
 )
@@ -273,9 +274,7 @@ async def test_search_and_a_bodys_page_with_javascript_off(stack: Stack, console
 
 async def every_state_passes_axe(chromium: Any, console: str) -> None:
     """axe-core needs script in the page: a context with JavaScript on, the pages unchanged."""
-    recorder = Recorder()
-    context = await chromium.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
-    await recorder.attach(context)
+    context, recorder = await recorded_context(chromium)
     page = await context.new_page()
     axe = Axe()
     results: dict[str, list[str]] = {}

@@ -368,3 +368,26 @@ def test_the_log_keys_are_pinned_and_checked() -> None:
         ).log_verifier
         == own
     )
+
+
+async def test_the_policy_s_quorum_is_shown_met_or_not() -> None:
+    other = note.Cosigner("witness.test/bo-tu-phap", Ed25519PrivateKey.generate())
+    policy = (
+        f"log {LOG.verifier_key}\nwitness stttt {WITNESS.verifier().key()}\n"
+        f"witness btp {other.verifier().key()}\ngroup both all stttt btp\nquorum both\n"
+    )
+
+    def quorum(html: str) -> str:
+        found = re.search(r'class="quorum" data-quorum="([a-z-]+)"', html)
+        assert found is not None, html
+        return found.group(1)
+
+    below = (await page(new_registry(), log_policy=policy)).text
+    assert quorum(below) == "not-met" and "Chưa đủ" in below and "2 of (stttt, btp)" in below
+    # The policy's witnesses are checked even when not in CONSOLE_LOG_WITNESS_KEYS.
+    met = (await page(new_registry((WITNESS, other)), log_policy=policy)).text
+    assert quorum(met) == "met" and "Đã đủ" in met
+    assert re.search(r'data-verified="yes">\s*<td class="code">witness.test/bo-tu-phap', met)
+    assert 'class="quorum"' not in (await page(new_registry())).text
+    with pytest.raises(ValueError, match="CONSOLE_LOG_POLICY"):
+        settings(log_policy="quorum nobody\n")

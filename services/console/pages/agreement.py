@@ -25,7 +25,7 @@ async def agreement_page(request: Request, console: ConsoleOf, agreement_id: str
     if min_position.isascii() and min_position.isdigit() and len(min_position) <= 18:
         params["min_position"] = min_position
     path = quote(agreement_id, safe="")
-    answer = await backend.read(backend.projections, token, f"/v1/agreements/{path}", params)
+    answer = await backend.agreement(token, agreement_id, params)
     if answer.status == 503:
         return console.refused(
             request, 503, "Dữ liệu đang được cập nhật. Vui lòng tải lại trang sau ít giây."

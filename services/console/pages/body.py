@@ -48,12 +48,7 @@ def listed(answer: Answer, key: str) -> tuple[list[dict[str, Any]], str | None, 
 async def documents(backend: Backend, token: str, agreement_ids: set[str]) -> dict[str, dict[str, Any]]:
     """The agreements a history page names, for their number and title (read at once)."""
     ordered = sorted(agreement_ids)
-    answers = await asyncio.gather(
-        *(
-            backend.read(backend.projections, token, f"/v1/agreements/{quote(agreement_id, safe='')}")
-            for agreement_id in ordered
-        )
-    )
+    answers = await asyncio.gather(*(backend.agreement(token, agreement_id) for agreement_id in ordered))
     return {
         agreement_id: answer.body
         for agreement_id, answer in zip(ordered, answers, strict=True)

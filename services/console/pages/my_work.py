@@ -30,9 +30,7 @@ router = APIRouter()
 
 async def document_of(backend: Backend, token: str, agreement_id: str) -> AgreementDocument | None:
     try:
-        answer = await backend.read(
-            backend.projections, token, f"/v1/agreements/{quote(agreement_id, safe='')}"
-        )
+        answer = await backend.agreement(token, agreement_id)
         return AgreementDocument.model_validate(answer.body) if answer.status == 200 else None
     except (httpx.HTTPError, ValidationError):
         return None
@@ -71,10 +69,17 @@ async def my_work(request: Request, console: ConsoleOf) -> Response:
     session, official, token = visit
     backend = console.services
     now = today()
+    # Each body's obligations and directory entry, all read at once.
+    answers = await asyncio.gather(
+        *(
+            backend.read(backend.projections, token, f"/v1/parties/{quote(party_id, safe='')}{suffix}")
+            for party_id in official.party_ids
+            for suffix in ("/obligations", "")
+        )
+    )
     bodies = []
-    for party_id in official.party_ids:
-        answer = await backend.read(backend.projections, token, f"/v1/parties/{party_id}/obligations")
-        entry = await backend.read(backend.projections, token, f"/v1/parties/{party_id}")
+    for i, party_id in enumerate(official.party_ids):
+        answer, entry = answers[2 * i], answers[2 * i + 1]
         bodies.append(
             {
                 "party_id": party_id,

@@ -75,7 +75,7 @@ async def proof_page(request: Request, console: ConsoleOf, agreement_id: str) ->
     path = quote(agreement_id, safe="")
     params: dict[str, Any] = {"limit": PAGE_EVENTS, **({"cursor": after} if after else {})}
     agreement, events, served = await asyncio.gather(
-        _json(backend.read(backend.projections, token, f"/v1/agreements/{path}")),
+        _json(backend.agreement(token, agreement_id)),
         _json(backend.read(backend.registry, token, f"/v1/agreements/{path}/events", params)),
         _text(backend.read_text(backend.registry, token, "/v1/log/checkpoint")),
     )
@@ -92,7 +92,13 @@ async def proof_page(request: Request, console: ConsoleOf, agreement_id: str) ->
     ]
     settings = console.settings
     proof = await prove_record(
-        backend, token, [e["id"] for e in listed], served, settings.log_verifier, settings.witness_verifiers
+        backend,
+        token,
+        [e["id"] for e in listed],
+        served,
+        settings.log_verifier,
+        settings.witness_verifiers,
+        settings.policy,
     )
     about = agreement.body if agreement is not None and agreement.status == 200 else {}
     number = about.get("document_number") if isinstance(about, dict) else None

@@ -38,7 +38,7 @@ REPORT_FIELDS = ("party_id", "period", "status", "completion_percent", "summary"
 async def obligation_of(
     backend: Backend, token: str, agreement_id: str, obligation_id: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    answer = await backend.read(backend.projections, token, f"/v1/agreements/{quote(agreement_id, safe='')}")
+    answer = await backend.agreement(token, agreement_id)
     if answer.status != 200:
         return None, None
     agreement: dict[str, Any] = answer.body

@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge
 from services.common.db import Connection
 from services.registry.adapters.relay import HOLDS_LOCK
 from services.registry.service_layer.event_store import StoredEvent
-from services.transparency import merkle
+from services.transparency import merkle, tiles
 from services.transparency.log import CheckpointSigner, frontier_indices
 
 log = structlog.get_logger(__name__)
@@ -39,6 +39,10 @@ LEAVES = Counter("log_leaves_integrated_total", "Events taken into the Merkle tr
 TREE_SIZE = Gauge("log_tree_size", "Leaves in the Merkle tree (the integrator's last batch)")
 PENDING = Gauge("log_pending_events", "Events committed but not yet in the tree (last count)")
 IS_LEADER = Gauge("log_integrator_is_leader", "1 while this process integrates the tree")
+TOO_LARGE_FOR_BUNDLES = Counter(
+    "log_leaves_too_large_for_bundles_total",
+    "Leaves whose record is over the 65,535 bytes of a tlog-tiles entry (their bundles answer 422)",
+)
 _T = TypeVar("_T")
 # Stands in for a hash not fetched yet; results computed with it are thrown away.
 _UNKNOWN = bytes(32)
@@ -136,6 +140,8 @@ async def integrate_batch(conn: Connection, limit: int, lock: int | None = TREE_
         )
         await conn.execute("DELETE FROM registry.tree_pending WHERE position = ANY($1::bigint[])", positions)
     LEAVES.inc(len(rows))
+    # Served in the hash tiles as every leaf, but no entry bundle can hold them (tile_routes.py).
+    TOO_LARGE_FOR_BUNDLES.inc(sum(len(record) > tiles.MAX_ENTRY_BYTES for record in records))
     TREE_SIZE.set(size + len(rows))
     return len(rows)
 

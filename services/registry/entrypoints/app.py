@@ -21,6 +21,8 @@ from services.registry.entrypoints.event_key_routes import router as event_key_r
 from services.registry.entrypoints.log_routes import SignedNote
 from services.registry.entrypoints.log_routes import router as log_router
 from services.registry.entrypoints.routes import COMMAND_ROUTES, router
+from services.registry.entrypoints.tile_routes import SCHEMAS as TILE_SCHEMAS
+from services.registry.entrypoints.tile_routes import router as tile_router
 from services.registry.migrations import MIGRATIONS
 from services.registry.service_layer.successions import run_forever
 from services.registry.settings import RegistrySettings
@@ -143,8 +145,8 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     app.state.max_page_bytes = settings.max_page_bytes
     # The commands and reads first (most requests), then the transparency log's routes (B11).
     service_app.finish(
-        app, "registry", settings, verifier, install_errors, router, log_router, event_key_router
+        app, "registry", settings, verifier, install_errors, router, log_router, tile_router, event_key_router
     )
-    # The request bodies the command routes read themselves, and the log's signed notes (text).
-    add_schemas(app, [*(route.command for route in COMMAND_ROUTES), SignedNote])
+    # The request bodies the command routes read themselves, the log's signed notes (text) and tiles.
+    add_schemas(app, [*(route.command for route in COMMAND_ROUTES), SignedNote, *TILE_SCHEMAS])
     return app
