@@ -254,8 +254,8 @@ def test_each_npm_lock_has_an_integrity_hash_for_every_package(tool: str) -> Non
 
 def test_every_go_module_fetched_by_version_is_pinned() -> None:
     from tests.integration.test_promtool import PROMTOOL_VERSION
-    from tests.support.witnesses import WITNESS_MODULES
     from tests.support.tiles import TESSERA, TESSERA_VERSION
+    from tests.support.witnesses import WITNESS_MODULES
     from tests.unit.test_kubernetes_manifests import GO_CRDS, KUSTOMIZE_MODULE, KUSTOMIZE_VERSION
 
     fetched = {
