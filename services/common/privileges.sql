@@ -90,14 +90,15 @@ BEGIN
             ('registry.cosignatures',     'SELECT, INSERT',                 'coordreg_registry'),
             -- The relay publishes what the outbox holds and deletes what Kafka acknowledged; the
             -- integrator (in the relay process) takes queued events into the tree and signs
-            -- checkpoints. UPDATE and DELETE of the tree are refused here, before the triggers.
+            -- checkpoints; the witness feeder (there too) stores the cosignatures it verified.
+            -- UPDATE and DELETE of the tree are refused here, before the triggers.
             ('registry.events',           'SELECT',                         'coordreg_relay'),
             ('registry.outbox',           'SELECT, DELETE',                 'coordreg_relay'),
             ('registry.tree_pending',     'SELECT, DELETE',                 'coordreg_relay'),
             ('registry.tree_leaves',      'SELECT, INSERT',                 'coordreg_relay'),
             ('registry.tree_hashes',      'SELECT, INSERT',                 'coordreg_relay'),
             ('registry.checkpoints',      'SELECT, INSERT',                 'coordreg_relay'),
-            ('registry.cosignatures',     'SELECT',                         'coordreg_relay')
+            ('registry.cosignatures',     'SELECT, INSERT',                 'coordreg_relay')
         ) AS grants(object, privileges, grantee)
         WHERE to_regclass(object) IS NOT NULL
     LOOP

@@ -68,6 +68,13 @@ class RegistrySettings(ClientAccessSettings):
     log_legacy_cosignatures_until: dt.date = dt.date(2027, 6, 30)
     # A cosignature's timestamp may be this far ahead of the registry's clock, no further.
     log_cosignature_max_skew_seconds: int = Field(default=300, ge=0, le=86400)
+    # The witness feeder (in every relay process, one leads; docs/CONTRACT.md B11) submits each
+    # new checkpoint to the policy's witnesses that have a URL (C2SP tlog-witness). One call
+    # waits this long at most; a witness that failed is tried again after 1, 2, 4 … seconds,
+    # never more than the cap apart; the leader looks for a new checkpoint this often.
+    log_witness_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    log_witness_backoff_max_seconds: float = Field(default=300.0, ge=1)
+    log_witness_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     # The integrator (in every relay process, one leads) signs a checkpoint when the tree grew
     # and this long has passed since the last one.
     log_checkpoint_seconds: float = Field(default=10.0, gt=0)

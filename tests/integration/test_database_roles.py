@@ -211,6 +211,13 @@ async def test_the_event_store_is_unchanged_by_every_attempt(accounts: DatabaseA
         ),
         pytest.param("relay", "DELETE FROM registry.tree_pending", id="relay takes queued leaves"),
         pytest.param(
+            "relay",
+            "WITH c AS (INSERT INTO registry.checkpoints (tree_size, root_hash, note, key_name)"
+            " VALUES (999999, decode(repeat('00', 32), 'hex'), 'n', 'k') RETURNING tree_size)"
+            " INSERT INTO registry.cosignatures (tree_size, witness, signature) SELECT tree_size, 'w', 's' FROM c",
+            id="relay stores a witness's cosignature",
+        ),
+        pytest.param(
             "worker",
             "INSERT INTO projections.offsets (consumer_group, topic, partition, next_offset) VALUES ('g', 't', 0, 1)",
             id="worker stores offsets",

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local.processes import free_port
 from deploy.tokens import mint
 from services.common.auth import ALL_SCOPES
+from services.transparency import note
+from services.transparency.log import DEV_LOG_VERIFIER_KEY
 from tests.faults.harness import COMPONENTS, STARTED_WITHIN, Env, Service
 from tests.support.builders import sign_body
 from tests.support.kafka import Brokers
@@ -46,15 +49,23 @@ def processes(database_url: str, kafka: Brokers, topic: str, tmp_path: Path) -> 
         env.services.append(service)
         return service.start()
 
+    # A witnessing policy whose one witness never answers: the relay runs its witness feeder,
+    # which exports the witness metrics the alerts name.
+    witness = note.CosignatureVerifier("witness.example", Ed25519PrivateKey.generate().public_key())
+    policy = f"log {DEV_LOG_VERIFIER_KEY}\nwitness w {witness.key()} http://127.0.0.1:9\nquorum w\n"
     start(
         "registry",
         "services.registry.entrypoints.main",
-        {"REGISTRY_PORT": str(ports["registry"]), "REGISTRY_WORKERS": "2"},
+        {"REGISTRY_PORT": str(ports["registry"]), "REGISTRY_WORKERS": "2", "REGISTRY_LOG_POLICY": policy},
     )
     start(
         "relay",
         "services.registry.entrypoints.relay_main",
-        {"REGISTRY_RELAY_METRICS_PORT": str(ports["relay"]), "REGISTRY_RELAY_OUTBOX_CHECK_SECONDS": "0.2"},
+        {
+            "REGISTRY_RELAY_METRICS_PORT": str(ports["relay"]),
+            "REGISTRY_RELAY_OUTBOX_CHECK_SECONDS": "0.2",
+            "REGISTRY_LOG_POLICY": policy,
+        },
     )
     start(
         "projections",
@@ -130,6 +141,7 @@ async def test_every_metric_of_the_rules_and_the_dashboard_is_exported(processes
             scraped["relay"]
         )
         assert [value for _, value in scraped["relay"]["relay_is_leader"]] == [1.0]
+        assert [value for _, value in scraped["relay"]["log_witness_feeder_is_leader"]] == [1.0]
         worker = scraped["worker"]
         assert {
             "projection_consumer_lag_records",

@@ -64,7 +64,7 @@ def test_the_alert_rules_pass_promtool(promtool: Path, tmp_path: Path) -> None:
     rules.write_text(rules_file_text(), encoding="utf-8")
     checked = subprocess.run([promtool, "check", "rules", rules], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 13 rules found" in checked.stdout, checked.stdout
+    assert "SUCCESS: 15 rules found" in checked.stdout, checked.stdout
 
 
 def test_the_metric_names_pass_promtools_lint(promtool: Path) -> None:
@@ -117,6 +117,56 @@ def test_a_refused_record_pages_at_once_with_its_reason(promtool: Path, tmp_path
         ],
     }
     path = tmp_path / "forged-records-test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    tested = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True, timeout=60)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_a_witness_refusing_a_checkpoint_pages_at_once_naming_it(promtool: Path, tmp_path: Path) -> None:
+    """`promtool test rules`: a witness answering 422 (a split view) fires CoordregWitnessAlarm at
+    the next evaluation, labelled with the witness and its answer; a witness answering nothing
+    but failures does not (that is CoordregWitnessUnreachable's, after 30 minutes)."""
+    (tmp_path / "coordreg-rules.yml").write_text(rules_file_text(), encoding="utf-8")
+    rules = yaml.safe_load(rules_file_text())
+    [rule] = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "CoordregWitnessAlarm"]
+    labels = {"namespace": "coordreg", "witness": "bo-tu-phap", "status": "422"}
+    series = 'log_witness_alarms_total{{namespace="coordreg",job="coordreg-relay",witness="{}",status="422"}}'
+    backoff = 'log_witness_backoff_seconds{{namespace="coordreg",job="coordreg-relay",witness="{}"}}'
+    test = {
+        "rule_files": ["coordreg-rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": series.format("bo-tu-phap"), "values": "0 0 0 1 1"},
+                    {"series": series.format("so-tttt"), "values": "0 0 0 0 0"},
+                    {"series": backoff.format("so-tttt"), "values": "0 1 2 4 8"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "2m", "alertname": "CoordregWitnessAlarm", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "CoordregWitnessAlarm",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**labels, "severity": "critical"},
+                                "exp_annotations": {
+                                    "summary": rule["annotations"]["summary"]
+                                    .replace("{{ $labels.witness }}", labels["witness"])
+                                    .replace("{{ $labels.status }}", labels["status"])
+                                    .replace("{{ $labels.namespace }}", labels["namespace"]),
+                                    "description": rule["annotations"]["description"],
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "4m", "alertname": "CoordregWitnessUnreachable", "exp_alerts": []},
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "witness-alarm-test.yml"
     path.write_text(yaml.safe_dump(test, sort_keys=False, allow_unicode=True), encoding="utf-8")
     tested = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True, timeout=60)
     assert tested.returncode == 0, tested.stdout + tested.stderr

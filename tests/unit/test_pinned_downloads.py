@@ -47,6 +47,7 @@ DOWNLOADERS: dict[str, tuple[str, ...]] = {
         'download_pinned(go, f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"',
     ),
     "tests/integration/test_promtool.py": ('download_pinned(go, f"github.com/prometheus/prometheus@',),
+    "tests/support/witnesses.py": ("download_pinned(go, module, cwd=build, env=env)",),
     "tests/unit/test_asyncapi_parser.py": ('[npm, "ci"',),
     "tests/support/clients.py": (
         "verify_files([jar], GENERATOR_SUMS)",
@@ -254,12 +255,14 @@ def test_each_npm_lock_has_an_integrity_hash_for_every_package(tool: str) -> Non
 def test_every_go_module_fetched_by_version_is_pinned() -> None:
     from tests.integration.test_promtool import PROMTOOL_VERSION
     from tests.support.tiles import TESSERA, TESSERA_VERSION
+    from tests.support.witnesses import WITNESS_MODULES
     from tests.unit.test_kubernetes_manifests import GO_CRDS, KUSTOMIZE_MODULE, KUSTOMIZE_VERSION
 
     fetched = {
         *GO_CRDS,
         f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}",
         f"github.com/prometheus/prometheus@{PROMTOOL_VERSION}",
+        *WITNESS_MODULES,
         f"{TESSERA}@{TESSERA_VERSION}",
     }
     assert fetched == set(pinned_sums(MODULE_SUMS))

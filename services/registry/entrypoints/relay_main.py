@@ -17,7 +17,8 @@ from services.common.db import create_pool, migrate
 from services.common.observability import configure_logging, serve_metrics
 from services.registry.adapters.relay import OutboxRelay
 from services.registry.adapters.tree_integrator import TreeIntegrator
-from services.registry.entrypoints.app import log_signer_from_settings
+from services.registry.adapters.witness_feeder import WitnessFeeder
+from services.registry.entrypoints.app import log_policy_from_settings, log_signer_from_settings
 from services.registry.migrations import MIGRATIONS
 from services.registry.settings import RegistrySettings
 
@@ -65,7 +66,13 @@ async def run(settings: RegistrySettings) -> None:
     serve_metrics(settings.relay_metrics_host, settings.relay_metrics_port, "relay")
     # Before anything starts: production refuses the development log key.
     signer = log_signer_from_settings(settings)
-    pool = await create_pool(settings.relay_database_url or settings.database_url, min_size=1, max_size=4)
+    policy = log_policy_from_settings(settings, signer)
+    feeds = policy is not None and any(w.url for w in policy.witnesses)
+    # The relay's, the integrator's and (when it feeds witnesses) the feeder's lock connections,
+    # and room for their other queries.
+    pool = await create_pool(
+        settings.relay_database_url or settings.database_url, min_size=1, max_size=6 if feeds else 4
+    )
     try:
         await migrate(pool, "registry", MIGRATIONS)
         relay = OutboxRelay(
@@ -82,7 +89,17 @@ async def run(settings: RegistrySettings) -> None:
             integrator = TreeIntegrator(
                 pool, signer, checkpoint_seconds=settings.log_checkpoint_seconds, publish=publish
             )
-            await asyncio.gather(relay.run(stop), integrator.run(stop))
+            # And the witness feeder, when the policy gives witnesses a URL (its own lock too).
+            feeder = WitnessFeeder.for_policy(
+                pool,
+                policy,
+                timeout_seconds=settings.log_witness_timeout_seconds,
+                backoff_max_seconds=settings.log_witness_backoff_max_seconds,
+                poll_seconds=settings.log_witness_poll_seconds,
+                max_skew_seconds=settings.log_cosignature_max_skew_seconds,
+            )
+            tasks = [relay.run(stop), integrator.run(stop), *([feeder.run(stop)] if feeder else [])]
+            await asyncio.gather(*tasks)
     finally:
         await pool.close()
 
@@ -94,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         "Runs an outbox relay: publishes the registry's committed events to Kafka in order, as the "
         "leader, or waits as a standby while another relay leads; and the transparency log's "
         "integrator, which takes them into the Merkle tree and signs checkpoints (also leader or "
-        "standby). Reads the registry's settings.",
+        "standby); and, when the witnessing policy gives witnesses a URL, the feeder that submits "
+        "each checkpoint to them (C2SP tlog-witness). Reads the registry's settings.",
     )
     settings = RegistrySettings()
     configure_logging(settings.log_level, settings.json_logs)
