@@ -682,7 +682,8 @@ def test_network_policies_deny_by_default_and_allow_what_each_component_needs(
     needs = {
         "registry": ({("TCP", 8000)}, {("TCP", 5432)}),
         "projections": ({("TCP", 8001)}, {("TCP", 5432)}),
-        "relay": ({("TCP", 8002)}, {("TCP", 5432), ("TCP", 9093)}),
+        # HTTPS: the witness feeder posts checkpoints to the partner agencies' witnesses.
+        "relay": ({("TCP", 8002)}, {("TCP", 5432), ("TCP", 9093), ("TCP", 443)}),
         "projection-worker": ({("TCP", 8003)}, {("TCP", 5432), ("TCP", 9093)}),
         # No database, no broker: the two APIs only.
         "console": ({("TCP", CONSOLE_PORT)}, {("TCP", 8000), ("TCP", 8001)}),
@@ -1163,3 +1164,26 @@ def test_the_registry_signs_events_with_its_own_key_and_the_workers_verify_them(
         assert "coordreg-event-key" not in sources, deployment
     development = _environment(rendered["development"])
     assert development["REGISTRY_EVENT_SIGNING_KEY"] == development["PROJECTIONS_EVENT_VERIFIER_KEYS"] == ""
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_registry_relay_and_console_read_one_witnessing_policy(
+    rendered: dict[str, list[Resource]], overlay: str
+) -> None:
+    """docs/CONTRACT.md B11: the policy's text comes from one optional ConfigMap key, so that
+    creating it (and restarting) turns witnessing on, and its absence starts without a policy."""
+    wanted = {
+        "registry": "REGISTRY_LOG_POLICY",
+        "relay": "REGISTRY_LOG_POLICY",
+        "console": "CONSOLE_LOG_POLICY",
+    }
+    for deployment in named(rendered[overlay], "Deployment"):
+        component = deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        env = deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])
+        reads = [e for e in env if e["name"].endswith("_LOG_POLICY")]
+        if component not in wanted:
+            assert reads == [], component
+            continue
+        assert [e["name"] for e in reads] == [wanted[component]], component
+        ref = reads[0]["valueFrom"]["configMapKeyRef"]
+        assert ref == {"name": "coordreg-log-policy", "key": "policy", "optional": True}
