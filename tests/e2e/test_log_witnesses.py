@@ -94,11 +94,16 @@ class Witnessed:
             self.policy.witnesses,
             timeout_seconds=5.0,
             backoff_max_seconds=2.0,
-            poll_seconds=0.1,
+            poll_seconds=1.0,  # the default: the integrator's nudge, not the poll, finds checkpoints
             client=httpx.AsyncClient(transport=self.transport),
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.feeder.run(self._stop))
+
+    async def signed(self, size: int, note_text: str) -> None:
+        """The integrator signed a checkpoint: the feeder is told, as relay_main tells it."""
+        if self.feeder is not None:
+            self.feeder.nudge()
 
     async def stop_feeder(self) -> None:
         assert self._task is not None
@@ -170,10 +175,10 @@ async def witnessed(
             transport = RecordingTransport({w.port: n for n, w in witnesses.items()})
             state = Witnessed(stack, witnesses, policy, relay_pool, transport)
             stop = asyncio.Event()
-            # As the relay runs them (services/registry/entrypoints/relay_main.py), checkpoints
-            # every half second rather than every ten.
+            # As the relay runs them (services/registry/entrypoints/relay_main.py: each signed
+            # checkpoint nudges the feeder), checkpoints every half second rather than every ten.
             integrator = asyncio.create_task(
-                TreeIntegrator(relay_pool, signer, checkpoint_seconds=0.5).run(stop)
+                TreeIntegrator(relay_pool, signer, checkpoint_seconds=0.5, publish=state.signed).run(stop)
             )
             state.start_feeder()
             try:

@@ -149,3 +149,29 @@ def test_a_refusal_is_an_alarm_quoting_the_answer(status: int) -> None:
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
 def test_other_answers_are_failures_to_retry(status: int) -> None:
     assert read_answer(status, "", b"busy", "", WITNESS.verifier()) == Failed(status, "busy")
+
+
+async def test_a_signed_checkpoint_nudges_the_feeder_before_it_is_published() -> None:
+    import asyncio
+    from typing import cast
+
+    import asyncpg
+
+    from services.registry.adapters.witness_feeder import WitnessFeeder, _first_of
+    from services.registry.entrypoints.relay_main import nudging
+
+    feeder = WitnessFeeder(cast(asyncpg.Pool, None), [])
+    seen: list[bool] = []
+
+    async def publish(size: int, signed: str) -> None:
+        seen.append(feeder.checkpointed.is_set())
+
+    await nudging(feeder, publish)(3, "note")
+    assert seen == [True]
+    feeder.checkpointed.clear()
+    await nudging(feeder, None)(4, "note")
+    assert feeder.checkpointed.is_set()
+    # The feeder's wait ends on the nudge, long before its poll (bounded: a failure, not a hang).
+    never = asyncio.Event()
+    await asyncio.wait_for(_first_of(never, feeder.checkpointed, timeout=3600), 10)
+    await feeder.aclose()

@@ -104,6 +104,16 @@ async def stored_size(conn: asyncpg.Pool | asyncpg.Connection, key_name: str) ->
     return int(size)
 
 
+async def _first_of(a: asyncio.Event, b: asyncio.Event, *, timeout: float) -> None:
+    """Until either event is set, or `timeout` seconds."""
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
 class WitnessFeeder:
     def __init__(
         self,
@@ -121,6 +131,7 @@ class WitnessFeeder:
         self.timeout_seconds = timeout_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.poll_seconds = poll_seconds
+        self.checkpointed = asyncio.Event()
         # Keep-alive connections to the witnesses, as the spec recommends.
         self.client = client or httpx.AsyncClient()
         self.states = {w.name: _WitnessState(w, w.url) for w in witnesses if w.url}
@@ -236,6 +247,11 @@ class WitnessFeeder:
 
     # --- leading -----------------------------------------------------------------------
 
+    def nudge(self) -> None:
+        """A checkpoint was just signed (by the integrator in this process): look now, not at
+        the next poll. The poll still finds those another process signs."""
+        self.checkpointed.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
@@ -266,6 +282,8 @@ class WitnessFeeder:
                 state.cosigned = None  # read again: another leader may have fed it meanwhile
                 tasks.append(asyncio.create_task(self._feed(state)))
             while not stop.is_set():
+                # Cleared before the read: a nudge that comes after it is not lost.
+                self.checkpointed.clear()
                 row = await conn.fetchrow(
                     "SELECT tree_size, note FROM registry.checkpoints ORDER BY tree_size DESC LIMIT 1"
                 )
@@ -273,8 +291,7 @@ class WitnessFeeder:
                     self.latest = LatestCheckpoint(int(row["tree_size"]), str(row["note"]))
                     for state in self.states.values():
                         state.wake.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+                await _first_of(stop, self.checkpointed, timeout=self.poll_seconds)
         finally:
             IS_LEADER.set(0)
             for task in tasks:

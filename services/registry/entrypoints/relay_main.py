@@ -23,6 +23,19 @@ from services.registry.migrations import MIGRATIONS
 from services.registry.settings import RegistrySettings
 
 
+def nudging(
+    feeder: WitnessFeeder, publish: Callable[[int, str], Awaitable[None]] | None
+) -> Callable[[int, str], Awaitable[None]]:
+    """`publish`, after telling the feeder a checkpoint was signed."""
+
+    async def nudge_then_publish(size: int, signed: str) -> None:
+        feeder.nudge()
+        if publish is not None:
+            await publish(size, signed)
+
+    return nudge_then_publish
+
+
 @contextlib.asynccontextmanager
 async def checkpoint_publisher(
     settings: RegistrySettings, origin: str
@@ -85,11 +98,7 @@ async def run(settings: RegistrySettings) -> None:
             outbox_check_seconds=settings.relay_outbox_check_seconds,
         )
         async with checkpoint_publisher(settings, signer.origin) as publish:
-            # The transparency log's integrator beside the relay: each leads by its own lock.
-            integrator = TreeIntegrator(
-                pool, signer, checkpoint_seconds=settings.log_checkpoint_seconds, publish=publish
-            )
-            # And the witness feeder, when the policy gives witnesses a URL (its own lock too).
+            # The witness feeder, when the policy gives witnesses a URL (its own lock).
             feeder = WitnessFeeder.for_policy(
                 pool,
                 policy,
@@ -97,6 +106,14 @@ async def run(settings: RegistrySettings) -> None:
                 backoff_max_seconds=settings.log_witness_backoff_max_seconds,
                 poll_seconds=settings.log_witness_poll_seconds,
                 max_skew_seconds=settings.log_cosignature_max_skew_seconds,
+            )
+            # The transparency log's integrator beside the relay: each leads by its own lock. A
+            # checkpoint it signs wakes the feeder at once, when both lead in this process.
+            integrator = TreeIntegrator(
+                pool,
+                signer,
+                checkpoint_seconds=settings.log_checkpoint_seconds,
+                publish=nudging(feeder, publish) if feeder else publish,
             )
             tasks = [relay.run(stop), integrator.run(stop), *([feeder.run(stop)] if feeder else [])]
             await asyncio.gather(*tasks)
