@@ -381,7 +381,7 @@ class LocalWitnesses:
     def prepare(self, identity: str, origin: str, log_vkey: str) -> bool:
         """Builds the programs and readies each witness's folder; whether it was emptied first."""
         binaries = build_witnesses(self.cache)
-        stamp = self.folder / "log"
+        stamp = self.folder / "identity"
         wanted = f"{identity}\n{origin}\n{log_vkey}\n"
         reset = self.folder.exists() and (not stamp.exists() or stamp.read_text(encoding="utf-8") != wanted)
         if reset:
