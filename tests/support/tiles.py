@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from deploy.local.gomodules import download_pinned
 from deploy.local.processes import free_port
 from tests.support.builders import report_body, sign_body
-from deploy.local.gomodules import download_pinned
 from tests.support.stack import Stack, serve, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]

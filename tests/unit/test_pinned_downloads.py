@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from deploy.checksums import ChecksumMismatch, read_sums, sha256_file, verify_directory, verify_files
+from deploy.local.gomodules import MODULE_SUMS, ModuleRefused, check_download, pinned_sums
 from deploy.local.haproxy import DEB_SUMS, pinned_packages
 from deploy.local.kafka import JAR_SUMS, KAFKA_VERSION
-from deploy.local.gomodules import MODULE_SUMS, ModuleRefused, check_download, pinned_sums
 from tests.unit import test_kubernetes_manifests as manifests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,9 +253,9 @@ def test_each_npm_lock_has_an_integrity_hash_for_every_package(tool: str) -> Non
 
 
 def test_every_go_module_fetched_by_version_is_pinned() -> None:
+    from deploy.local.witnesses import WITNESS_MODULES
     from tests.integration.test_promtool import PROMTOOL_VERSION
     from tests.support.tiles import TESSERA, TESSERA_VERSION
-    from deploy.local.witnesses import WITNESS_MODULES
     from tests.unit.test_kubernetes_manifests import GO_CRDS, KUSTOMIZE_MODULE, KUSTOMIZE_VERSION
 
     fetched = {
