@@ -32,6 +32,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -367,6 +368,11 @@ class LocalWitnesses:
     database is new (`.local/postgres` deleted, another DATABASE_URL) or the log key changed,
     the folder is emptied and the witnesses start afresh, new keys and all: their old
     cosignatures were of a log that is gone.
+
+    A witness made afresh is a new witness, and gets a new key name (its policy name and a
+    random suffix): the registry knows what a witness cosigned by its key name, so a new one
+    under an old name would be taken for one that had cosigned the log already (as after
+    `.local/witnesses` alone is deleted), and fed from a size it never saw.
     """
 
     def __init__(self, folder: Path, ports: Mapping[str, int], logs: Path, cache: Path = CACHE) -> None:
@@ -390,9 +396,14 @@ class LocalWitnesses:
         stamp.write_text(wanted, encoding="utf-8")
         self.agent = SshAgent(tie_to_parent=True)
         for name, kind in STACK_WITNESSES.items():
+            key_file = self.folder / name / "witness-key"
+            if key_file.exists():
+                key_name = note.parse_signer_key(key_file.read_text(encoding="utf-8")).name
+            else:
+                key_name = f"{name}-{secrets.token_hex(3)}.witness.coordreg.invalid"
             witness = Witness(
                 kind,
-                f"{name}.witness.coordreg.invalid",
+                key_name,
                 self.folder / name,
                 binaries,
                 self.agent,

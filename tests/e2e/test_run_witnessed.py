@@ -3,7 +3,8 @@ folder and every port moved to a free one, brings up two litewitness and one omn
 their 2-of-3 policy to the registry, the relay and the console, and the demo's checkpoint is
 cosigned by all three through the relay's own feeder. Stopped and started again, the witnesses
 keep their keys and state: the feeder resumes where it stopped, and no witness answers with
-another size (409). The witnesses' folder of another database is started afresh.
+another size (409). Witnesses whose folder was deleted start afresh under new key names, and
+cosign the kept log from its start. The witnesses' folder of another database is started afresh.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,6 +184,19 @@ def test_make_run_is_witnessed_by_three_standard_witnesses_and_resumes(tmp_path:
     assert "witness holds another size" not in after, after[-3000:]
     assert "witness feeder is the leader" in after
 
+    # The witnesses' state lost, the database kept: new witnesses, new key names, the quorum
+    # met again on the log as it is.
+    shutil.rmtree(local / "witnesses")
+    with running(env) as third:
+        assert any("quorum met" in line for line in third.lines), "\n".join(third.lines)
+        renewed = parse_policy(policy_file.read_text(encoding="utf-8"))
+        assert [w.name for w in renewed.witnesses] == list(STACK_WITNESSES)
+        old_names = {w.verifier.name for w in policy.witnesses}
+        assert not old_names & {w.verifier.name for w in renewed.witnesses}
+        served = served_checkpoint(registry)
+        assert served.headers["Witness-Quorum"] == "met"
+        assert renewed.cosigners(served.text) == list(STACK_WITNESSES)
+
 
 def _wait_cosigned_beyond(registry: str, policy: Policy, size: int) -> str:
     deadline = time.monotonic() + WAIT_SECONDS
@@ -194,6 +209,10 @@ def _wait_cosigned_beyond(registry: str, policy: Policy, size: int) -> str:
             f"no checkpoint beyond {size} cosigned by all three:\n{served.text}"
         )
         time.sleep(0.2)
+
+
+def key_names(policy_text: str) -> list[str]:
+    return [w.verifier.name for w in parse_policy(policy_text).witnesses]
 
 
 def test_the_witnesses_of_another_database_or_log_start_afresh(tmp_path: Path) -> None:
@@ -215,6 +234,8 @@ def test_the_witnesses_of_another_database_or_log_start_afresh(tmp_path: Path) -
     assert prepared("7716576414083731632/5") == (False, first)
     reset, other_database = prepared("7716576414083731633/5")
     assert reset and other_database != first
+    # New witnesses, new key names (the policy names stay).
+    assert not set(key_names(first)) & set(key_names(other_database))
     other_key = note.verifier_key(DEV_LOG_ORIGIN, bytes(32))
     reset, _ = prepared("7716576414083731633/5", other_key)
     assert reset
