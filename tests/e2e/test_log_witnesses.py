@@ -1,6 +1,6 @@
 """The registry's log witnessed by the standard programs: two litewitness (filippo.io/torchwood)
 and one omniwitness (github.com/transparency-dev/witness), built from the Go module proxy
-(tests/support/witnesses.py), fed by the relay's own feeder over C2SP tlog-witness.
+(deploy/local/witnesses.py), fed by the relay's own feeder over C2SP tlog-witness.
 
 One stack for the module: the registry on a real PostgreSQL database, with a policy file naming
 the three witnesses and a 2-of-3 quorum (REGISTRY_LOG_POLICY); the integrator and the witness
@@ -26,6 +26,7 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from deploy.local.witnesses import Witness, policy_text
 from services.common.db import create_pool
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG, ensure_topic
 from services.registry.adapters.tree_integrator import TreeIntegrator, with_hashes
@@ -37,7 +38,7 @@ from services.transparency.witness_protocol import Alarm, add_checkpoint_body
 from tests.support.kafka import Brokers
 from tests.support.log import write
 from tests.support.stack import Stack, running_stack
-from tests.support.witnesses import Witness, running_witnesses
+from tests.support.witnesses import running_witnesses
 
 LOG_KEY = note.parse_verifier_key(DEV_LOG_VERIFIER_KEY)
 NAMES = ("a", "b", "c")  # the policy's names of the three witnesses
@@ -158,18 +159,15 @@ async def witnessed(
     signer = load_signer(environment="development", origin="", key_pem="")
     with running_witnesses(kinds, DEV_LOG_ORIGIN, DEV_LOG_VERIFIER_KEY, folder) as started:
         witnesses = dict(zip(NAMES, started, strict=True))
-        policy_text = f"log {DEV_LOG_VERIFIER_KEY}\n" + "".join(
-            f"witness {n} {w.vkey} {w.url}\n" for n, w in witnesses.items()
-        )
-        policy_text += "group w 2 a b c\nquorum w\n"
-        policy = parse_policy(policy_text)
+        text = policy_text(DEV_LOG_VERIFIER_KEY, witnesses, 2)
+        policy = parse_policy(text)
         async with running_stack(
             database_url,
             kafka,
             topic,
             relay=False,
             projections=False,
-            registry_options={"log_policy": policy_text},
+            registry_options={"log_policy": text},
         ) as stack:
             relay_pool = await create_pool(stack.accounts.urls["relay"], min_size=1, max_size=6)
             transport = RecordingTransport({w.port: n for n, w in witnesses.items()})

@@ -21,7 +21,7 @@ import services.projections.adapters.kafka_consumer
 import services.projections.entrypoints.app
 import services.registry.adapters.relay
 import services.registry.entrypoints.app  # noqa: F401 (their metrics, registered on import)
-from tests.support.gomodules import download_pinned
+from deploy.local.gomodules import download_pinned
 from tests.support.promql import rules_file_text
 
 ROOT = Path(__file__).resolve().parents[2]

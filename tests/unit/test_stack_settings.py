@@ -26,6 +26,9 @@ VARIABLES = {
     "registry_port": "REGISTRY_PORT",
     "projections_port": "PROJECTIONS_PORT",
     "console_port": "CONSOLE_PORT",
+    "litewitness_1_port": "COORDREG_LITEWITNESS_1_PORT",
+    "litewitness_2_port": "COORDREG_LITEWITNESS_2_PORT",
+    "omniwitness_port": "COORDREG_OMNIWITNESS_PORT",
     "database_url": "DATABASE_URL",
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "local_dir": "COORDREG_LOCAL_DIR",
@@ -58,6 +61,11 @@ def test_defaults_are_the_fixed_addresses(clean_env: pytest.MonkeyPatch) -> None
         8000,
         8001,
     )
+    assert (settings.litewitness_1_port, settings.litewitness_2_port, settings.omniwitness_port) == (
+        8060,
+        8061,
+        8062,
+    )
     assert (settings.database_url, settings.kafka_bootstrap_servers) == ("", "")
     assert settings.local_dir == ROOT / ".local"
 
@@ -84,6 +92,9 @@ def test_variables_move_the_ports(clean_env: pytest.MonkeyPatch) -> None:
         "REGISTRY_PORT": 18000,
         "PROJECTIONS_PORT": 18001,
         "CONSOLE_PORT": 18005,
+        "COORDREG_LITEWITNESS_1_PORT": 18060,
+        "COORDREG_LITEWITNESS_2_PORT": 18061,
+        "COORDREG_OMNIWITNESS_PORT": 18062,
     }
     for name, port in moved.items():
         clean_env.setenv(name, str(port))
@@ -97,6 +108,9 @@ def test_servers_given_from_outside_are_neither_started_nor_checked(clean_env: p
         "registry",
         "projections",
         "console",
+        "witness litewitness-1",
+        "witness litewitness-2",
+        "witness omniwitness",
     ]
 
 

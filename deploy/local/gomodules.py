@@ -1,9 +1,10 @@
 """Go modules fetched by `module@version` outside any go.mod of this repository, checked against
-the hashes committed in tests/tools/go-modules.sum (docs/adr/0006-pinned-downloads.md).
+the hashes committed in deploy/local/go-modules.sum (docs/adr/0006-pinned-downloads.md): the
+standard witnesses `make run` builds (deploy/local/witnesses.py) and the tools the tests build.
 
 `go mod download -json` reports the h1: hash Go computed of the zip and of the go.mod it fetched;
 a module whose hashes differ from the committed ones, or that the list does not pin, is refused
-before anything of it is built or read."""
+(ModuleRefused) before anything of it is built or read."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-MODULE_SUMS = Path(__file__).resolve().parents[1] / "tools" / "go-modules.sum"
+MODULE_SUMS = Path(__file__).resolve().parent / "go-modules.sum"
+
+
+class ModuleRefused(Exception):
+    """A Go module that could not be fetched, or whose hashes are not the committed ones."""
 
 
 def pinned_sums(path: Path = MODULE_SUMS) -> dict[str, tuple[str, str]]:
@@ -27,20 +32,24 @@ def pinned_sums(path: Path = MODULE_SUMS) -> dict[str, tuple[str, str]]:
             mods[f"{module}@{version.removesuffix('/go.mod')}"] = digest
         else:
             zips[f"{module}@{version}"] = digest
-    assert zips.keys() == mods.keys(), f"{path}: every module needs both its zip and its go.mod hash"
+    if zips.keys() != mods.keys():
+        raise ModuleRefused(f"{path}: every module needs both its zip and its go.mod hash")
     return {module: (zips[module], mods[module]) for module in zips}
 
 
 def check_download(info: dict[str, Any], sums: dict[str, tuple[str, str]] | None = None) -> None:
-    """Raises AssertionError unless `go mod download -json`'s answer matches the committed hashes."""
+    """Raises ModuleRefused unless `go mod download -json`'s answer matches the committed hashes."""
     pinned = pinned_sums() if sums is None else sums
     module = f"{info.get('Path')}@{info.get('Version')}"
-    assert "Error" not in info, f"go mod download {module}: {info['Error']}"
-    assert module in pinned, f"{module} is not pinned in {MODULE_SUMS.name}"
+    if "Error" in info:
+        raise ModuleRefused(f"go mod download {module}: {info['Error']}")
+    if module not in pinned:
+        raise ModuleRefused(f"{module} is not pinned in {MODULE_SUMS.name}")
     found = (info.get("Sum"), info.get("GoModSum"))
-    assert found == pinned[module], (
-        f"refusing {module}: Go computed {found}, {MODULE_SUMS.name} pins {pinned[module]}"
-    )
+    if found != pinned[module]:
+        raise ModuleRefused(
+            f"refusing {module}: Go computed {found}, {MODULE_SUMS.name} pins {pinned[module]}"
+        )
 
 
 def download_pinned(go: str, module: str, *, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -57,6 +66,6 @@ def download_pinned(go: str, module: str, *, cwd: Path, env: dict[str, str]) -> 
     try:
         info: dict[str, Any] = json.loads(done.stdout)
     except json.JSONDecodeError:
-        raise AssertionError(f"go mod download {module} failed:\n{done.stderr[-3000:]}") from None
+        raise ModuleRefused(f"go mod download {module} failed:\n{done.stderr[-3000:]}") from None
     check_download(info)
     return info
