@@ -119,7 +119,7 @@ def open_served_checkpoint(
         return CheckpointProof("refused", check)
     found = tuple(cosignatures(opened, log_key, witnesses))
     quorum = quorum_check(answer.text, policy) if policy else None
-    required = policy.required() if policy else ""
+    required = policy.required(of="trong số", no_witness="không cần nhân chứng nào") if policy else ""
     return CheckpointProof("verified", check, opened, _issued_at(answer.headers), found, quorum, required)
 
 

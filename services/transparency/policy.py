@@ -86,18 +86,19 @@ class Policy:
             raise note.NoteError("the note carries no signature of a log this policy names")
         return [w.name for w in self.witnesses if (w.verifier.name, w.verifier.key_id) in slots]
 
-    def required(self) -> str:
-        """The quorum in words, for messages: "2 of bo-tu-phap, so-tttt, so-noi-vu"."""
-        return self._describe(self.quorum)
+    def required(self, of: str = "of", no_witness: str = "no witness") -> str:
+        """The quorum in words, for messages: "2 of (bo-tu-phap, so-tttt, so-noi-vu)"; `of` and
+        `no_witness` in another language for a page."""
+        return self._describe(self.quorum, of, no_witness)
 
-    def _describe(self, name: str) -> str:
+    def _describe(self, name: str, of: str, no_witness: str) -> str:
         if name == _NONE:
-            return "no witness"
+            return no_witness
         group = next((g for g in self.groups if g.name == name), None)
         if group is None:
             return name
-        members = ", ".join(self._describe(m) for m in group.members)
-        return f"{group.threshold} of ({members})" if len(group.members) > 1 else members
+        members = ", ".join(self._describe(m, of, no_witness) for m in group.members)
+        return f"{group.threshold} {of} ({members})" if len(group.members) > 1 else members
 
 
 def _fields(line: str) -> list[str]:

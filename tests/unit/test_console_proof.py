@@ -383,7 +383,7 @@ async def test_the_policy_s_quorum_is_shown_met_or_not() -> None:
         return found.group(1)
 
     below = (await page(new_registry(), log_policy=policy)).text
-    assert quorum(below) == "not-met" and "Chưa đủ" in below and "2 of (stttt, btp)" in below
+    assert quorum(below) == "not-met" and "Chưa đủ" in below and "2 trong số (stttt, btp)" in below
     # The policy's witnesses are checked even when not in CONSOLE_LOG_WITNESS_KEYS.
     met = (await page(new_registry((WITNESS, other)), log_policy=policy)).text
     assert quorum(met) == "met" and "Đã đủ" in met
