@@ -47,7 +47,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from deploy.local.gomodules import download_pinned
+from deploy.local.gomodules import ModuleRefused, install_pinned
 from deploy.local.processes import die_with_parent, port_open
 from services.transparency import note
 
@@ -102,23 +102,13 @@ def build_witnesses(cache: Path = CACHE) -> dict[str, Path]:
                 )
             build = cache / "build"
             build.mkdir(exist_ok=True)
-            env = {**os.environ, "GOBIN": str(build), "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
-            for module in WITNESS_MODULES:  # each checked against its committed hash first
-                download_pinned(go, module, cwd=build, env=env)
             for name in missing:
                 module, version, package = _PROGRAMS[name]
-                done = subprocess.run(
-                    [go, "install", f"{module}/{package}@{version}"],
-                    cwd=build,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=1800,
-                    check=False,
-                )
-                if done.returncode != 0:
-                    raise WitnessError(f"building {name} failed:\n{done.stderr[-4000:]}")
-                (build / name).replace(binaries[name])
+                try:
+                    installed = install_pinned(go, module, version, package, gobin=build)
+                except ModuleRefused as exc:
+                    raise WitnessError(f"building {name}: {exc}") from None
+                installed.replace(binaries[name])
             shutil.rmtree(build, ignore_errors=True)
     return binaries
 

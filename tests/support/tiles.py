@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import os
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from deploy.local.gomodules import download_pinned
+from deploy.local.gomodules import install_pinned
 from deploy.local.processes import free_port
 from tests.support.builders import report_body, sign_body
 from tests.support.stack import Stack, serve, stop_server
@@ -52,19 +50,7 @@ def build_fsck() -> Path:
         )
         build = FSCK.parent / "build-tessera"
         build.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "GOBIN": str(build), "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
-        download_pinned(go, f"{TESSERA}@{TESSERA_VERSION}", cwd=build, env=env)
-        done = subprocess.run(
-            [go, "install", f"{TESSERA}/cmd/fsck@{TESSERA_VERSION}"],
-            cwd=build,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-        assert done.returncode == 0, f"building Tessera's fsck failed:\n{done.stderr[-4000:]}"
-        (build / "fsck").replace(FSCK)
+        install_pinned(go, TESSERA, TESSERA_VERSION, "cmd/fsck", gobin=build).replace(FSCK)
         shutil.rmtree(build, ignore_errors=True)
     return FSCK
 
