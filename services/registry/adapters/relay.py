@@ -61,6 +61,7 @@ from services.common.trace_context import (
     headers_from_carrier,
     normalised,
 )
+from services.registry.adapters.leadership import take_lead
 from services.registry.adapters.outbox_metrics import watch_outbox
 from services.registry.adapters.postgres_store import OUTBOX_CHANNEL
 from services.registry.service_layer.event_store import StoredEvent
@@ -182,12 +183,7 @@ class OutboxRelay:
     async def _lead(self, stop: asyncio.Event) -> None:
         conn = await self.pool.acquire()
         try:
-            while not stop.is_set():
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            if stop.is_set():
+            if not await take_lead(conn, RELAY_LOCK, stop):
                 return
             self.is_leader = True
             IS_LEADER.set(1)

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from services.common.db import Connection
+from services.registry.adapters.leadership import take_lead
 from services.registry.adapters.relay import HOLDS_LOCK
 from services.registry.service_layer.event_store import StoredEvent
 from services.transparency import merkle, tiles
@@ -218,12 +219,7 @@ class TreeIntegrator:
     async def _lead(self, stop: asyncio.Event) -> None:
         conn = await self.pool.acquire()
         try:
-            while not stop.is_set():
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", TREE_LOCK):
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            if stop.is_set():
+            if not await take_lead(conn, TREE_LOCK, stop):
                 return
             IS_LEADER.set(1)
             log.info("tree integrator is the leader")

@@ -32,6 +32,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.registry.adapters import log_reads
+from services.registry.adapters.leadership import take_lead
 from services.registry.adapters.tree_integrator import with_hashes
 from services.transparency import merkle, note
 from services.transparency.policy import Policy, PolicyWitness
@@ -269,12 +270,7 @@ class WitnessFeeder:
         conn = await self.pool.acquire()
         tasks: list[asyncio.Task[None]] = []
         try:
-            while not stop.is_set():
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", FEEDER_LOCK):
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            if stop.is_set():
+            if not await take_lead(conn, FEEDER_LOCK, stop):
                 return
             IS_LEADER.set(1)
             log.info("witness feeder is the leader", witnesses=sorted(self.states))
