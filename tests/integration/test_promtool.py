@@ -77,96 +77,81 @@ def test_the_metric_names_pass_promtools_lint(promtool: Path) -> None:
     assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
 
 
-def test_a_refused_record_pages_at_once_with_its_reason(promtool: Path, tmp_path: Path) -> None:
-    """`promtool test rules`: one record refused as not the registry's (docs/adr/0003) fires
-    CoordregForgedRecords at the next evaluation, labelled with the check it failed; none does not."""
+def fires_on_the_third_minute(
+    promtool: Path,
+    tmp_path: Path,
+    alert: str,
+    input_series: list[dict[str, str]],
+    labels: dict[str, str],
+    also_silent: tuple[str, ...] = (),
+) -> None:
+    """`promtool test rules` (evaluated every minute): `alert` is silent at 2m and fires at 3m with
+    `labels` and its annotations filled in; each alert of `also_silent` is silent at 4m."""
     (tmp_path / "coordreg-rules.yml").write_text(rules_file_text(), encoding="utf-8")
     rules = yaml.safe_load(rules_file_text())
-    [rule] = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "CoordregForgedRecords"]
-    labels = {"namespace": "coordreg", "reason": "signature"}
-    series = 'projection_records_refused_total{{namespace="coordreg",pod="p",reason="{}"}}'
+    [rule] = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == alert]
+
+    def filled(text: str) -> str:
+        for name, value in labels.items():
+            text = text.replace("{{ $labels." + name + " }}", value)
+        return text
+
+    expected = {
+        "exp_labels": {**labels, "severity": rule["labels"]["severity"]},
+        "exp_annotations": {name: filled(text) for name, text in rule["annotations"].items()},
+    }
     test = {
         "rule_files": ["coordreg-rules.yml"],
         "evaluation_interval": "1m",
         "tests": [
             {
                 "interval": "1m",
-                "input_series": [
-                    {"series": series.format("signature"), "values": "0 0 0 1 1"},
-                    {"series": series.format("hash"), "values": "0 0 0 0 0"},
-                ],
+                "input_series": input_series,
                 "alert_rule_test": [
-                    {"eval_time": "2m", "alertname": "CoordregForgedRecords", "exp_alerts": []},
-                    {
-                        "eval_time": "3m",
-                        "alertname": "CoordregForgedRecords",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {**labels, "severity": "critical"},
-                                "exp_annotations": {
-                                    "summary": rule["annotations"]["summary"]
-                                    .replace("{{ $labels.reason }}", labels["reason"])
-                                    .replace("{{ $labels.namespace }}", labels["namespace"]),
-                                    "description": rule["annotations"]["description"],
-                                },
-                            }
-                        ],
-                    },
+                    {"eval_time": "2m", "alertname": alert, "exp_alerts": []},
+                    {"eval_time": "3m", "alertname": alert, "exp_alerts": [expected]},
+                    *({"eval_time": "4m", "alertname": other, "exp_alerts": []} for other in also_silent),
                 ],
             }
         ],
     }
-    path = tmp_path / "forged-records-test.yml"
+    path = tmp_path / f"{alert}-test.yml"
     path.write_text(yaml.safe_dump(test, sort_keys=False, allow_unicode=True), encoding="utf-8")
     tested = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True, timeout=60)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_a_refused_record_pages_at_once_with_its_reason(promtool: Path, tmp_path: Path) -> None:
+    """One record refused as not the registry's (docs/adr/0003) fires CoordregForgedRecords at the
+    next evaluation, labelled with the check it failed; none does not."""
+    series = 'projection_records_refused_total{{namespace="coordreg",pod="p",reason="{}"}}'
+    fires_on_the_third_minute(
+        promtool,
+        tmp_path,
+        "CoordregForgedRecords",
+        [
+            {"series": series.format("signature"), "values": "0 0 0 1 1"},
+            {"series": series.format("hash"), "values": "0 0 0 0 0"},
+        ],
+        {"namespace": "coordreg", "reason": "signature"},
+    )
 
 
 def test_a_witness_refusing_a_checkpoint_pages_at_once_naming_it(promtool: Path, tmp_path: Path) -> None:
-    """`promtool test rules`: a witness answering 422 (a split view) fires CoordregWitnessAlarm at
-    the next evaluation, labelled with the witness and its answer; a witness answering nothing
-    but failures does not (that is CoordregWitnessUnreachable's, after 30 minutes)."""
-    (tmp_path / "coordreg-rules.yml").write_text(rules_file_text(), encoding="utf-8")
-    rules = yaml.safe_load(rules_file_text())
-    [rule] = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "CoordregWitnessAlarm"]
-    labels = {"namespace": "coordreg", "witness": "bo-tu-phap", "status": "422"}
+    """A witness answering 422 (a split view) fires CoordregWitnessAlarm at the next evaluation,
+    labelled with the witness and its answer; a witness answering nothing but failures does not
+    (that is CoordregWitnessUnreachable's, after 30 minutes)."""
     series = 'log_witness_alarms_total{{namespace="coordreg",job="coordreg-relay",witness="{}",status="422"}}'
     backoff = 'log_witness_backoff_seconds{{namespace="coordreg",job="coordreg-relay",witness="{}"}}'
-    test = {
-        "rule_files": ["coordreg-rules.yml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    {"series": series.format("bo-tu-phap"), "values": "0 0 0 1 1"},
-                    {"series": series.format("so-tttt"), "values": "0 0 0 0 0"},
-                    {"series": backoff.format("so-tttt"), "values": "0 1 2 4 8"},
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "2m", "alertname": "CoordregWitnessAlarm", "exp_alerts": []},
-                    {
-                        "eval_time": "3m",
-                        "alertname": "CoordregWitnessAlarm",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {**labels, "severity": "critical"},
-                                "exp_annotations": {
-                                    "summary": rule["annotations"]["summary"]
-                                    .replace("{{ $labels.witness }}", labels["witness"])
-                                    .replace("{{ $labels.status }}", labels["status"])
-                                    .replace("{{ $labels.namespace }}", labels["namespace"]),
-                                    "description": rule["annotations"]["description"],
-                                },
-                            }
-                        ],
-                    },
-                    {"eval_time": "4m", "alertname": "CoordregWitnessUnreachable", "exp_alerts": []},
-                ],
-            }
+    fires_on_the_third_minute(
+        promtool,
+        tmp_path,
+        "CoordregWitnessAlarm",
+        [
+            {"series": series.format("bo-tu-phap"), "values": "0 0 0 1 1"},
+            {"series": series.format("so-tttt"), "values": "0 0 0 0 0"},
+            {"series": backoff.format("so-tttt"), "values": "0 1 2 4 8"},
         ],
-    }
-    path = tmp_path / "witness-alarm-test.yml"
-    path.write_text(yaml.safe_dump(test, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    tested = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True, timeout=60)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+        {"namespace": "coordreg", "witness": "bo-tu-phap", "status": "422"},
+        also_silent=("CoordregWitnessUnreachable",),
+    )
