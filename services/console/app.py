@@ -28,6 +28,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.console import sessions
 from services.console.backend import Backend
@@ -40,6 +41,9 @@ log = structlog.get_logger(__name__)
 PROVIDER_UNAVAILABLE = (
     "Không kết nối được với hệ thống xác thực (đăng nhập) của tỉnh. Vui lòng thử lại sau ít phút."
 )
+NO_SUCH_PAGE = "Không có trang này. Vui lòng kiểm tra lại địa chỉ, hoặc quay về trang chủ."
+NOT_THIS_WAY = "Trang này không nhận yêu cầu theo cách này."
+FAILED = "Không thực hiện được yêu cầu này."
 
 PAGES = (sign_in, my_work, report, agreement, overdue, search, body, proof)
 
@@ -85,6 +89,18 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     async def provider_unavailable(request: Request, exc: ProviderUnavailable) -> Response:
         log.warning("identity provider unavailable", error=str(exc))
         return console.refused(request, 503, PROVIDER_UNAVAILABLE)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_such_page(request: Request, exc: StarletteHTTPException) -> Response:
+        """An address no page answers (404) or a method it does not take (405): a Vietnamese
+        page, as every other refusal, not the framework's English JSON."""
+        message = (
+            NO_SUCH_PAGE if exc.status_code == 404 else NOT_THIS_WAY if exc.status_code == 405 else FAILED
+        )
+        response = console.refused(request, exc.status_code, message)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

@@ -64,7 +64,7 @@ def test_the_alert_rules_pass_promtool(promtool: Path, tmp_path: Path) -> None:
     rules.write_text(rules_file_text(), encoding="utf-8")
     checked = subprocess.run([promtool, "check", "rules", rules], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 15 rules found" in checked.stdout, checked.stdout
+    assert "SUCCESS: 16 rules found" in checked.stdout, checked.stdout
 
 
 def test_the_metric_names_pass_promtools_lint(promtool: Path) -> None:
@@ -154,4 +154,22 @@ def test_a_witness_refusing_a_checkpoint_pages_at_once_naming_it(promtool: Path,
         ],
         {"namespace": "coordreg", "witness": "bo-tu-phap", "status": "422"},
         also_silent=("CoordregWitnessUnreachable",),
+    )
+
+
+def test_a_record_too_large_for_the_tiles_warns_once_it_enters_the_log(
+    promtool: Path, tmp_path: Path
+) -> None:
+    """A leaf no entry bundle can hold (ADR 0020) fires CoordregLogRecordTooLargeForTiles at the
+    next evaluation; a log without one does not."""
+    series = 'log_leaves_too_large_for_bundles_total{{namespace="{}",job="coordreg-relay",pod="r"}}'
+    fires_on_the_third_minute(
+        promtool,
+        tmp_path,
+        "CoordregLogRecordTooLargeForTiles",
+        [
+            {"series": series.format("coordreg"), "values": "0 0 0 1 1"},
+            {"series": series.format("other"), "values": "0 0 0 0 0"},
+        ],
+        {"namespace": "coordreg"},
     )

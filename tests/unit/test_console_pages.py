@@ -127,3 +127,26 @@ def test_vietnamese_dates_and_periods() -> None:
     assert vietnamese.period_in_sentence("2024-Q3") == "quý III/2024"
     assert vietnamese.period_in_sentence("2024") == "năm 2024"
     assert vietnamese.period("2024-Q5") == "2024-Q5"  # not a period: as it is
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "words"),
+    [
+        ("GET", "/don-vi/a/b", 404, "Không có trang này"),
+        ("GET", "/khong-co", 404, "Không có trang này"),
+        ("GET", "/static/khong-co.css", 404, "Không có trang này"),
+        ("DELETE", "/dang-nhap", 405, "không nhận yêu cầu theo cách này"),
+    ],
+)
+async def test_an_address_no_page_answers_gets_a_vietnamese_page(
+    method: str, path: str, status: int, words: str
+) -> None:
+    async with client(ConsoleSettings(session_secret=SECRET)) as console:
+        answer = await console.request(method, path)
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith("text/html")
+    assert '<html lang="vi">' in answer.text and words in answer.text
+    assert "Not Found" not in answer.text and "Method Not Allowed" not in answer.text
+    assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+    if status == 405:
+        assert "GET" in answer.headers["allow"]
