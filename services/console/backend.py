@@ -103,6 +103,15 @@ class Backend:
             self.projections, token, f"/v1/agreements/{quote(agreement_id, safe='')}", params
         )
 
+    async def party(
+        self, token: str, party_id: str, part: str = "", params: dict[str, Any] | None = None
+    ) -> Answer:
+        """A body's directory entry, or its `part` (`/obligations`, `/history`), from the
+        projections (the id quoted: it comes from an address, a form or a token)."""
+        return await self.read(
+            self.projections, token, f"/v1/parties/{quote(party_id, safe='')}{part}", params
+        )
+
     async def read_text(self, client: httpx.AsyncClient, token: str, path: str) -> TextAnswer:
         response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
         return TextAnswer(response.status_code, response.text, response.headers)

@@ -63,8 +63,7 @@ async def body_page(request: Request, console: ConsoleOf, party_id: str) -> Resp
         return console.to_sign_in()
     session, official, token = visit
     backend = console.services
-    path = f"/v1/parties/{quote(party_id, safe='')}"
-    entry = await backend.read(backend.projections, token, path)
+    entry = await backend.party(token, party_id)
     if entry.status == 503:
         return console.refused(
             request, 503, "Dữ liệu đang được cập nhật. Vui lòng tải lại trang sau ít giây."
@@ -80,8 +79,8 @@ async def body_page(request: Request, console: ConsoleOf, party_id: str) -> Resp
     if cursors[HISTORY_CURSOR]:
         history_params["cursor"] = cursors[HISTORY_CURSOR]
     held, history_page = await asyncio.gather(
-        backend.read(backend.projections, token, f"{path}/obligations", obligations_params),
-        backend.read(backend.projections, token, f"{path}/history", history_params),
+        backend.party(token, party_id, "/obligations", obligations_params),
+        backend.party(token, party_id, "/history", history_params),
     )
     obligations, obligations_next, obligations_error = listed(held, "obligations")
     history, history_next, history_error = listed(history_page, "events")

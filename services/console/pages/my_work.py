@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from coordreg_contracts.client.answers import AgreementDocument
@@ -72,9 +71,9 @@ async def my_work(request: Request, console: ConsoleOf) -> Response:
     # Each body's obligations and directory entry, all read at once.
     answers = await asyncio.gather(
         *(
-            backend.read(backend.projections, token, f"/v1/parties/{quote(party_id, safe='')}{suffix}")
+            backend.party(token, party_id, part)
             for party_id in official.party_ids
-            for suffix in ("/obligations", "")
+            for part in ("/obligations", "")
         )
     )
     bodies = []

@@ -8,9 +8,10 @@ Which obligations, and how each row is made: `services/console/overdue_report.py
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, Request
@@ -115,16 +116,18 @@ def csv_of(rows: Sequence[Row]) -> bytes:
 
 
 async def body_names(backend: Backend, token: str, party_ids: Sequence[str]) -> list[tuple[str, str]]:
-    """Each of the person's bodies with its name in the directory (its id when unreadable)."""
-    named = []
-    for party_id in party_ids:
+    """Each of the person's bodies with its name in the directory (its id when unreadable), all
+    read at once."""
+
+    async def named(party_id: str) -> tuple[str, str]:
         try:
-            entry = await backend.read(backend.projections, token, f"/v1/parties/{quote(party_id, safe='')}")
+            entry = await backend.party(token, party_id)
         except httpx.HTTPError:  # a name is a nicety: the id will do
-            entry = None
-        name = entry.body.get("name") if entry is not None and entry.status == 200 else None
-        named.append((party_id, name if isinstance(name, str) else party_id))
-    return named
+            return party_id, party_id
+        name = entry.body.get("name") if entry.status == 200 else None
+        return party_id, name if isinstance(name, str) else party_id
+
+    return list(await asyncio.gather(*(named(party_id) for party_id in party_ids)))
 
 
 @router.get("/qua-han", response_class=HTMLResponse)

@@ -206,7 +206,7 @@ async def succession_refusal(console: Console, token: str, party_id: str) -> str
     """A predecessor's report after its succession, refused: say when it ceased, by which
     decision, and who reports in its place; None when the party has not ceased."""
     backend = console.services
-    answer = await backend.read(backend.projections, token, f"/v1/parties/{quote(party_id, safe='')}")
+    answer = await backend.party(token, party_id)
     entry = answer.body if answer.status == 200 and isinstance(answer.body, dict) else {}
     succession = entry.get("succession")
     if not isinstance(succession, dict) or not succession.get("effective_on"):
